@@ -1,0 +1,179 @@
+"""Smoke tests proving the real-component Kubernetes harness (issue 3).
+
+The control plane comes from tests/fixtures/kube.py (``control_plane`` fixture); the images from
+scripts/build-images.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import time
+import uuid
+from http.client import HTTPSConnection
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from tests.fixtures.kube import ControlPlane, _missing, require_k8s_binaries
+
+pytestmark = pytest.mark.cluster
+
+IMAGES_DIR = Path("/var/cache/podsec-dev/images/v1.20.2")
+IMAGE_REPO = "registry.local/p10"
+
+
+def _poll(fn, timeout: float = 30.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_healthz(control_plane: ControlPlane) -> None:
+    out = control_plane.kubectl("get", "--raw", "/healthz")
+    assert out.stdout.strip() == "ok"
+    version = json.loads(control_plane.kubectl("get", "--raw", "/version").stdout)
+    assert version["gitVersion"] == "v1.20.2"
+
+
+def test_csr_approved_and_issued(control_plane: ControlPlane) -> None:
+    user = f"alice-{uuid.uuid4().hex[:6]}"
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "devs"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, user),
+                ]
+            )
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pem = csr.public_bytes(serialization.Encoding.PEM)
+    manifest = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": user},
+        "spec": {
+            "request": base64.b64encode(pem).decode(),
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["client auth"],
+        },
+    }
+    control_plane.kubectl("create", "-f", "-", input=json.dumps(manifest))
+    control_plane.kubectl("certificate", "approve", user)
+
+    def issued() -> str:
+        obj = json.loads(control_plane.kubectl("get", "csr", user, "-o", "json").stdout)
+        return obj.get("status", {}).get("certificate", "")
+
+    b64 = _poll(issued, timeout=30)
+    assert b64, "CSR approved but no certificate issued within 30 s (controller-manager signer?)"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(b64))
+    subject = cert.subject
+    assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == user
+    assert subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "devs"
+    ca = x509.load_pem_x509_certificate(control_plane.ca_cert.read_bytes())
+    assert cert.issuer == ca.subject
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+
+
+def test_forbidden_request_is_audited(control_plane: ControlPlane, kubeconfig_for) -> None:
+    user = f"bob-{uuid.uuid4().hex[:6]}"
+    kubeconfig = kubeconfig_for(user, ["devs"])
+    out = control_plane.kubectl(
+        "get", "pods", "-n", "kube-system", kubeconfig=kubeconfig, check=False
+    )
+    assert out.returncode != 0
+    assert "forbidden" in out.stderr.lower()
+
+    def forbidden_events() -> list[dict]:
+        return [
+            e
+            for e in control_plane.audit_events()
+            if e.get("user", {}).get("username") == user  # type: ignore[union-attr]
+            and e.get("responseStatus", {}).get("code") == 403  # type: ignore[union-attr]
+        ]
+
+    events = _poll(forbidden_events, timeout=15)
+    assert events, f"no 403 audit event for {user} in {control_plane.audit_log}"
+    event = events[0]
+    assert event["verb"] == "list"
+    assert event["objectRef"]["resource"] == "pods"
+    assert event["objectRef"]["namespace"] == "kube-system"
+    # the policy keeps system:masters out of the log
+    assert not any(
+        "system:masters" in e.get("user", {}).get("groups", [])  # type: ignore[union-attr]
+        for e in control_plane.audit_events()
+    )
+
+
+def test_pretty_json_and_yaml_do_not_crash_apiserver(control_plane: ControlPlane) -> None:
+    """An unpatched reflect2 makes kube-apiserver die with SIGSEGV on pretty/YAML encoding."""
+    name = f"pretty-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl(
+        "create", "configmap", name, "-n", "default", "--from-literal=a=1", "--from-literal=b=2"
+    )
+    out = control_plane.kubectl(
+        "get", "--raw", f"/api/v1/namespaces/default/configmaps/{name}?pretty=true"
+    )
+    assert "\n    " in out.stdout  # indented
+    assert json.loads(out.stdout)["data"] == {"a": "1", "b": "2"}
+
+    # curl's user agent and a YAML Accept header go through json-iterator too
+    ctx = ssl.create_default_context(cafile=str(control_plane.ca_cert))
+    ctx.load_cert_chain(str(control_plane.admin_cert), str(control_plane.admin_key))
+    for headers in ({"User-Agent": "curl/8.0"}, {"Accept": "application/yaml"}):
+        conn = HTTPSConnection(control_plane.host, control_plane.port, context=ctx, timeout=10)
+        conn.request("GET", f"/api/v1/namespaces/default/configmaps/{name}", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        conn.close()
+        assert resp.status == 200, body
+        assert name in body
+    assert control_plane.kubectl("get", "--raw", "/healthz").stdout.strip() == "ok"
+
+
+def test_kubeadm_images_are_in_oci_layout() -> None:
+    bin_dir = require_k8s_binaries("kubeadm")
+    index = IMAGES_DIR / "oci" / "index.json"
+    if not index.is_file():
+        _missing(f"{index} not found (run scripts/build-images)")
+    out = subprocess.run(
+        [
+            str(bin_dir / "kubeadm"),
+            "config",
+            "images",
+            "list",
+            "--kubernetes-version",
+            "v1.20.2",
+            "--image-repository",
+            IMAGE_REPO,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    wanted = [r for r in out.stdout.split() if "/coredns" not in r]
+    assert len(wanted) == 6, wanted
+    refs = {
+        m.get("annotations", {}).get("org.opencontainers.image.ref.name")
+        for m in json.loads(index.read_text())["manifests"]
+    }
+    missing = [r for r in wanted if r not in refs]
+    assert not missing, f"missing from {index}: {missing}"
+    listed = (IMAGES_DIR / "images.txt").read_text().split()
+    assert set(wanted) <= set(listed)
