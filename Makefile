@@ -1,0 +1,64 @@
+# podsec — developer and CI entry points. Run as root on Debian 12.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):/var/cache/podsec-dev/kubernetes/v1.20.2/current/bin:$(PATH)
+PYTEST_UNIT ?= -q
+PYTEST_REAL ?= -q
+
+.PHONY: help deps deps-debian deps-kubernetes deps-images venv locale lint test test-unit \
+        test-real bench demo demo-clean clean
+
+help:
+	@echo "make demo   - set up this machine and run the main job"
+	@echo "make test   - install dependencies, lint, run every test suite"
+	@echo "make deps | lint | test-unit | test-real | bench | demo-clean"
+
+deps: deps-debian venv deps-kubernetes deps-images
+
+deps-debian:
+	scripts/install-deps
+
+deps-kubernetes: deps-debian
+	@if [ -x scripts/build-kubernetes ]; then scripts/build-kubernetes; fi
+
+deps-images: deps-kubernetes
+	@if [ -x scripts/build-images ]; then scripts/build-images; fi
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+venv: $(BIN)/python locale
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+
+locale:
+	$(PY) scripts/msgfmt.py >/dev/null
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The unit suite runs with networking cut off (a new empty network namespace).
+test-unit: venv
+	unshare --net -- $(BIN)/pytest $(PYTEST_UNIT) tests/unit
+
+test-real: deps
+	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} $(BIN)/pytest $(PYTEST_REAL) tests/integration tests/e2e
+
+test: deps lint test-unit test-real
+
+bench: deps
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+demo: deps
+	$(BIN)/python scripts/demo.py
+
+demo-clean: venv
+	$(BIN)/python scripts/demo.py --clean
+
+clean:
+	rm -rf build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

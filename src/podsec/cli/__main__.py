@@ -1,0 +1,3 @@
+from podsec.cli.main import main
+
+main()

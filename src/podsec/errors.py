@@ -1,0 +1,60 @@
+"""The one error type users see.
+
+Core code raises :class:`PodsecError` (or a subclass) with a one-line message saying what is
+wrong and, when known, a hint saying what to do. The CLI catches it in one place and prints
+``podsec: <message>`` and the hint on stderr; tracebacks appear only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class PodsecError(Exception):
+    """A failure the user can act on."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(PodsecError):
+    """Bad arguments, flags, configuration or environment values (exit 2, nothing written)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """Unreadable or invalid configuration (podsec.toml, U7S_* variables, --root)."""
+
+
+class CommandError(PodsecError):
+    """An external program failed; carries its argv, exit status and the tail of its stderr."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: list[str],
+        returncode: int | None,
+        stderr: str = "",
+        hint: str | None = None,
+    ):
+        super().__init__(message, hint=hint)
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class NotFoundError(PodsecError):
+    """Something the command needs (a file, a user, a key, an image) does not exist."""
+
+
+class ValidationError(PodsecError):
+    """A file or object exists but its content is invalid (names the file and the field)."""

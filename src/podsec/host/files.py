@@ -1,0 +1,124 @@
+"""Atomic, idempotent file writes with backups and explicit modes and owners."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+BACKUP_SUFFIX = ".podsec-bak"
+
+
+def _owner_ids(
+    owner: str | int | None, group: str | int | None, root: Path | None
+) -> tuple[int, int]:
+    from podsec.host import accounts
+
+    uid = -1 if owner is None else accounts.resolve_uid(owner, root)
+    gid = -1 if group is None else accounts.resolve_gid(group, root)
+    return uid, gid
+
+
+def atomic_write(
+    path: Path,
+    data: str | bytes,
+    *,
+    mode: int = 0o644,
+    owner: str | int | None = None,
+    group: str | int | None = None,
+    backup: bool = True,
+    accounts_root: Path | None = None,
+) -> bool:
+    """Write ``data`` to ``path`` atomically; return False when the content, mode and owner
+    were already as asked (nothing is touched then).
+
+    The temp file lives in the same directory (same filesystem, so ``rename`` is atomic), is
+    created with ``mode`` from the start (a secret is never briefly world-readable), fsynced,
+    then renamed over the target. The replaced file is kept as ``NAME.podsec-bak``.
+    ``accounts_root`` names the tree whose /etc/passwd resolves owner names.
+    """
+    payload = data.encode() if isinstance(data, str) else data
+    uid, gid = _owner_ids(owner, group, accounts_root)
+    if path.is_file() and not path.is_symlink():
+        st = path.stat()
+        same_owner = (uid in (-1, st.st_uid)) and (gid in (-1, st.st_gid))
+        if same_owner and (st.st_mode & 0o7777) == mode and path.read_bytes() == payload:
+            return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if uid != -1 or gid != -1:
+            os.chown(tmp, uid, gid)
+        if backup and (path.exists() or path.is_symlink()):
+            backup_file(path)
+        tmp.replace(path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return True
+
+
+def backup_file(path: Path) -> Path:
+    """Copy ``path`` to ``path.podsec-bak`` (keeping mode and owner); a symlink is copied as a
+    symlink so the backup restores exactly what was there."""
+    dest = path.with_name(path.name + BACKUP_SUFFIX)
+    if dest.exists() or dest.is_symlink():
+        dest.unlink()
+    if path.is_symlink():
+        dest.symlink_to(path.readlink())
+    else:
+        shutil.copy2(path, dest)
+        st = path.stat()
+        with contextlib.suppress(PermissionError):
+            os.chown(dest, st.st_uid, st.st_gid)
+    return dest
+
+
+def ensure_dir(
+    path: Path,
+    *,
+    mode: int = 0o755,
+    owner: str | int | None = None,
+    group: str | int | None = None,
+    accounts_root: Path | None = None,
+) -> bool:
+    """Create ``path`` (and parents) and set its mode and owner; return True if anything changed."""
+    changed = False
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        changed = True
+    st = path.stat()
+    if (st.st_mode & 0o7777) != mode:
+        path.chmod(mode)
+        changed = True
+    uid, gid = _owner_ids(owner, group, accounts_root)
+    if (uid not in (-1, st.st_uid)) or (gid not in (-1, st.st_gid)):
+        os.chown(path, uid, gid)
+        changed = True
+    return changed
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text, or None if it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""HA and service exposure: haproxy, keepalived, ingress manifests."""

@@ -1,0 +1,1 @@
+"""Security monitoring: Nagios plugin runtime, policy/image checks, watchers, trivy."""

@@ -1,0 +1,1 @@
+"""Kubernetes RBAC users through the API: keys, CSRs, kubeconfigs, bindings, roles."""

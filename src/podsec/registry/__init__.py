@@ -1,0 +1,1 @@
+"""registry.local and sigstore.local: services, the OCI distribution client, archives."""

@@ -1,0 +1,1 @@
+"""Image trust: containers-policy.json, registries.d, GPG keys, simple signing, image users."""

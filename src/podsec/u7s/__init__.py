@@ -1,0 +1,1 @@
+"""Rootless Kubernetes (u7s): kubeadm configs, rootlesskit + CRI + kubelet, supervisors."""

@@ -1,0 +1,35 @@
+"""No shell strings, no eval, and only host.run starts programs."""
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "podsec"
+RUNNER = SRC / "host" / "run.py"
+
+
+def test_no_shell_eval_or_stray_subprocess() -> None:
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                offenders.append(f"{path}: shell=")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("eval", "exec")
+            ):
+                offenders.append(f"{path}:{node.lineno}: {node.func.id}()")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("system", "popen")
+                and getattr(node.value, "id", "") == "os"
+            ):
+                offenders.append(f"{path}:{node.lineno}: os.{node.attr}")
+            if path != RUNNER and isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                if "subprocess" in names:
+                    offenders.append(
+                        f"{path}:{node.lineno}: imports subprocess (use podsec.host.run)"
+                    )
+    assert offenders == []
