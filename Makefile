@@ -47,7 +47,7 @@ test-unit: venv
 	unshare --net -- $(BIN)/pytest $(PYTEST_UNIT) tests/unit
 
 test-real: deps
-	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} $(BIN)/pytest $(PYTEST_REAL) tests/integration tests/e2e
+	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} scripts/test-env $(BIN)/pytest $(PYTEST_REAL) tests/integration tests/e2e
 
 test: deps lint test-unit test-real
 

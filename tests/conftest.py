@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,21 @@ def require_path(path: Path, what: str) -> Path:
     if not path.exists():
         missing(f"{what} ({path}) does not exist; run make deps")
     return path
+
+
+def test_address() -> str:
+    """The loopback address that registry.local, sigstore.local and trivy.local resolve to
+    in this test run (scripts/test-env sets it up in a private mount namespace)."""
+    addr = os.environ.get("PODSEC_TEST_ADDR", "")
+    if not addr:
+        missing("the real host names need scripts/test-env (make test-real runs it)")
+    try:
+        resolved = socket.gethostbyname("registry.local")
+    except OSError:
+        resolved = ""
+    if resolved != addr:
+        missing(f"registry.local resolves to {resolved or 'nothing'}, expected {addr}")
+    return addr
 
 
 def require_root() -> None:
