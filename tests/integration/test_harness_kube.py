@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
 import subprocess
 import time
 import uuid
-from http.client import HTTPSConnection
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.fixtures.kube import ControlPlane, _missing, require_k8s_binaries
+from tests.conftest import require_path
+from tests.fixtures.kube import ControlPlane, https_get, require_k8s_binaries
 
 pytestmark = pytest.mark.cluster
 
@@ -133,24 +132,26 @@ def test_pretty_json_and_yaml_do_not_crash_apiserver(control_plane: ControlPlane
     assert json.loads(out.stdout)["data"] == {"a": "1", "b": "2"}
 
     # curl's user agent and a YAML Accept header go through json-iterator too
-    ctx = ssl.create_default_context(cafile=str(control_plane.ca_cert))
-    ctx.load_cert_chain(str(control_plane.admin_cert), str(control_plane.admin_key))
+    path = f"/api/v1/namespaces/default/configmaps/{name}"
+    cert = (control_plane.admin_cert, control_plane.admin_key)
     for headers in ({"User-Agent": "curl/8.0"}, {"Accept": "application/yaml"}):
-        conn = HTTPSConnection(control_plane.host, control_plane.port, context=ctx, timeout=10)
-        conn.request("GET", f"/api/v1/namespaces/default/configmaps/{name}", headers=headers)
-        resp = conn.getresponse()
-        body = resp.read().decode()
-        conn.close()
-        assert resp.status == 200, body
+        status, body = https_get(
+            control_plane.host,
+            control_plane.port,
+            path,
+            ca=control_plane.ca_cert,
+            cert=cert,
+            headers=headers,
+            timeout=10,
+        )
+        assert status == 200, body
         assert name in body
     assert control_plane.kubectl("get", "--raw", "/healthz").stdout.strip() == "ok"
 
 
 def test_kubeadm_images_are_in_oci_layout() -> None:
     bin_dir = require_k8s_binaries("kubeadm")
-    index = IMAGES_DIR / "oci" / "index.json"
-    if not index.is_file():
-        _missing(f"{index} not found (run scripts/build-images)")
+    index = require_path(IMAGES_DIR / "oci" / "index.json", "OCI layout of scripts/build-images")
     out = subprocess.run(
         [
             str(bin_dir / "kubeadm"),
