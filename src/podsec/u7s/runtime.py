@@ -1,0 +1,334 @@
+"""Where the rootless node lives and how its namespace is started.
+
+:class:`Layout` names every directory of u7s-admin's node (runtime dir, state, data,
+logs); :func:`prepare` creates them and the account; :func:`rootlesskit_argv` is the one
+rootlesskit invocation; :func:`child_spec` describes, as data, what the child step does inside
+the fresh namespaces (see :mod:`podsec.u7s.child`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podsec.errors import NotFoundError, PodsecError
+from podsec.host import accounts, files
+from podsec.host.paths import Host
+from podsec.host.run import which
+from podsec.i18n import _
+from podsec.u7s import containerd, crio
+from podsec.u7s.plan import ETCD_DATA_DIR, U7S_BIN, U7S_HOME, U7S_USER, NodePlan
+
+RUN_DIR = "/run/podsec/u7s"
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LOG_DIR = "/var/lib/podsec/u7s/log"
+KUBE_DIR = "/etc/kubernetes"
+# Host directories the namespace writes through copy-up symlinks: owned by u7s-admin so the
+# namespace's root (u7s-admin on the host) may write them; nothing else of the host is.
+OWNED_DIRS = (KUBE_DIR, f"{KUBE_DIR}/manifests", f"{KUBE_DIR}/pki", ETCD_DATA_DIR)
+# kubelet 1.20 writes these global sysctls unless it already reads the wanted values.
+SYSCTL_OVERRIDES = {"kernel/panic": "10", "kernel/panic_on_oops": "1", "vm/overcommit_memory": "1"}
+
+
+class RuntimeError_(PodsecError):
+    """The node runtime cannot start or stopped."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one rootless node (host view)."""
+
+    user: str
+    uid: int
+    gid: int
+    home: Path
+
+    @property
+    def xdg_runtime(self) -> Path:
+        return Path(f"/run/user/{self.uid}")
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.xdg_runtime / "usernetes"
+
+    @property
+    def state_dir(self) -> Path:
+        """rootlesskit's --state-dir (child_pid, api.sock)."""
+        return self.runtime_dir / "rootlesskit"
+
+    @property
+    def api_socket(self) -> Path:
+        return self.state_dir / "api.sock"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / ".local/share/usernetes"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / ".config/usernetes"
+
+    @property
+    def cri_socket(self) -> Path:
+        return self.runtime_dir / "cri.sock"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(RUN_DIR)
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(LOG_DIR)
+
+    @property
+    def child_spec_file(self) -> Path:
+        return self.config_dir / "child.json"
+
+    def env(self) -> dict[str, str]:
+        """Environment of every process of the node."""
+        return {
+            "HOME": str(self.home),
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "XDG_RUNTIME_DIR": str(self.xdg_runtime),
+            "XDG_DATA_HOME": str(self.home / ".local/share"),
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+            "PATH": f"{U7S_BIN}:{os.environ.get('PATH', _DEFAULT_PATH)}",
+            "_CONTAINERS_ROOTLESS_UID": str(self.uid),
+            "_CONTAINERS_USERNS_CONFIGURED": "1",
+            "CONTAINERD_ADDRESS": str(self.cri_socket),
+            "CONTAINER_RUNTIME_ENDPOINT": f"unix://{self.cri_socket}",
+        }
+
+
+def user_name() -> str:
+    """The node account: u7s-admin, or PODSEC_U7S_USER (tests use a throw-away name)."""
+    return os.environ.get("PODSEC_U7S_USER", U7S_USER)
+
+
+def layout_for(host: Host, user: str | None = None) -> Layout:
+    name = user or user_name()
+    entry = accounts.get_user(host, name)
+    if entry is None:
+        raise NotFoundError(
+            _("user {user} does not exist").format(user=name),
+            hint=_("run `podsec u7s kubeadm init` (it creates the account)"),
+        )
+    return Layout(name, entry.uid, entry.gid, Path(entry.home))
+
+
+def ensure_account(host: Host, user: str | None = None) -> Layout:
+    """Create the system account with its home and subordinate id ranges."""
+    name = user or user_name()
+    home = U7S_HOME if name == U7S_USER else f"/var/lib/{name}"
+    accounts.ensure_user(host, name, system=True, home=home, comment="rootless kubernetes")
+    accounts.ensure_subids(host, name)
+    return layout_for(host, name)
+
+
+def check_userns(host: Host) -> None:
+    """Refuse early when the kernel cannot give u7s-admin a user namespace."""
+    limit = host.proc / "sys/user/max_user_namespaces"
+    if limit.exists() and limit.read_text().strip() == "0":
+        raise RuntimeError_(
+            _("user namespaces are disabled (user.max_user_namespaces = 0)"),
+            hint=_("set sysctl user.max_user_namespaces to 15000 or more"),
+        )
+    for prog in ("newuidmap", "newgidmap", "rootlesskit", "slirp4netns", "nsenter"):
+        if which(prog) is None:
+            raise NotFoundError(
+                _("program {prog} not found").format(prog=prog),
+                hint=_("install the packages listed by `podsec doctor`"),
+            )
+
+
+def check_subids(host: Host, layout: Layout) -> None:
+    for kind in ("uid", "gid"):
+        if not any(r.owner == layout.user for r in accounts.subid_ranges(host, kind)):
+            raise RuntimeError_(
+                _("user {user} has no range in /etc/sub{kind}").format(user=layout.user, kind=kind),
+                hint=_(
+                    "run `podsec u7s kubeadm init` or add a range with usermod --add-sub{kind}s"
+                ).format(kind=kind),
+            )
+
+
+def _mkdir(path: Path, uid: int, gid: int, mode: int = 0o755) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, uid, gid)
+    path.chmod(mode)
+
+
+def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
+    """Directories, ownership and the CRI/CNI/child configuration files of the node."""
+    check_userns(host)
+    check_subids(host, layout)
+    uid, gid = layout.uid, layout.gid
+    _mkdir(host.path(str(layout.xdg_runtime)), uid, gid, 0o700)
+    for path in (layout.runtime_dir, layout.data_dir, layout.config_dir):
+        _mkdir(host.path(str(path)), uid, gid, 0o700)
+    _mkdir(host.path(str(layout.home)), uid, gid, 0o750)
+    for sub in (".local", ".local/share", ".config"):
+        os.chown(host.path(str(layout.home / sub)), uid, gid)
+    for name in _DATA_MOUNTS.values():
+        _mkdir(host.path(str(layout.data_dir / name)), uid, gid)
+    for d in OWNED_DIRS:
+        _mkdir(host.path(d), uid, gid, 0o700 if "etcd" in d else 0o755)
+    host.path(RUN_DIR).mkdir(parents=True, exist_ok=True)
+    _mkdir(host.path(LOG_DIR), uid, gid, 0o750)
+    own = {"owner": uid, "group": gid}
+    if plan.cri == "crio":
+        files.atomic_write(
+            host.path(str(layout.config_dir / "crio/crio.conf")),
+            crio.render_config(plan, layout),
+            **own,
+        )
+    else:
+        files.atomic_write(
+            host.path(str(layout.config_dir / "containerd/config.toml")),
+            containerd.render_config(plan, layout),
+            **own,
+        )
+    from podsec.u7s import cni
+
+    for name, text in cni.net_conf_files(plan).items():
+        files.atomic_write(host.path(str(layout.config_dir / "cni/net.d" / name)), text, **own)
+    files.atomic_write(
+        host.path(str(layout.child_spec_file)),
+        json.dumps(child_spec(plan, layout), indent=2) + "\n",
+        **own,
+    )
+    for rel, value in SYSCTL_OVERRIDES.items():
+        files.atomic_write(
+            host.path(str(layout.config_dir / "sysctl" / rel.replace("/", "_"))),
+            value + "\n",
+            **own,
+        )
+
+
+# bind mounts of persistent per-user directories over the namespace's view
+_DATA_MOUNTS = {
+    "/var/lib/containerd": "_var_lib_containerd",
+    "/var/lib/containers": "_var_lib_containers",
+    "/var/lib/cni": "_var_lib_cni",
+    "/var/lib/kubelet": "_var_lib_kubelet",
+    "/var/log": "_var_log",
+}
+
+
+def child_spec(plan: NodePlan, layout: Layout) -> dict[str, Any]:
+    """What the child does inside the new namespaces, as data (unit-tested, logged)."""
+    binds: list[list[str]] = [
+        [str(layout.data_dir / name), target] for target, name in _DATA_MOUNTS.items()
+    ]
+    binds.append([str(layout.config_dir / "cni/net.d"), "/etc/cni/net.d"])
+    binds.append(["/dev/null", "/dev/kmsg"])
+    for rel in SYSCTL_OVERRIDES:
+        binds.append(
+            [str(layout.config_dir / "sysctl" / rel.replace("/", "_")), f"/proc/sys/{rel}"]
+        )
+    if plan.cri == "crio":
+        cri_argv = [
+            "crio",
+            "--config",
+            str(layout.config_dir / "crio/crio.conf"),
+        ]
+    else:
+        cri_argv = [
+            "containerd",
+            "--config",
+            str(layout.config_dir / "containerd/config.toml"),
+        ]
+    return {
+        # copy-up leaves symlinks to host directories; these must be private to the node
+        "private_dirs": ["/run/netns", "/run/containerd", "/run/crio", "/run/runc", "/run/flannel"],
+        "remove_links": ["/etc/containerd", "/etc/crio", "/run/xtables.lock", "/etc/cni"],
+        "make_dirs": ["/etc/cni/net.d", "/opt/cni/bin"],
+        "binds": binds,
+        "cni_bin": _cni_bin_dir(),
+        "node_ip": str(plan.advertise_address),
+        "cri_argv": cri_argv,
+        "cri_socket": str(layout.cri_socket),
+        "ready_file": str(layout.runtime_dir / "child.ready"),
+        "log_file": str(Path(LOG_DIR) / ("crio.log" if plan.cri == "crio" else "containerd.log")),
+    }
+
+
+def _cni_bin_dir() -> str:
+    for d in ("/usr/libexec/cni", "/usr/lib/cni", "/opt/cni/bin"):
+        if Path(d, "bridge").exists():
+            return d
+    return "/usr/lib/cni"
+
+
+def host_supports(option: str) -> bool:
+    """Whether rootlesskit's ``--pidns``/``--cgroupns`` can be used on this kernel."""
+    if option == "cgroupns":
+        return Path("/proc/self/ns/cgroup").exists()
+    if option == "pidns":
+        return Path("/proc/self/ns/pid").exists()
+    return True
+
+
+def child_argv(layout: Layout) -> list[str]:
+    """The child step, run by rootlesskit inside the namespaces."""
+    return [
+        sys.executable,
+        "-m",
+        "podsec.cli",
+        "u7s",
+        "child",
+        "--spec",
+        str(layout.child_spec_file),
+    ]
+
+
+def rootlesskit_argv(plan: NodePlan, layout: Layout) -> list[str]:
+    argv = [
+        "rootlesskit",
+        f"--state-dir={layout.state_dir}",
+        "--net=slirp4netns",
+        "--mtu=65520",
+        "--disable-host-loopback",
+        "--slirp4netns-sandbox=auto",
+        "--slirp4netns-seccomp=auto",
+        f"--cidr={plan.slirp_cidr}",
+        "--port-driver=builtin",
+        "--copy-up=/etc",
+        "--copy-up=/run",
+        "--copy-up=/var/lib",
+        "--copy-up=/var/log",
+        "--copy-up=/opt",
+        "--utsns",
+        "--ipcns",
+        "--propagation=rslave",
+    ]
+    if host_supports("pidns"):
+        argv.append("--pidns")
+    if host_supports("cgroupns"):
+        argv.append("--cgroupns")
+    return [*argv, *child_argv(layout)]
+
+
+def child_pid(layout: Layout) -> int | None:
+    try:
+        return int((layout.state_dir / "child_pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def uid_of_pid(pid: int) -> int:
+    return os.stat(f"/proc/{pid}").st_uid
+
+
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
