@@ -1,0 +1,90 @@
+"""The Linux side of an RBAC user: the account, its home and ``~/.kube``.
+
+``create-user`` puts the user into groups ``podman`` and ``k8s``, makes the home 0770 and
+``~/.kube`` 0700 owned ``USER:k8s`` (as the original did), and on an existing user only adds
+what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from podsec.errors import NotFoundError
+from podsec.host import accounts, files
+from podsec.host.paths import Host
+from podsec.i18n import _
+
+K8S_GROUP = "k8s"
+PODMAN_GROUP = "podman"
+HOME_MODE = 0o770
+KUBE_MODE = 0o700
+CONFIG_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class UserResult:
+    user: str
+    created: bool
+    changed: bool
+    home: str
+    kube_dir: str
+
+
+def _accounts_root(host: Host) -> Path | None:
+    return None if host.is_live else host.root
+
+
+def create_user(host: Host, user: str) -> UserResult:
+    accounts.check_name(user)
+    changed = False
+    for group in (PODMAN_GROUP, K8S_GROUP):
+        changed |= accounts.ensure_group(host, group, system=True)
+    existed = accounts.get_user(host, user) is not None
+    changed |= accounts.ensure_user(
+        host, user, create_home=True, supplementary=(PODMAN_GROUP, K8S_GROUP)
+    )
+    entry = accounts.get_user(host, user)
+    if entry is None:  # pragma: no cover - useradd succeeded but wrote nothing
+        raise NotFoundError(_("user {name} does not exist").format(name=user))
+    home = host.path(entry.home)
+    root = _accounts_root(host)
+    changed |= files.ensure_dir(
+        home, mode=HOME_MODE, owner=user, group=entry.gid, accounts_root=root
+    )
+    kube = home / ".kube"
+    changed |= files.ensure_dir(
+        kube, mode=KUBE_MODE, owner=user, group=K8S_GROUP, accounts_root=root
+    )
+    return UserResult(user, not existed, changed or not existed, entry.home, entry.home + "/.kube")
+
+
+def kube_dir(host: Host, user: str) -> tuple[accounts.User, Path]:
+    """The user's account and ``~/.kube`` (which must exist)."""
+    accounts.check_name(user)
+    entry = accounts.get_user(host, user)
+    if entry is None:
+        raise NotFoundError(
+            _("user {name} does not exist").format(name=user),
+            hint=_("create it first: podsec rbac create-user {name}").format(name=user),
+        )
+    kube = host.path(entry.home) / ".kube"
+    if not kube.is_dir():
+        raise NotFoundError(
+            _("{path} does not exist").format(path=host.unroot(kube)),
+            hint=_("run: podsec rbac create-user {name}").format(name=user),
+        )
+    return entry, kube
+
+
+def write_config(host: Host, user: str, kube: Path, text: str) -> bool:
+    """Write ``~USER/.kube/config`` atomically, 0600, owned ``USER:k8s``."""
+    group = K8S_GROUP if accounts.get_group(host, K8S_GROUP) is not None else None
+    return files.atomic_write(
+        kube / "config",
+        text,
+        mode=CONFIG_MODE,
+        owner=user,
+        group=group,
+        accounts_root=_accounts_root(host),
+    )

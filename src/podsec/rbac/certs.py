@@ -1,0 +1,169 @@
+"""Keys, certificate signing requests and checks of issued certificates (``cryptography``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from podsec.errors import UsageError, ValidationError
+from podsec.i18n import _
+
+KEY_TYPES = ("rsa", "ecdsa")
+MIN_EXPIRATION = 600  # the API server's lower bound for expirationSeconds
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_DURATION_RE = re.compile(r"(\d+)([smhdwy])")
+
+
+def parse_duration(text: str) -> int:
+    """``90d``, ``12h``, ``1y``, ``1d12h`` or plain seconds → seconds (≥ 600)."""
+    value = text.strip().lower()
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        parts = _DURATION_RE.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise UsageError(
+                _("invalid duration {value!r}").format(value=text),
+                hint=_("use a number with a unit: 600s, 30m, 12h, 90d, 1y"),
+            )
+        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds < MIN_EXPIRATION:
+        raise UsageError(
+            _("a certificate must be valid for at least {n} seconds").format(n=MIN_EXPIRATION)
+        )
+    return seconds
+
+
+def new_key(kind: str = "rsa") -> PrivateKey:
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise UsageError(_("unknown key type {kind!r} (rsa or ecdsa)").format(kind=kind))
+
+
+def key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def subject(user: str, groups: Sequence[str]) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
+    return x509.Name(attrs)
+
+
+def csr_pem(key: PrivateKey, user: str, groups: Sequence[str]) -> bytes:
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject(user, groups))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    cn: str
+    groups: tuple[str, ...]
+    serial: int
+    not_before: dt.datetime
+    not_after: dt.datetime
+    fingerprint: str
+    key_type: str
+
+    @property
+    def lifetime(self) -> int:
+        return int((self.not_after - self.not_before).total_seconds())
+
+
+def load_cert(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise ValidationError(_("not a PEM certificate: {err}").format(err=exc)) from exc
+
+
+def info(pem: bytes) -> CertInfo:
+    cert = load_cert(pem)
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    pub = cert.public_key()
+    return CertInfo(
+        cn=str(cns[0].value) if cns else "",
+        groups=tuple(str(o.value) for o in orgs),
+        serial=cert.serial_number,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        key_type="ecdsa" if isinstance(pub, ec.EllipticCurvePublicKey) else "rsa",
+    )
+
+
+def _public_der(key: object) -> bytes:
+    public = key.public_key() if hasattr(key, "public_key") else key
+    assert hasattr(public, "public_bytes")
+    der: bytes = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return der
+
+
+def check_issued(
+    cert_pem: bytes,
+    ca_pem: bytes,
+    key: PrivateKey,
+    user: str,
+    groups: Sequence[str],
+) -> CertInfo:
+    """The certificate the cluster returned must chain to its CA, name exactly ``user`` and
+    ``groups``, hold our public key and allow client authentication."""
+    cert = load_cert(cert_pem)
+    cas = x509.load_pem_x509_certificates(ca_pem)
+    bad = _("the issued certificate {problem}")
+    for ca in cas:
+        try:
+            cert.verify_directly_issued_by(ca)
+            break
+        except (InvalidSignature, ValueError, TypeError):  # not this CA: try the next one
+            continue
+    else:
+        raise ValidationError(bad.format(problem=_("does not chain to the cluster CA")))
+    got = info(cert_pem)
+    if got.cn != user or sorted(got.groups) != sorted(groups):
+        raise ValidationError(
+            bad.format(
+                problem=_("names CN={cn} O={groups}, expected CN={user} O={want}").format(
+                    cn=got.cn, groups=",".join(got.groups), user=user, want=",".join(groups)
+                )
+            )
+        )
+    if _public_der(cert) != _public_der(key):
+        raise ValidationError(bad.format(problem=_("does not match the private key")))
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = None
+    if usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in list(usages):
+        raise ValidationError(bad.format(problem=_("does not allow client authentication")))
+    return got
+
+
+def load_key(pem: bytes) -> PrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ValidationError(_("unsupported private key type"))
+    return key

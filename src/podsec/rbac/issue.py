@@ -1,0 +1,258 @@
+"""``create-kubeconfig`` and ``renew``: a client certificate through the cluster's CSR API,
+checked, then written into ``~USER/.kube/config``.
+
+Everything that can be checked is checked before the CSR exists (user, ``~/.kube``, the
+existing kubeconfig, the admin connection, the cluster CA, the API server); the kubeconfig
+is written atomically only after the certificate was verified and shown to work, so a
+failure leaves neither a half-written kubeconfig nor an orphaned CSR.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from podsec.errors import NotFoundError, UsageError, ValidationError
+from podsec.host import files
+from podsec.host.paths import Host
+from podsec.host.run import run
+from podsec.i18n import _
+from podsec.progress import NULL_PROGRESS, Progress
+from podsec.rbac import account, certs, csr, kubeconfig, names
+from podsec.rbac.api import Api
+from podsec.rbac.kubeconfig import Connection
+
+DEFAULT_GROUPS = ("k8s",)
+DEFAULT_REMOTE_USER = "u7s-admin"
+DEFAULT_EXPIRATION = 365 * 86400
+CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"
+# a signer may round the lifetime or backdate notBefore by a few minutes
+_EXPIRATION_SLACK = 3600
+
+
+@dataclass(frozen=True)
+class Issued:
+    user: str
+    groups: tuple[str, ...]
+    path: str
+    context: str
+    cluster: str
+    server: str
+    serial: int
+    not_after: dt.datetime
+    requested_seconds: int | None
+    lifetime_seconds: int
+    changed: bool = True
+
+    @property
+    def expiration_honoured(self) -> bool:
+        if self.requested_seconds is None:
+            return True
+        return abs(self.lifetime_seconds - self.requested_seconds) <= _EXPIRATION_SLACK
+
+
+@dataclass(frozen=True)
+class Renewal:
+    user: str
+    renewed: bool
+    not_after: dt.datetime
+    issued: Issued | None = None
+
+
+def split_user(spec: str) -> tuple[str, str]:
+    """``USER[@REMOTE_USER]`` → (user, remote user; default u7s-admin for rootless)."""
+    user, sep, remote = spec.partition("@")
+    if sep and not remote:
+        raise UsageError(_("empty remote user in {spec!r}").format(spec=spec))
+    return user, remote or DEFAULT_REMOTE_USER
+
+
+def cluster_ca(host: Host, admin: Connection, remote_user: str, work: Path) -> bytes:
+    """The cluster CA: from the admin kubeconfig, else the node's PKI, else copied with scp
+    from ``REMOTE_USER@<api host>`` as the original did."""
+    if admin.ca_pem:
+        return admin.ca_pem
+    local = host.path(CLUSTER_CA)
+    if local.is_file():
+        return local.read_bytes()
+    from urllib.parse import urlsplit
+
+    server_host = urlsplit(admin.server).hostname or ""
+    target = work / "ca.crt"
+    run(
+        [
+            "scp",
+            "-q",
+            "-o",
+            "BatchMode=yes",
+            f"{remote_user}@{server_host}:{CLUSTER_CA}",
+            str(target),
+        ]
+    )
+    data = target.read_bytes()
+    target.unlink()
+    return data
+
+
+def _existing(kube: Path) -> kubeconfig.Config | None:
+    path = kube / "config"
+    if not path.exists() and not path.is_symlink():
+        return None
+    return kubeconfig.read(path)
+
+
+def _issue_and_write(
+    host: Host,
+    api: Api,
+    *,
+    user: str,
+    groups: Sequence[str],
+    kube: Path,
+    existing: kubeconfig.Config | None,
+    ca_pem: bytes,
+    key_type: str,
+    expiration: int | None,
+    timeout: float,
+    progress: Progress,
+) -> Issued:
+    admin = api.conn
+    key = certs.new_key(key_type)
+    request = certs.csr_pem(key, user, groups)
+    got = csr.issue(api, user, request, expiration=expiration, timeout=timeout, progress=progress)
+    info = certs.check_issued(got.cert_pem, ca_pem, key, user, groups)
+    key_pem = certs.key_pem(key)
+    # prove the new identity authenticates before anything is written (the original's curl)
+    probe = Connection(
+        server=admin.server,
+        cluster_name=admin.cluster_name,
+        user_name=user,
+        context_name="",
+        ca_pem=ca_pem,
+        cert_pem=got.cert_pem,
+        key_pem=key_pem,
+    )
+    with Api(probe, timeout=api.timeout) as user_api:
+        answer = user_api.get("/api")
+    if not isinstance(answer, dict) or answer.get("kind") != "APIVersions":
+        raise ValidationError(_("the API server did not accept the new certificate"))
+    config = kubeconfig.merge_user(
+        existing,
+        user=user,
+        cluster=admin.cluster_name,
+        server=admin.server,
+        ca_pem=ca_pem,
+        cert_pem=got.cert_pem,
+        key_pem=key_pem,
+    )
+    changed = account.write_config(host, user, kube, kubeconfig.dump(config))
+    return Issued(
+        user=user,
+        groups=tuple(groups),
+        path=host.unroot(kube / "config"),
+        context=kubeconfig.context_name(user, admin.cluster_name),
+        cluster=admin.cluster_name,
+        server=admin.server,
+        serial=info.serial,
+        not_after=info.not_after,
+        requested_seconds=expiration,
+        lifetime_seconds=info.lifetime,
+        changed=changed,
+    )
+
+
+def create_kubeconfig(
+    host: Host,
+    admin: Connection,
+    user_spec: str,
+    groups: Sequence[str] = (),
+    *,
+    key_type: str = "rsa",
+    expiration: int | None = DEFAULT_EXPIRATION,
+    timeout: float = 60.0,
+    api_timeout: float = 15.0,
+    progress: Progress = NULL_PROGRESS,
+) -> Issued:
+    user, remote_user = split_user(user_spec)
+    _entry, kube = account.kube_dir(host, user)
+    groups = tuple(dict.fromkeys(groups or DEFAULT_GROUPS))
+    for group in groups:
+        names.subject(group)
+    if key_type not in certs.KEY_TYPES:
+        raise UsageError(_("unknown key type {kind!r} (rsa or ecdsa)").format(kind=key_type))
+    existing = _existing(kube)
+    with Api(admin, timeout=api_timeout) as api:
+        api.get("/version")  # unreachable or unauthenticated: fail before creating anything
+        ca_pem = cluster_ca(host, admin, remote_user, kube)
+        return _issue_and_write(
+            host,
+            api,
+            user=user,
+            groups=groups,
+            kube=kube,
+            existing=existing,
+            ca_pem=ca_pem,
+            key_type=key_type,
+            expiration=expiration,
+            timeout=timeout,
+            progress=progress,
+        )
+
+
+def current_cert(host: Host, user: str) -> tuple[certs.CertInfo, kubeconfig.Config, Path]:
+    """The certificate podsec wrote for ``user`` (kubeconfig user entry ``USER``)."""
+    _entry, kube = account.kube_dir(host, user)
+    config = _existing(kube)
+    if config is None:
+        raise NotFoundError(
+            _("{path} does not exist").format(path=host.unroot(kube / "config")),
+            hint=_("run: podsec rbac create-kubeconfig {name}").format(name=user),
+        )
+    cert_pem, _key = kubeconfig.user_credentials(config, user)
+    return certs.info(cert_pem), config, kube
+
+
+def renew(
+    host: Host,
+    admin: Connection,
+    user: str,
+    *,
+    expiration: int | None = None,
+    within: int | None = None,
+    timeout: float = 60.0,
+    api_timeout: float = 15.0,
+    now: dt.datetime | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> Renewal:
+    """Issue a fresh certificate with the same CN, groups and key type; with ``within``
+    only when the current one expires within that many seconds (for a daily timer)."""
+    old, config, kube = current_cert(host, user)
+    moment = now or dt.datetime.now(dt.UTC)
+    if within is not None and old.not_after - moment > dt.timedelta(seconds=within):
+        return Renewal(user, False, old.not_after)
+    lifetime = expiration or max(old.lifetime, certs.MIN_EXPIRATION)
+    with Api(admin, timeout=api_timeout) as api:
+        api.get("/version")
+        ca_pem = cluster_ca(host, admin, DEFAULT_REMOTE_USER, kube)
+        issued = _issue_and_write(
+            host,
+            api,
+            user=user,
+            groups=old.groups,
+            kube=kube,
+            existing=config,
+            ca_pem=ca_pem,
+            key_type=old.key_type,
+            expiration=lifetime,
+            timeout=timeout,
+            progress=progress,
+        )
+    return Renewal(user, True, issued.not_after, issued)
+
+
+def remove_backup(kube: Path) -> None:
+    """Drop ``config.podsec-bak`` (it holds the previous key) after a revocation."""
+    backup = kube / ("config" + files.BACKUP_SUFFIX)
+    if backup.exists():
+        backup.unlink()

@@ -1,0 +1,143 @@
+"""``create-remoteplace IP``: set up a workstation from the user's kubeconfig on the cluster.
+
+``scp`` (argv, ``BatchMode``: keys or an agent, never a password prompt hidden in a pipe)
+copies ``~/.kube/config`` of the remote account into a private temp file next to the local
+``~/.kube/config``; it is parsed and checked, its clusters are pointed at IP (the original
+intended this and never got there: it copied from the literal host ``clusterIP``), and it is
+merged into the local kubeconfig atomically (local entries of other names are kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from podsec.errors import UsageError
+from podsec.host import files
+from podsec.host.run import run
+from podsec.i18n import _
+from podsec.rbac import kubeconfig
+
+REMOTE_PATH = ".kube/config"
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=[^\n]*$")
+
+
+@dataclass(frozen=True)
+class Remoteplace:
+    path: str
+    context: str
+    servers: tuple[str, ...]
+    source: str
+
+
+def check_address(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        if _HOSTNAME.match(address):
+            return address
+    raise UsageError(_("invalid cluster address {value!r}").format(value=address))
+
+
+def scp_argv(
+    address: str,
+    remote_user: str,
+    *,
+    port: int | None = None,
+    remote_path: str = REMOTE_PATH,
+    identity: str | None = None,
+    options: Sequence[str] = (),
+    dest: str,
+) -> list[str]:
+    """The scp command line (no shell: every value is one argv element)."""
+    if not _LOGIN.match(remote_user):
+        raise UsageError(_("invalid remote user name {name!r}").format(name=remote_user))
+    if not remote_path or remote_path.startswith("-") or "\n" in remote_path:
+        raise UsageError(_("invalid remote path {value!r}").format(value=remote_path))
+    host = f"[{address}]" if ":" in address else address
+    argv = ["scp", "-q", "-o", "BatchMode=yes"]
+    if port is not None:
+        argv += ["-P", str(port)]
+    if identity:
+        argv += ["-i", identity]
+    for opt in options:
+        if not _OPTION.match(opt):
+            raise UsageError(
+                _("invalid ssh option {value!r}").format(value=opt), hint=_("use KEY=VALUE")
+            )
+        argv += ["-o", opt]
+    return [*argv, "--", f"{remote_user}@{host}:{remote_path}", dest]
+
+
+def merge(local: kubeconfig.Config | None, remote: kubeconfig.Config) -> kubeconfig.Config:
+    """``remote``'s entries replace same-named local ones; everything else is kept."""
+    out = kubeconfig.empty() if local is None else {k: v for k, v in local.items() if k != "_dir"}
+    for key in ("clusters", "users", "contexts"):
+        incoming = [{k: v for k, v in i.items() if k != "_dir"} for i in remote.get(key, [])]
+        names = {i["name"] for i in incoming}
+        kept = [
+            {k: v for k, v in i.items() if k != "_dir"}
+            for i in (out.get(key) or [])
+            if i.get("name") not in names
+        ]
+        out[key] = kept + incoming
+    if remote.get("current-context"):
+        out["current-context"] = remote["current-context"]
+    return out
+
+
+def create_remoteplace(
+    address: str,
+    *,
+    remote_user: str,
+    home: Path,
+    port: int | None = None,
+    remote_path: str = REMOTE_PATH,
+    identity: str | None = None,
+    options: Sequence[str] = (),
+    keep_server: bool = False,
+    timeout: float = 60.0,
+) -> Remoteplace:
+    address = check_address(address)
+    kube = home / ".kube"
+    files.ensure_dir(kube, mode=0o700)
+    local_path = kube / "config"
+    local = kubeconfig.read(local_path) if local_path.exists() else None
+    fd, tmp_name = tempfile.mkstemp(prefix=".config.remote-", dir=kube)  # 0600
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        argv = scp_argv(
+            address,
+            remote_user,
+            port=port,
+            remote_path=remote_path,
+            identity=identity,
+            options=options,
+            dest=str(tmp),
+        )
+        run(argv, timeout=timeout)
+        remote = kubeconfig.read(tmp)
+        kubeconfig.connection(remote, source=f"{remote_user}@{address}:{remote_path}")
+        if not keep_server:
+            kubeconfig.set_server(remote, address)
+        merged = merge(local, remote)
+        files.atomic_write(local_path, kubeconfig.dump(merged), mode=0o600)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    servers = tuple(str((c.get("cluster") or {}).get("server")) for c in remote.get("clusters", []))
+    return Remoteplace(
+        path=str(local_path),
+        context=str(remote.get("current-context") or ""),
+        servers=servers,
+        source=f"{remote_user}@{address}:{remote_path}",
+    )
