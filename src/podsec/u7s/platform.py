@@ -1,0 +1,140 @@
+"""Where the node's images come from: ``U7S_PLATFORM`` and ``U7S_REGISTRY`` (SPEC.md).
+
+Platform: ``U7S_PLATFORM`` if set, else ``/etc/os-release`` (under ``--root``):
+``ALT_BRANCH_ID`` (``c10f*`` → ``c10f``), else ``CPE_NAME`` field 4/5 (``spserver`` → ``c10f``,
+``sisyphus`` → ``sisyphus``, otherwise ``p<major>``). A system with neither (Debian, Ubuntu
+...) gets :data:`DEFAULT_PLATFORM` ``p10``, the prefix the seed documents for non-certified
+systems and the one ``scripts/build-images`` pushes to registry.local.
+
+Registry:
+
+* ``U7S_REGISTRY`` set but empty → ``registry.k8s.io``, no platform (upstream names);
+* set to a value → honoured as given (the original overwrote it). A value with a path
+  (``registry.local/k8s-c10f1``, as the seed shows) is the whole image repository; a bare host
+  gets ``/<platform>`` appended, except the upstream registries (``registry.k8s.io``,
+  ``k8s.gcr.io``) whose names carry no platform;
+* unset → ``registry.local`` when ``/etc/hosts`` names it, else ``registry.altlinux.org``,
+  with ``/<platform>``.
+
+Flannel images live next to the Kubernetes images (``<repository>/flannel:<tag>``,
+``<repository>/flannel-cni-plugin:<tag>``); with upstream Kubernetes images they come from
+``docker.io/flannel`` (fixing the original's ``docker.io/flannel//flannel`` and its tag lookup
+on registry.k8s.io).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from podsec.config import Settings
+from podsec.host import etc_hosts, files
+from podsec.host.paths import Host
+
+DEFAULT_PLATFORM = "p10"
+ALT_REGISTRY = "registry.altlinux.org"
+LOCAL_REGISTRY = "registry.local"
+UPSTREAM_REGISTRY = "registry.k8s.io"
+UPSTREAM_REGISTRIES = frozenset({UPSTREAM_REGISTRY, "k8s.gcr.io"})
+UPSTREAM_FLANNEL = "docker.io/flannel"
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """The chosen registry and image repository (``U7S_REGISTRY_PLATFORM``)."""
+
+    registry: str  # host[:port]: "registry.local"
+    platform: str | None  # "p10"; None for upstream names or an explicit repository path
+    repository: str  # "registry.local/p10"
+    flannel_repository: str  # "registry.local/p10" or "docker.io/flannel"
+    explicit: bool  # U7S_REGISTRY was given (set, even if empty)
+
+    @property
+    def path(self) -> str:
+        """The repository without the registry host: "p10" (may be "")."""
+        return self.repository.partition("/")[2]
+
+    def strip(self, ref: str) -> str:
+        """An image reference without its registry host (U7S_IMAGES notation)."""
+        head, _sep, tail = ref.partition("/")
+        return tail if head == self.registry and tail else ref
+
+
+def os_release(host: Host) -> dict[str, str]:
+    """``/etc/os-release`` (or ``/usr/lib/os-release``) as a dict, shell quoting removed."""
+    for name in ("/etc/os-release", "/usr/lib/os-release"):
+        text = files.read_text(host.path(name))
+        if text is None:
+            continue
+        out: dict[str, str] = {}
+        for line in text.splitlines():
+            key, eq, value = line.strip().partition("=")
+            if not eq or key.startswith("#"):
+                continue
+            try:
+                parts = shlex.split(value)
+            except ValueError:
+                parts = [value.strip("\"'")]
+            out[key] = parts[0] if parts else ""
+        return out
+    return {}
+
+
+def platform_from_os_release(info: dict[str, str]) -> str | None:
+    """The ALT platform name for an os-release, or None when it names no ALT system."""
+    branch = info.get("ALT_BRANCH_ID", "").strip()
+    if branch:
+        return "c10f" if branch.startswith("c10f") else branch
+    cpe = info.get("CPE_NAME", "").strip()
+    fields = cpe.split(":")
+    if len(fields) >= 5 and fields[2] == "alt":
+        product, version = fields[3], fields[4]
+        if product == "spserver":
+            return "c10f"
+        if product == "sisyphus":
+            return "sisyphus"
+        major = version.split(".")[0]
+        if major.isdigit():
+            return f"p{major}"
+    return None
+
+
+def detect_platform(settings: Settings, host: Host) -> str:
+    if settings.platform:
+        return settings.platform
+    return platform_from_os_release(os_release(host)) or DEFAULT_PLATFORM
+
+
+def _path_platform(platform: str) -> str:
+    # since 2025-05-28 ALT dropped the k8s- prefix: k8s-c10f1 / k8s-c10f2 → c10f
+    return "c10f" if platform.startswith("k8s-c10f") else platform
+
+
+def choose(settings: Settings, host: Host) -> ImageSource:
+    """Apply the U7S_REGISTRY / U7S_PLATFORM rules above."""
+    value = settings.registry
+    if value == "":
+        return ImageSource(
+            UPSTREAM_REGISTRY, None, UPSTREAM_REGISTRY, UPSTREAM_FLANNEL, explicit=True
+        )
+    platform = _path_platform(detect_platform(settings, host))
+    if value:
+        registry, sep, _path = value.partition("/")
+        if sep:
+            repository, plat = value.rstrip("/"), None
+        elif registry in UPSTREAM_REGISTRIES:
+            repository, plat = registry, None
+        else:
+            repository, plat = f"{registry}/{platform}", platform
+        flannel = UPSTREAM_FLANNEL if registry in UPSTREAM_REGISTRIES else repository
+        return ImageSource(registry, plat, repository, flannel, explicit=True)
+    registry = LOCAL_REGISTRY if etc_hosts.lookup(host, LOCAL_REGISTRY) else ALT_REGISTRY
+    repository = f"{registry}/{platform}"
+    return ImageSource(registry, platform, repository, repository, explicit=False)
+
+
+def from_repository(repository: str) -> ImageSource:
+    """An image source for an explicit ``--image-repository`` (it wins over U7S_REGISTRY)."""
+    registry = repository.rstrip("/").partition("/")[0]
+    flannel = UPSTREAM_FLANNEL if registry in UPSTREAM_REGISTRIES else repository.rstrip("/")
+    return ImageSource(registry, None, repository.rstrip("/"), flannel, explicit=True)
