@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from podsec.errors import PodsecError
+from podsec.host import files
 from podsec.host import run as hostrun
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.progress import Progress
 from podsec.u7s import nsenter as ns
 from podsec.u7s import runtime, supervisor
+from podsec.u7s.plan import PLAN_FILE, NodePlan
 from podsec.u7s.runtime import Layout
 
 
@@ -99,3 +103,274 @@ def nsenter(host: Host, command: list[str], timeout: float = 30.0) -> int:
     return hostrun.run(
         argv, as_user=layout.user, env=layout.env(), capture=False, check=False, timeout=None
     ).returncode
+
+
+KUBE_DIR = "/etc/kubernetes"
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+PROXIER_BINDING = "podsec-u7s-node-proxier"
+
+
+def existing_state(host: Host) -> list[str]:
+    """What an earlier init/join left that a new one would destroy."""
+    found = []
+    kube = host.path(KUBE_DIR)
+    for pattern in ("*.conf", "manifests/*.yaml", "pki/*.crt", "pki/*.key"):
+        found += [host.unroot(p) for p in sorted(kube.glob(pattern))]
+    member = host.path("/var/lib/podsec/u7s/etcd/member")
+    if member.exists():
+        found.append(host.unroot(member))
+    return found
+
+
+def check_ports(plan: NodePlan) -> None:
+    """Refuse when a host port the node forwards is taken (rootlesskit would fail later)."""
+    import socket
+
+    for port in plan.ports:
+        kind = socket.SOCK_STREAM if port.proto == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((port.host_ip, port.host_port))
+            except OSError as exc:
+                raise NodeError(
+                    _("port {port}/{proto} is already in use on this host").format(
+                        port=port.host_port, proto=port.proto
+                    ),
+                    hint=_("stop what listens there (`ss -lntup`) or run `kubeadm reset` first"),
+                ) from exc
+
+
+def write_plan(host: Host, plan: NodePlan, layout: Layout) -> None:
+    files.atomic_write(
+        host.path(PLAN_FILE), plan.to_json(), mode=0o640, group=layout.gid
+    )
+
+
+def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
+    return layout.config_dir / ("init.yaml" if plan.role == "init" else "join.yaml")
+
+
+def kubeadm_argv(plan: NodePlan, config: Path) -> list[str]:
+    try:
+        from podsec.u7s import wrapper
+
+        built = getattr(wrapper, "kubeadm_argv", None)
+        if built is not None:
+            return list(built(plan, config))
+    except ImportError:
+        pass
+    sub = "init" if plan.role == "init" else "join"
+    args = ["kubeadm", sub, f"--config={config}"]
+    if plan.skip_phases:
+        args.append("--skip-phases=" + ",".join(plan.skip_phases))
+    return [*args, *plan.kubeadm_args]
+
+
+def ctr(layout: Layout, *args: str, timeout: float = 600) -> hostrun.Result:
+    return hostrun.run(
+        ["ctr", f"--address={layout.cri_socket}", "-n", "k8s.io", *args], timeout=timeout
+    )
+
+
+def present_images(layout: Layout) -> set[str]:
+    out = ctr(layout, "images", "ls", "-q").stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def import_archive(layout: Layout, archive: Path) -> None:
+    """Import an OCI/docker archive into the node's image store (names from the archive)."""
+    ctr(layout, "images", "import", str(archive))
+
+
+def import_oci_layout(layout: Layout, oci_dir: Path, tmp: Path) -> None:
+    """Import every image of an OCI layout directory (tests, offline demo)."""
+    archive = tmp / "images.tar"
+    hostrun.run(["tar", "-C", str(oci_dir), "-cf", str(archive), "."], timeout=300)
+    try:
+        import_archive(layout, archive)
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def _copy_kubeconfig(host: Host, layout: Layout) -> None:
+    admin = host.path(ADMIN_CONF)
+    if not admin.is_file() or admin.stat().st_size == 0:
+        raise NodeError(
+            _("kubeadm wrote no {path}").format(path=ADMIN_CONF), exit_code=2
+        )
+    text = admin.read_bytes()
+    root_kube = host.path("/root/.kube")
+    root_kube.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files.atomic_write(root_kube / "config", text, mode=0o600)
+    user_kube = host.path(str(layout.home / ".kube"))
+    user_kube.mkdir(mode=0o700, parents=True, exist_ok=True)
+    import os
+
+    os.chown(user_kube, layout.uid, layout.gid)
+    files.atomic_write(user_kube / "config", text, mode=0o600, owner=layout.uid, group=layout.gid)
+
+
+def kubectl(host: Host, *args: str, timeout: float = 60, check: bool = True,
+            input: str | None = None) -> hostrun.Result:
+    """kubectl with the cluster admin's kubeconfig (run on the host, as root)."""
+    return hostrun.run(
+        ["kubectl", f"--kubeconfig={host.path(ADMIN_CONF)}", f"--request-timeout={int(timeout)}s", *args],
+        timeout=timeout + 10,
+        check=check,
+        input=input,
+    )
+
+
+def wait_api(host: Host, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = kubectl(host, "get", "--raw=/readyz", timeout=10, check=False)
+        if r.ok:
+            return
+        if time.monotonic() > deadline:
+            raise NodeError(_("the API server did not become ready: {err}").format(err=r.stderr.strip()[-200:]))
+        time.sleep(1)
+
+
+def post_init(host: Host, plan: NodePlan, layout: Layout, progress: Progress) -> None:
+    """After a successful init: kubeconfigs, kube-proxy's rights, the network."""
+    _copy_kubeconfig(host, layout)
+    wait_api(host)
+    r = kubectl(host, "get", "clusterrolebinding", PROXIER_BINDING, check=False)
+    if not r.ok:
+        # kube-proxy runs from the supervisor with the node's credentials (addon/kube-proxy
+        # is skipped: its image would need iptables), so nodes get the proxier role
+        kubectl(
+            host, "create", "clusterrolebinding", PROXIER_BINDING,
+            "--clusterrole=system:node-proxier", "--group=system:nodes",
+        )
+    if plan.cni == "flannel":
+        apply_flannel(host, plan, progress)
+
+
+FLANNEL_MANIFEST = "/etc/podsec/u7s/manifests/kube-flannel.yml"
+
+
+def apply_flannel(host: Host, plan: NodePlan, progress: Progress, timeout: float = 120) -> None:
+    """Apply the flannel manifest (kept outside kubelet's static-pod dir), retrying until the
+    API accepts it or ``timeout``."""
+    from podsec.u7s import images
+
+    manifest = host.path(FLANNEL_MANIFEST)
+    files.atomic_write(manifest, images.flannel_manifest(plan))
+    progress.start("flannel")
+    deadline = time.monotonic() + timeout
+    while True:
+        r = kubectl(host, "apply", "-f", str(manifest), check=False)
+        if r.ok:
+            break
+        if time.monotonic() > deadline:
+            raise NodeError(_("applying {path} failed: {err}").format(path=FLANNEL_MANIFEST, err=r.stderr.strip()[-200:]))
+        time.sleep(2)
+    progress.finish("flannel")
+
+
+def deploy(
+    host: Host,
+    plan: NodePlan,
+    *,
+    layout: Layout,
+    force: bool = False,
+    progress: Progress,
+    oci_layout: Path | None = None,
+    pull: Callable[[Layout, NodePlan], None] | None = None,
+) -> int:
+    """``kubeadm init|join`` on this host: everything up to a running node; returns kubeadm's
+    exit status (its output goes straight to our stdout so the join commands appear as
+    kubeadm prints them)."""
+    if supervisor.running_pid(host, layout) is not None:
+        raise NodeError(
+            _("the u7s node is already running"),
+            hint=_("run `kubeadm reset` first to initialise it again"),
+        )
+    leftovers = existing_state(host)
+    if leftovers and not force:
+        raise NodeError(
+            _("this node is already initialised ({what})").format(what=", ".join(leftovers[:3])),
+            hint=_("run `kubeadm reset`, or pass --force to remove it"),
+        )
+    if leftovers:
+        clean_kube_state(host)
+    check_ports(plan)
+    write_plan(host, plan, layout)
+    runtime.prepare(host, plan, layout)
+    config = kubeadm_config_path(layout, plan)
+    files.atomic_write(
+        host.path(str(config)), plan.kubeadm_config, mode=0o600, owner=layout.uid, group=layout.gid
+    )
+    progress.start("runtime")
+    start(host, layout)
+    progress.finish("runtime")
+    progress.start("images")
+    if oci_layout is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
+            import_oci_layout(layout, oci_layout, Path(tmp))
+    if pull is not None:
+        pull(layout, plan)
+    missing_images = [i for i in plan.images if i not in present_images(layout)]
+    if missing_images:
+        raise NodeError(
+            _("image {image} is not available").format(image=missing_images[0]),
+            hint=_("check U7S_REGISTRY / U7S_PLATFORM and the registry's tags"),
+        )
+    progress.finish("images")
+    progress.start("kubeadm")
+    result = in_namespace(
+        host, layout, kubeadm_argv(plan, config), capture=False, check=False, timeout=900
+    )
+    progress.finish("kubeadm")
+    if result.returncode != 0:
+        return result.returncode
+    if plan.role != "join-worker":
+        post_init(host, plan, layout, progress)
+    return 0
+
+
+def clean_kube_state(host: Host) -> None:
+    """Remove what kubeadm init/join created (only podsec's own paths)."""
+    import shutil
+
+    kube = host.path(KUBE_DIR)
+    for pattern in ("*.conf", "manifests/*.yaml"):
+        for p in kube.glob(pattern):
+            p.unlink()
+    for sub in ("pki",):
+        shutil.rmtree(kube / sub, ignore_errors=True)
+    etcd = host.path("/var/lib/podsec/u7s/etcd")
+    if etcd.is_dir():
+        for p in etcd.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> int:
+    """``kubeadm reset`` inside the namespace, stop the node, remove podsec's state."""
+    import shutil
+
+    code = 0
+    if supervisor.running_pid(host, layout) is not None:
+        progress.start("kubeadm reset")
+        r = in_namespace(host, layout, ["kubeadm", "reset", "-f", *extra], capture=False, check=False)
+        code = r.returncode
+        progress.finish("kubeadm reset")
+        supervisor.stop(host, layout)
+    clean_kube_state(host)
+    # the image store (_var_lib_containerd) stays: a cache, like the original's CRI-O storage
+    for name in ("_var_lib_kubelet", "_var_lib_cni", "_var_log"):
+        d = host.path(str(layout.data_dir / name))
+        if d.is_dir():
+            hostrun.run(["rm", "-rf", "--one-file-system", str(d)], timeout=300)
+    host.path(PLAN_FILE).unlink(missing_ok=True)
+    root_conf = host.path("/root/.kube/config")
+    user_conf = host.path(str(layout.home / ".kube/config"))
+    if root_conf.is_file() and user_conf.is_file() and root_conf.read_bytes() == user_conf.read_bytes():
+        root_conf.unlink()
+    user_conf.unlink(missing_ok=True)
+    return code
