@@ -1,0 +1,171 @@
+"""GPG keys of image makers: batch generation, export, fingerprints (gpg CLI via host.run)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from podsec.errors import CommandError, PodsecError, ValidationError
+from podsec.host import files
+from podsec.host.run import run
+from podsec.i18n import _
+
+DEFAULT_ALGO = "ed25519"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    fingerprint: str
+    uids: tuple[str, ...]
+
+
+def _gpg(
+    gnupg_home: Path | None,
+    *args: str,
+    as_user: str | None = None,
+    input: str | None = None,
+    check: bool = True,
+) -> str:
+    env = {"GNUPGHOME": str(gnupg_home)} if gnupg_home is not None else None
+    result = run(
+        ["gpg", "--batch", "--no-tty", *args],
+        extra_env=env,
+        as_user=as_user,
+        input=input,
+        timeout=120,
+        check=check,
+    )
+    return result.stdout
+
+
+def _parse_colons(text: str, secret: bool = False) -> list[KeyInfo]:
+    out: list[KeyInfo] = []
+    fpr: str | None = None
+    uids: list[str] = []
+    head = "sec" if secret else "pub"
+    want_fpr = False
+    for line in text.splitlines():
+        f = line.split(":")
+        if f[0] == head:
+            if fpr:
+                out.append(KeyInfo(fpr, tuple(uids)))
+            fpr, uids, want_fpr = None, [], True
+        elif f[0] == "fpr" and want_fpr:
+            fpr, want_fpr = f[9], False
+        elif f[0] == "uid" and len(f) > 9:
+            uids.append(f[9])
+        elif f[0] in ("sub", "ssb"):
+            want_fpr = False
+    if fpr:
+        out.append(KeyInfo(fpr, tuple(uids)))
+    return out
+
+
+def find_secret_key(
+    gnupg_home: Path | None, uid: str, *, as_user: str | None = None
+) -> KeyInfo | None:
+    text = _gpg(
+        gnupg_home, "--with-colons", "--list-secret-keys", uid, as_user=as_user, check=False
+    )
+    keys = _parse_colons(text, secret=True)
+    return keys[0] if keys else None
+
+
+def generate_key(
+    gnupg_home: Path | None,
+    uid: str,
+    *,
+    passphrase: str | None = None,
+    algo: str = DEFAULT_ALGO,
+    as_user: str | None = None,
+) -> KeyInfo:
+    """Create a signing-only key for ``uid`` (``Name <email>``) unless one exists.
+
+    Batch mode; the passphrase (empty: none) goes to gpg on stdin.
+    """
+    existing = find_secret_key(gnupg_home, uid, as_user=as_user)
+    if existing is not None:
+        return existing
+    try:
+        _gpg(
+            gnupg_home,
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--quick-gen-key",
+            uid,
+            algo,
+            "sign",
+            "never",
+            as_user=as_user,
+            input=(passphrase or "") + "\n",
+        )
+    except CommandError as exc:
+        raise PodsecError(
+            _("cannot create a GPG key for {uid}: {err}").format(uid=uid, err=exc.stderr or exc)
+        ) from exc
+    created = find_secret_key(gnupg_home, uid, as_user=as_user)
+    if created is None:
+        raise PodsecError(_("gpg created no key for {uid}").format(uid=uid))
+    return created
+
+
+def export_public(gnupg_home: Path | None, key_id: str, *, as_user: str | None = None) -> str:
+    """The armored public key."""
+    text = _gpg(gnupg_home, "--armor", "--export", key_id, as_user=as_user)
+    if "BEGIN PGP PUBLIC KEY BLOCK" not in text:
+        raise PodsecError(_("no public key {key} to export").format(key=key_id))
+    return text
+
+
+def write_public(
+    path: Path,
+    armored: str,
+    *,
+    owner: str | int | None = None,
+    group: str | int | None = None,
+    accounts_root: Path | None = None,
+) -> bool:
+    """Install a public key file (world-readable: the signature server publishes it)."""
+    return files.atomic_write(
+        path, armored, mode=0o644, owner=owner, group=group, accounts_root=accounts_root
+    )
+
+
+def key_file_info(data: bytes) -> list[KeyInfo]:
+    """Fingerprints and uids of the keys in a key file, without importing it anywhere."""
+    with tempfile.TemporaryDirectory(prefix="podsec-gpg.") as tmp:
+        home = Path(tmp) / "gnupg"
+        home.mkdir(mode=0o700)
+        f = Path(tmp) / "key"
+        f.write_bytes(data)
+        result = run(
+            [
+                "gpg",
+                "--batch",
+                "--no-tty",
+                "--no-autostart",
+                "--with-colons",
+                "--import-options",
+                "show-only",
+                "--import",
+                str(f),
+            ],
+            extra_env={"GNUPGHOME": str(home)},
+            timeout=30,
+            check=False,
+        )
+    keys = _parse_colons(result.stdout)
+    if not keys:
+        raise ValidationError(_("not an OpenPGP public key"))
+    return keys
+
+
+def fingerprint(path: Path) -> str:
+    """The primary fingerprint of the (first) key in ``path``."""
+    try:
+        return key_file_info(path.read_bytes())[0].fingerprint
+    except ValidationError as exc:
+        raise ValidationError(f"{path}: {exc.message}") from exc

@@ -1,0 +1,434 @@
+"""``podsec policy create``: the container trust configuration of a node.
+
+On the registry node the policy is built here (reject by default, registry.local only with
+the image makers' keys, local transports accepted) and published in /var/sigstore/keys/
+for the other nodes. On any other node the published policy and keys are fetched from
+``http://sigstore.local:81/keys/`` and installed only when every file is covered by a pin
+given with ``--trust`` (a key fingerprint or the sha256 of a file) — the original trusted
+plain HTTP. Every write is atomic with a ``.podsec-bak`` backup; a second run changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podsec.errors import PodsecError, UsageError, ValidationError
+from podsec.host import accounts, etc_hosts, files, sysctl
+from podsec.host.paths import Host
+from podsec.i18n import _
+from podsec.progress import NULL_PROGRESS, Progress
+from podsec.trust import keys as gpgkeys
+from podsec.trust import policy as pol
+from podsec.trust import registries_d as rd
+
+REGISTRY = "registry.local"
+SIGSTORE = "sigstore.local"
+TRIVY = "trivy.local"
+HOST_NAMES = [REGISTRY, SIGSTORE, TRIVY]
+LOOKASIDE = "http://sigstore.local:81/sigstore/"
+KEYS_URL = "http://sigstore.local:81/keys/"
+SIGSTORE_ROOT = "/var/sigstore"
+KEYS_DIR = "/var/sigstore/keys"
+SIGNATURES_DIR = "/var/sigstore/sigstore"
+STAGING = "file:///var/sigstore/sigstore/"
+PUBLISHED_POLICY = "/var/sigstore/keys/policy.json"
+REGISTRIES_D_FILE = "/etc/containers/registries.d/default.yaml"
+REGISTRIES_CONF_DROPIN = "/etc/containers/registries.conf.d/podsec.conf"
+SYSCTL_FILE = "99-podman.conf"
+GROUP_USERS = "podman"
+GROUP_MAKERS = "podman_dev"
+LOCAL_TRANSPORTS = ("containers-storage", "dir", "docker-archive", "oci", "oci-archive")
+_FPR_RE = re.compile(r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$")
+_SHA_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\.(pgp|gpg|asc)$")
+HEADER = "Written by podsec policy create; podsec keeps a .podsec-bak of what it replaces."
+
+
+@dataclass(frozen=True)
+class Pins:
+    fingerprints: frozenset[str] = frozenset()
+    sha256: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not self.fingerprints and not self.sha256
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    address: str
+    registry_node: bool
+    changed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    pins: tuple[str, ...] = field(default_factory=tuple)
+
+
+def parse_pins(values: Sequence[str]) -> Pins:
+    fprs, shas = set(), set()
+    for value in values:
+        v = value.strip()
+        if _SHA_RE.match(v.lower()):
+            shas.add(v.lower())
+        elif _FPR_RE.match(v.replace(" ", "")):
+            fprs.add(v.replace(" ", "").upper())
+        else:
+            raise UsageError(
+                _("--trust {value!r}: expected a 40-hex key fingerprint or sha256:HEX").format(
+                    value=value
+                )
+            )
+    return Pins(frozenset(fprs), frozenset(shas))
+
+
+def check_address(address: str) -> str:
+    """A unicast IP address other than 127.0.0.1 (refused as in the original)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError as exc:
+        raise UsageError(_("{address}: not an IP address").format(address=address)) from exc
+    if str(ip) == "127.0.0.1":
+        raise UsageError(
+            _("127.0.0.1 cannot be the registry address: other nodes could not reach it"),
+            hint=_("give the node's own static address (e.g. 192.168.1.10)"),
+        )
+    if ip.is_unspecified or ip.is_multicast:
+        raise UsageError(_("{address}: not a usable unicast address").format(address=address))
+    return str(ip)
+
+
+def is_local_address(address: str) -> bool:
+    """True when ``address`` belongs to this machine (binding to it succeeds)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def base_policy(
+    makers: dict[str, tuple[str, ...]] | None = None,
+) -> pol.Policy:
+    """Reject by default; local transports accepted; each docker scope signedBy its keys."""
+    transports: dict[str, pol.Scopes] = {"docker": {}}
+    for scope, key_paths in sorted((makers or {}).items()):
+        transports["docker"][scope] = (
+            pol.signed_by(key_paths[0] if len(key_paths) == 1 else key_paths),
+        )
+    for t in LOCAL_TRANSPORTS:
+        transports[t] = {"": (pol.accept(),)}
+    return pol.Policy((pol.reject(),), transports)
+
+
+def signed_scopes(policy: pol.Policy) -> dict[str, tuple[str, ...]]:
+    """registry.local scopes and their key paths, from an existing podsec policy."""
+    out: dict[str, tuple[str, ...]] = {}
+    for scope, reqs in policy.transports.get("docker", {}).items():
+        if scope == REGISTRY or scope.startswith(REGISTRY + "/"):
+            paths = tuple(k for r in reqs if r.type == pol.SIGNED_BY for k in r.keys)
+            if paths:
+                out[scope] = paths
+    return out
+
+
+def load_system_policy(host: Host) -> pol.Policy | None:
+    path = host.path(pol.SYSTEM_POLICY)
+    if not path.exists():
+        return None
+    return pol.load(path, pol.SYSTEM_POLICY)
+
+
+def merged_policy(host: Host) -> pol.Policy:
+    """The policy podsec wants, keeping the signers already configured (and any other
+    docker scope the administrator added)."""
+    current = load_system_policy(host)
+    if current is None:
+        return base_policy()
+    wanted = base_policy(signed_scopes(current))
+    docker = dict(current.transports.get("docker", {}))
+    docker.update(wanted.transports["docker"])
+    transports = {**current.transports, **wanted.transports, "docker": docker}
+    return pol.Policy((pol.reject(),), transports)
+
+
+def write_policy(host: Host, policy: pol.Policy, *, publish: bool) -> list[str]:
+    """Install the system policy (and its published copy on the registry node)."""
+    text = pol.render(policy)
+    pol.parse(text, "generated policy")  # never write what we would refuse to read
+    changed = []
+    if files.atomic_write(host.path(pol.SYSTEM_POLICY), text, mode=0o644):
+        changed.append(pol.SYSTEM_POLICY)
+    if publish and files.atomic_write(host.path(PUBLISHED_POLICY), text, mode=0o644):
+        changed.append(PUBLISHED_POLICY)
+    return changed
+
+
+def registries_d_text(host: Host) -> str:
+    """default.yaml with lookaside + legacy sigstore keys; other scopes already in the file
+    are kept (an invalid file is an error: nothing is overwritten)."""
+    path = host.path(REGISTRIES_D_FILE)
+    current = files.read_text(path)
+    docker: dict[str, rd.Section] = {}
+    if current is not None:
+        docker = rd.parse(current, REGISTRIES_D_FILE).docker
+    # any other file in the directory must not define default-docker (merge conflict)
+    directory = path.parent
+    if directory.is_dir():
+        for other in sorted(directory.glob("*.yaml")):
+            if other.name == path.name:
+                continue
+            shown = f"{rd.SYSTEM_DIR}/{other.name}"
+            parsed = rd.parse(other.read_text(encoding="utf-8"), shown)
+            if parsed.default_docker is not None:
+                raise ValidationError(
+                    _("{file}: default-docker is also defined there").format(file=shown),
+                    hint=_("remove that section; podsec sets default-docker in {file}").format(
+                        file=REGISTRIES_D_FILE
+                    ),
+                )
+    conf = rd.RegistriesD(rd.Section(LOOKASIDE), docker)
+    return rd.render(conf, HEADER)
+
+
+REGISTRIES_CONF = f"""\
+# {HEADER}
+# registry.local is served over plain HTTP (podsec services); the images are protected by
+# signatures (policy.json), not by TLS.
+[[registry]]
+location = "{REGISTRY}"
+insecure = true
+"""
+
+
+def fetch_published(url: str = KEYS_URL, timeout: float = 15.0) -> dict[str, bytes]:
+    """Every file of the JSON listing at ``url`` (nginx ``autoindex_format json``)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - http only
+            listing = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise PodsecError(
+            _("cannot read the published keys at {url}: {err}").format(
+                url=url, err=getattr(exc, "reason", exc)
+            ),
+            hint=_(
+                "is sigstore.local reachable and `podsec services` running on the registry node?"
+            ),
+        ) from exc
+    out: dict[str, bytes] = {}
+    for entry in listing if isinstance(listing, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if entry.get("type") != "file" or not isinstance(name, str):
+            continue
+        if name != "policy.json" and not _KEY_NAME_RE.match(name):
+            continue  # only keys and the policy are ever installed
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/" + name, timeout=timeout) as resp:  # noqa: S310
+                out[name] = resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise PodsecError(
+                _("cannot download {name} from {url}: {err}").format(
+                    name=name, url=url, err=getattr(exc, "reason", exc)
+                )
+            ) from exc
+    if "policy.json" not in out:
+        raise PodsecError(_("{url} publishes no policy.json").format(url=url))
+    return out
+
+
+def verify_published(
+    published: dict[str, bytes], pins: Pins
+) -> tuple[pol.Policy, dict[str, bytes]]:
+    """Check the downloaded policy and keys against the pins; return what to install.
+
+    A key is installed when its fingerprint or its sha256 is pinned. The policy is accepted
+    when its sha256 is pinned, or when it is a podsec policy (reject by default, every
+    registry.local scope signedBy keys in /var/sigstore/keys) whose every key is pinned.
+    """
+    if pins.empty:
+        raise UsageError(
+            _("this node is not the registry node: refusing to trust keys fetched over HTTP"),
+            hint=_(
+                "re-run with --trust FINGERPRINT (of each maker key) or --trust sha256:HEX "
+                "(of policy.json) as printed by `podsec policy create` on the registry node"
+            ),
+        )
+    text = published["policy.json"]
+    policy = pol.parse(text.decode(errors="replace"), KEYS_URL + "policy.json")
+    sha = "sha256:" + hashlib.sha256(text).hexdigest()
+    keys: dict[str, bytes] = {}
+    key_fprs: dict[str, str] = {}
+    for name, data in published.items():
+        if name == "policy.json":
+            continue
+        info = gpgkeys.key_file_info(data)
+        key_sha = "sha256:" + hashlib.sha256(data).hexdigest()
+        if all(k.fingerprint in pins.fingerprints for k in info) or key_sha in pins.sha256:
+            keys[name] = data
+            key_fprs[name] = ",".join(k.fingerprint for k in info)
+    referenced = {k for r in _all_reqs(policy) for k in r.keys}
+    for path in sorted(referenced):
+        name = Path(path).name
+        if not path.startswith(KEYS_DIR + "/") or name not in keys:
+            raise ValidationError(
+                _("{url}policy.json uses key {path}, which is not covered by --trust").format(
+                    url=KEYS_URL, path=path
+                ),
+                hint=_("nothing was installed; check the pins with the registry administrator"),
+            )
+    unsafe = (
+        pol.default_type(policy) != pol.REJECT
+        or any(
+            r.type == pol.ACCEPT
+            for reqs in policy.transports.get("docker", {}).values()
+            for r in reqs
+        )
+        or any(r.key_data is not None for r in _all_reqs(policy))
+    )
+    if sha not in pins.sha256 and unsafe:
+        raise ValidationError(
+            _(
+                "{url}policy.json is not pinned by --trust sha256 and is not a podsec policy "
+                "(reject by default, registry.local signed by pinned keys)"
+            ).format(url=KEYS_URL),
+            hint=_("nothing was installed"),
+        )
+    return policy, keys
+
+
+def _all_reqs(policy: pol.Policy) -> list[pol.Requirement]:
+    out = list(policy.default)
+    for scopes in policy.transports.values():
+        for reqs in scopes.values():
+            out.extend(reqs)
+    return out
+
+
+def pin_values(host: Host) -> list[str]:
+    """What other nodes pass to ``--trust``: the published policy's sha256."""
+    path = host.path(PUBLISHED_POLICY)
+    if not path.is_file():
+        return []
+    return ["sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()]
+
+
+def create_policy(
+    host: Host,
+    address: str,
+    *,
+    force: bool = False,
+    trust: Sequence[str] = (),
+    registry_node: bool | None = None,
+    keys_url: str = KEYS_URL,
+    progress: Progress = NULL_PROGRESS,
+) -> PolicyReport:
+    """Configure the node's container trust (see the module docstring)."""
+    ip = check_address(address)
+    pins = parse_pins(trust)
+    local = is_local_address(ip) if registry_node is None else registry_node
+    # Validate everything that can be wrong BEFORE the first write.
+    if local:
+        policy = merged_policy(host)
+        published: dict[str, bytes] = {}
+    else:
+        if pins.empty:
+            verify_published({"policy.json": b"{}"}, pins)  # raises the explanation
+        progress.start(_("fetching the published policy and keys"))
+        published = fetch_published(keys_url)
+        policy, keys_to_install = verify_published(published, pins)
+        progress.finish(_("fetching the published policy and keys"))
+    regd_text = registries_d_text(host)
+    if not force and any(etc_hosts.lookup(host, n) not in (None, ip) for n in HOST_NAMES):
+        etc_hosts.ensure_names(host, ip, HOST_NAMES, force=False)  # raises with the hint
+
+    changed: list[str] = []
+    unchanged: list[str] = []
+    notes: list[str] = []
+
+    def note(path: str, did: bool) -> None:
+        (changed if did else unchanged).append(path)
+
+    root = host.root
+    note("/etc/hosts", etc_hosts.ensure_names(host, ip, HOST_NAMES, force=force))
+    for group in (GROUP_USERS, GROUP_MAKERS):
+        note(f"group {group}", accounts.ensure_group(host, group))
+    if sysctl.read(host, "kernel.unprivileged_userns_clone") is not None or not host.is_live:
+        note(
+            f"/etc/sysctl.d/{SYSCTL_FILE}",
+            sysctl.ensure_file(
+                host,
+                SYSCTL_FILE,
+                {"kernel.unprivileged_userns_clone": "1"},
+                comment=HEADER,
+                apply=sysctl.read(host, "kernel.unprivileged_userns_clone") is not None,
+            ),
+        )
+    owner_group = GROUP_MAKERS if local else GROUP_USERS
+    note(SIGSTORE_ROOT, files.ensure_dir(host.path(SIGSTORE_ROOT), mode=0o755, owner=0, group=0))
+    note(
+        KEYS_DIR,
+        files.ensure_dir(
+            host.path(KEYS_DIR), mode=0o775, owner=0, group=owner_group, accounts_root=root
+        ),
+    )
+    if local:
+        note(
+            SIGNATURES_DIR,
+            files.ensure_dir(
+                host.path(SIGNATURES_DIR),
+                mode=0o775,
+                owner=0,
+                group=GROUP_MAKERS,
+                accounts_root=root,
+            ),
+        )
+        note(
+            f"{SIGSTORE_ROOT}/index.html",
+            files.atomic_write(
+                host.path(f"{SIGSTORE_ROOT}/index.html"), "SigStore works!\n", mode=0o644
+            ),
+        )
+    else:
+        for name, data in sorted(keys_to_install.items()):
+            note(
+                f"{KEYS_DIR}/{name}",
+                gpgkeys.write_public(host.path(f"{KEYS_DIR}/{name}"), data.decode()),
+            )
+        notes.append(
+            _("installed {n} pinned key(s) from {url}").format(n=len(keys_to_install), url=keys_url)
+        )
+    for path in write_policy(host, policy, publish=local):
+        changed.append(path)
+    if pol.SYSTEM_POLICY not in changed:
+        unchanged.append(pol.SYSTEM_POLICY)
+    note(REGISTRIES_D_FILE, files.atomic_write(host.path(REGISTRIES_D_FILE), regd_text, mode=0o644))
+    note(
+        REGISTRIES_CONF_DROPIN,
+        files.atomic_write(host.path(REGISTRIES_CONF_DROPIN), REGISTRIES_CONF, mode=0o644),
+    )
+    if local and not signed_scopes(policy):
+        notes.append(
+            _(
+                "no image maker yet: registry.local images are refused until "
+                "`podsec users create-imagemaker` adds a signing key"
+            )
+        )
+    return PolicyReport(
+        ip,
+        local,
+        tuple(changed),
+        tuple(unchanged),
+        tuple(notes),
+        tuple(pin_values(host)) if local else (),
+    )

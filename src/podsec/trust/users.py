@@ -1,0 +1,332 @@
+"""Image users (group ``podman``) and image makers (groups ``podman`` + ``podman_dev``).
+
+Image users get a locked ``~/.config/containers`` holding only ``storage.conf``: they have
+no policy of their own, so the system policy (reject by default, registry.local signed)
+applies to them. The lock is ``chattr +i`` where the filesystem supports it, otherwise the
+directory is made root-owned and read-only — the report says which.
+
+Image makers get a GPG signing key (batch, optional passphrase), the public key in
+``/var/sigstore/keys/USER.pgp``, a ``signedBy`` rule for ``registry.local/REPO_PATH`` in the
+system policy (also published for other nodes) and their own registries.d whose
+``lookaside-staging`` makes ``podman push --sign-by`` write into /var/sigstore/sigstore.
+No other user's files are ever touched (the original rewrote every ~/.config policy).
+All names and paths are validated before anything changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from podsec.errors import NotFoundError, UsageError
+from podsec.host import accounts, files
+from podsec.host.paths import Host
+from podsec.host.run import run
+from podsec.i18n import _
+from podsec.progress import NULL_PROGRESS, Progress
+from podsec.trust import keys as gpgkeys
+from podsec.trust import policy as pol
+from podsec.trust import reference, setup
+from podsec.trust import registries_d as rd
+
+DEFAULT_MAKER = "imagemaker"
+IMMUTABLE = "immutable"
+READ_ONLY = "read-only"
+STORAGE_CONF = """\
+# Written by podsec: rootless image storage of this user (the directory is locked).
+[storage]
+driver = "overlay"
+graphroot = "{home}/.local/share/containers/storage"
+"""
+
+
+@dataclass(frozen=True)
+class UserReport:
+    name: str
+    created: bool
+    changed: tuple[str, ...] = ()
+    lock: str | None = None
+    fingerprint: str | None = None
+    scope: str | None = None
+    sign_by: str | None = None
+    password_set: bool = False
+
+
+@dataclass(frozen=True)
+class MakerSpec:
+    user: str
+    scope: str  # registry.local or registry.local/PATH
+
+
+def check_users(names: Sequence[str]) -> list[str]:
+    if not names:
+        raise UsageError(_("give at least one user name"))
+    seen: set[str] = set()
+    for name in names:
+        accounts.check_name(name)
+        if name == "root":
+            raise UsageError(_("root cannot be an image user"))
+        if name in seen:
+            raise UsageError(_("user {name} is listed twice").format(name=name))
+        seen.add(name)
+    return list(names)
+
+
+def parse_maker_specs(args: Sequence[str]) -> list[MakerSpec]:
+    """``USER[@REPO_PATH]`` arguments (no argument: ``imagemaker``), validated together."""
+    items = list(args) or [DEFAULT_MAKER]
+    specs: list[MakerSpec] = []
+    for item in items:
+        user, sep, path = item.partition("@")
+        path = path.strip("/")
+        if path == setup.REGISTRY or path.startswith(setup.REGISTRY + "/"):
+            path = path[len(setup.REGISTRY) :].strip("/")
+        if sep and not path and item.rstrip("/").endswith("@"):
+            raise UsageError(_("{arg}: empty repository path").format(arg=item))
+        if path and not reference.is_valid_repo_path(path):
+            raise UsageError(
+                _("{arg}: invalid repository path {path!r}").format(arg=item, path=path),
+                hint=_("use lower-case path components such as k8s-p10 or team/app"),
+            )
+        scope = f"{setup.REGISTRY}/{path}" if path else setup.REGISTRY
+        specs.append(MakerSpec(user, scope))
+    check_users([s.user for s in specs])
+    scopes = [s.scope for s in specs]
+    dup = next((s for s in scopes if scopes.count(s) > 1), None)
+    if dup is not None:
+        raise UsageError(_("repository path {scope} is given twice").format(scope=dup))
+    return specs
+
+
+# ------------------------------------------------------------------------------ helpers
+def _home(host: Host, name: str) -> tuple[accounts.User, Path]:
+    user = accounts.get_user(host, name)
+    if user is None:
+        raise NotFoundError(_("user {name} does not exist").format(name=name))
+    return user, host.path(user.home)
+
+
+def set_password(host: Host, name: str, password: str) -> None:
+    prefix = [] if host.is_live else ["--prefix", str(host.root)]
+    run(["chpasswd", *prefix], input=f"{name}:{password}\n", timeout=60)
+
+
+def _create(host: Host, name: str, groups: tuple[str, ...]) -> bool:
+    created = accounts.get_user(host, name) is None
+    accounts.ensure_user(host, name, primary_group=setup.GROUP_USERS, supplementary=groups)
+    accounts.ensure_subids(host, name)
+    return created
+
+
+def is_immutable(path: Path) -> bool:
+    result = run(["lsattr", "-d", str(path)], check=False, timeout=30)
+    flags = result.stdout.split(" ", 1)[0] if result.ok else ""
+    return "i" in flags
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    return run(["chattr", "-R", flag, str(path)], check=False, timeout=60).ok
+
+
+def lock_config_dir(
+    host: Host, directory: Path, wanted: dict[str, str], uid: int, gid: int
+) -> tuple[str, bool]:
+    """Put ``wanted`` files into ``directory`` and lock it; return (lock kind, changed)."""
+    current = (
+        {name: files.read_text(directory / name) for name in wanted} if directory.is_dir() else {}
+    )
+    extra = (
+        sorted(p.name for p in directory.iterdir() if p.name not in wanted)
+        if directory.is_dir()
+        else []
+    )
+    immutable = directory.is_dir() and is_immutable(directory)
+    if immutable and current == wanted and not extra:
+        return IMMUTABLE, False
+    if immutable:
+        _chattr("-i", directory)
+    cfg = directory.parent
+    if not cfg.is_dir():
+        cfg.mkdir(parents=True)
+        os.chown(cfg, uid, gid)
+    directory.mkdir(exist_ok=True)
+    changed = False
+    for name, text in wanted.items():
+        changed |= files.atomic_write(
+            directory / name, text, mode=0o400, owner=uid, group=gid, backup=False
+        )
+    os.chown(directory, uid, gid)
+    directory.chmod(0o500)
+    if _chattr("+i", directory):
+        return IMMUTABLE, True
+    # No immutable bit here (tmpfs, overlay, no CAP_LINUX_IMMUTABLE): root-owned, read-only.
+    for name in wanted:
+        os.chown(directory / name, 0, gid)
+        (directory / name).chmod(0o444)
+    os.chown(directory, 0, gid)
+    directory.chmod(0o555)
+    return READ_ONLY, changed or True
+
+
+# ------------------------------------------------------------------------------ image users
+def create_podman_users(
+    host: Host,
+    names: Sequence[str],
+    *,
+    passwords: dict[str, str] | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> list[UserReport]:
+    check_users(names)
+    accounts.ensure_group(host, setup.GROUP_USERS)
+    out = []
+    for name in names:
+        progress.start(name)
+        created = _create(host, name, (setup.GROUP_USERS,))
+        user, home = _home(host, name)
+        if not home.is_dir():
+            home.mkdir(parents=True, mode=0o700)
+            os.chown(home, user.uid, user.gid)
+        gid = accounts.resolve_gid(setup.GROUP_USERS, host.root)
+        lock, changed = lock_config_dir(
+            host,
+            home / ".config" / "containers",
+            {"storage.conf": STORAGE_CONF.format(home=user.home)},
+            user.uid,
+            gid,
+        )
+        pw = (passwords or {}).get(name)
+        if pw:
+            set_password(host, name, pw)
+        out.append(
+            UserReport(
+                name,
+                created,
+                (f"{user.home}/.config/containers",) if changed else (),
+                lock,
+                password_set=bool(pw),
+            )
+        )
+        progress.finish(name)
+    return out
+
+
+# ------------------------------------------------------------------------------ image makers
+def maker_registries_d(lookaside: str = setup.LOOKASIDE, staging: str = setup.STAGING) -> str:
+    conf = rd.RegistriesD(rd.Section(lookaside, staging))
+    return rd.render(
+        conf, "Written by podsec: your pushes with --sign-by sign into the signature server."
+    )
+
+
+def _gnupg_home(host: Host, user: accounts.User) -> Path:
+    return host.path(user.home) / ".gnupg"
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, uid, gid)
+        for n in dirnames + filenames:
+            os.lchown(Path(dirpath) / n, uid, gid)
+
+
+def _make_one(
+    host: Host, spec: MakerSpec, password: str | None, passphrase: str | None, email_domain: str
+) -> tuple[UserReport, str]:
+    created = _create(host, spec.user, (setup.GROUP_USERS, setup.GROUP_MAKERS))
+    user, home = _home(host, spec.user)
+    if not home.is_dir():
+        home.mkdir(parents=True, mode=0o700)
+        os.chown(home, user.uid, user.gid)
+    changed: list[str] = []
+    gnupg = _gnupg_home(host, user)
+    if not gnupg.is_dir():
+        gnupg.mkdir(mode=0o700)
+    uid_text = f"{spec.user} <{spec.user}@{email_domain}>"
+    try:
+        key = gpgkeys.generate_key(gnupg, uid_text, passphrase=passphrase)
+        armored = gpgkeys.export_public(gnupg, key.fingerprint)
+    finally:
+        # gpg-agent was started by us for this home: stop it, hand the home to the user
+        run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], check=False, timeout=30)
+        _chown_tree(gnupg, user.uid, user.gid)
+    key_path = f"{setup.KEYS_DIR}/{spec.user}.pgp"
+    if gpgkeys.write_public(
+        host.path(key_path), armored, owner=0, group=setup.GROUP_MAKERS, accounts_root=host.root
+    ):
+        changed.append(key_path)
+    regd = host.path(user.home) / rd.USER_DIR / "default.yaml"
+    for d in (regd.parent.parent.parent, regd.parent.parent, regd.parent):
+        if not d.is_dir():
+            d.mkdir()
+            os.chown(d, user.uid, user.gid)
+    if files.atomic_write(regd, maker_registries_d(), mode=0o644, owner=user.uid, group=user.gid):
+        changed.append(f"{user.home}/{rd.USER_DIR}/default.yaml")
+    if password:
+        set_password(host, spec.user, password)
+    report = UserReport(
+        spec.user,
+        created,
+        tuple(changed),
+        None,
+        key.fingerprint,
+        spec.scope,
+        f"{spec.user}@{email_domain}",
+        bool(password),
+    )
+    return report, key_path
+
+
+def create_imagemakers(
+    host: Host,
+    specs: Sequence[MakerSpec],
+    *,
+    passwords: dict[str, str] | None = None,
+    passphrases: dict[str, str] | None = None,
+    email_domain: str = setup.REGISTRY,
+    progress: Progress = NULL_PROGRESS,
+) -> list[UserReport]:
+    """Create (or complete) image makers; see the module docstring."""
+    if not host.path(setup.KEYS_DIR).is_dir():
+        raise UsageError(
+            _("{path} does not exist: this is not a registry node yet").format(path=setup.KEYS_DIR),
+            hint=_("run `podsec policy create REGISTRY_IP` on this node first"),
+        )
+    current = setup.load_system_policy(host)  # invalid → error before any change
+    makers = setup.signed_scopes(current) if current is not None else {}
+    for group in (setup.GROUP_USERS, setup.GROUP_MAKERS):
+        accounts.ensure_group(host, group)
+    out = []
+    for spec in specs:
+        progress.start(spec.user)
+        report, key_path = _make_one(
+            host,
+            spec,
+            (passwords or {}).get(spec.user),
+            (passphrases or {}).get(spec.user),
+            email_domain,
+        )
+        makers[spec.scope] = tuple(dict.fromkeys((*makers.get(spec.scope, ()), key_path)))
+        out.append(report)
+        progress.finish(spec.user)
+    policy = setup.base_policy(makers)
+    if current is not None:  # keep transports/scopes the administrator added
+        docker = {**current.transports.get("docker", {}), **policy.transports["docker"]}
+        policy = pol.Policy(
+            (pol.reject(),), {**current.transports, **policy.transports, "docker": docker}
+        )
+    written = setup.write_policy(host, policy, publish=True)
+    if written and out:
+        first = out[0]
+        out[0] = UserReport(
+            first.name,
+            first.created,
+            (*first.changed, *written),
+            first.lock,
+            first.fingerprint,
+            first.scope,
+            first.sign_by,
+            first.password_set,
+        )
+    return out
