@@ -1,12 +1,554 @@
-"""``podsec monitor``: Nagios-compatible checks and watchers of the node's security."""
+"""``podsec monitor``: Nagios-compatible checks and watchers of the node's security.
+
+The plugin commands print one Nagios status line (+ perfdata and long output) and exit
+0/1/2/3; anything unexpected is UNKNOWN (3). Their original names (``podsec-inotify-*``)
+take the original flags. Under those names ``--help`` exits 3 as the Nagios plugin
+guidelines ask; under ``podsec monitor`` it exits 0 like every podsec command.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
 import click
 
+from podsec.cli import context
 from podsec.i18n import _
 
+PLUGIN_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
+LEVEL_FLAGS = "afchmld"
 
-@click.group(help=_("Security monitoring: Nagios plugins and watchers."))
+
+@click.group(
+    help=_("Security monitoring: Nagios plugins and watchers."),
+    epilog=_(
+        "Examples:\n\n  podsec monitor check-policy -w 1 -c 100\n\n"
+        "  podsec monitor watch-kubeapi -d\n\n  podsec monitor check-vuln -m admin@example.org"
+    ),
+)
 def monitor() -> None:
     pass
+
+
+# ------------------------------------------------------------------------- shared options
+def _sink_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--syslog-socket",
+        metavar="PATH",
+        envvar="PODSEC_SYSLOG_SOCKET",
+        default="/dev/log",
+        show_default=True,
+        help=_("Syslog socket to write to (also PODSEC_SYSLOG_SOCKET)."),
+    )(func)
+    func = click.option(
+        "--smtp",
+        metavar="HOST:PORT",
+        envvar="PODSEC_SMTP",
+        default="localhost:25",
+        show_default=True,
+        help=_("SMTP server for mail (also PODSEC_SMTP)."),
+    )(func)
+    return func
+
+
+def _plugin_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    helps = {
+        "a": _("Syslog Crash (priority 0) when the metric is outside RANGE."),
+        "f": _("Syslog Fatal (priority 1) when the metric is outside RANGE."),
+        "c": _("Nagios CRITICAL and syslog Critical (priority 2) outside RANGE."),
+        "h": _("Syslog High (priority 3) when the metric is outside RANGE."),
+        "m": _("Syslog Middle (priority 4) when the metric is outside RANGE."),
+        "l": _("Syslog Low (priority 5) when the metric is outside RANGE."),
+        "d": _("Syslog Debug (priority 6) when the metric is outside RANGE."),
+        "w": _("Nagios WARNING when the metric is outside RANGE."),
+    }
+    for key in reversed("afchmldw"):
+        func = click.option(f"-{key}", f"level_{key}", metavar="RANGE", help=helps[key])(func)
+    func = click.option(
+        "-M", "--mail", "mailto", metavar="EMAIL", help=_("Mail the report to EMAIL when not OK.")
+    )(func)
+    func = click.option("-v", "verbosity", count=True, help=_("More long output (-v, -vv, -vvv)."))(
+        func
+    )
+    func = click.option(
+        "-t",
+        "--timeout",
+        type=float,
+        default=300.0,
+        show_default=True,
+        help=_("Give up (UNKNOWN) after this many seconds."),
+    )(func)
+    func = click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))(
+        func
+    )
+    return _sink_options(func)
+
+
+def _run_plugin(
+    ctx: click.Context,
+    name: str,
+    tag: str,
+    kwargs: dict[str, Any],
+    probe: Callable[..., Any],
+) -> NoReturn:
+    """Thresholds → probe (guarded) → print, syslog, mail → exit with the state."""
+    from podsec.cli import output
+    from podsec.monitor import plugin, sinks
+
+    syslog = sinks.Syslog(tag, kwargs["syslog_socket"])
+    values = {k: kwargs[f"level_{k}"] for k in "afchmldw"}
+    verbosity = kwargs["verbosity"]
+    if not any(values.values()) and verbosity == 0 and not sys.argv[1:]:
+        verbosity = 2  # the original's defaults with no arguments at all
+
+    def probe_report() -> plugin.Report:
+        thresholds, warnings = plugin.build_thresholds(values)
+        for warning in warnings:
+            click.echo(f"{tag}: {warning}", err=True)
+        if os.geteuid() != 0:
+            return plugin.Report(name, plugin.State.UNKNOWN, _("plugin must be run as root user"))
+        env = context.get(ctx)
+        result: plugin.Report = probe(env, thresholds, verbosity, syslog.log)
+        return result
+
+    report = plugin.guarded(name, probe_report, kwargs["timeout"])
+    if kwargs["json_output"]:
+        output.emit_json(report.as_dict())
+    else:
+        click.echo(report.render(), nl=False)
+    mailto = kwargs["mailto"]
+    if mailto and report.state != plugin.State.OK:
+        try:
+            sinks.send_mail(mailto, report.status_line, report.render(), smtp=kwargs["smtp"])
+        except sinks.MailError as exc:
+            click.echo(f"{tag}: {exc.message}", err=True)
+    for error in syslog.errors:
+        click.echo(f"{tag}: {error}", err=True)
+    syslog.close()
+    sys.exit(int(report.state))
+
+
+PLUGIN_EPILOG = _(
+    "RANGE is a Nagios range [@]START:END ('~' is minus infinity; 100 means 0:100; @ alerts "
+    "inside). The metric is the sum of the weights of the rules that fire. Exit codes: 0 OK, "
+    "1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+)
+
+
+@monitor.command(
+    "check-policy",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Check the container trust settings of root and every user with a container storage "
+        "(weights 101-107 and 90 x share, as the original podsec)."
+    ),
+    epilog=PLUGIN_EPILOG
+    + "\n\n"
+    + _(
+        "Examples:\n\n  podsec monitor check-policy -w 1 -c 100\n\n"
+        "  podsec-inotify-check-policy -vvv -c 100 -M root"
+    ),
+)
+@_plugin_options
+@click.pass_context
+def check_policy_cmd(ctx: click.Context, /, **kwargs: Any) -> NoReturn:
+    from podsec.monitor import policy_check
+
+    def probe(env: Any, thresholds: Any, verbosity: int, log: Any) -> Any:
+        return policy_check.check(env.host, thresholds, verbosity, log)
+
+    _run_plugin(ctx, policy_check.NAME, policy_check.TAG, kwargs, probe)
+
+
+@monitor.command(
+    "check-images",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Check the images in root's and every user's storage: registries without signatures "
+        "(101), images whose signature is missing or does not verify (102), images from "
+        "registries outside the policy (103)."
+    ),
+    epilog=PLUGIN_EPILOG
+    + "\n\n"
+    + _("Examples:\n\n  podsec monitor check-images -c 100\n\n  podsec-inotify-check-images -vv"),
+)
+@_plugin_options
+@click.pass_context
+def check_images_cmd(ctx: click.Context, /, **kwargs: Any) -> NoReturn:
+    from podsec.monitor import images_check
+
+    def probe(env: Any, thresholds: Any, verbosity: int, log: Any) -> Any:
+        return images_check.check(env.host, thresholds, verbosity, log)
+
+    _run_plugin(ctx, images_check.NAME, images_check.TAG, kwargs, probe)
+
+
+# ------------------------------------------------------------------------ watch-containers
+def _stop_flag() -> Callable[[], bool]:
+    stopped = {"now": False}
+
+    def handler(_signum: int, _frame: Any) -> None:
+        stopped["now"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: stopped["now"]
+
+
+@monitor.command(
+    "watch-containers",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Watch the files of every container (root's, each user's rootless storage, "
+        "u7s-admin's) and log changes to syslog: home/root/etc as Warning, the rest as Critical."
+    ),
+    epilog=_(
+        "Runs until stopped (systemd unit podsec-inotify-check-containers.service).\n\n"
+        "Examples:\n\n  podsec monitor watch-containers\n\n"
+        "  podsec monitor watch-containers --json --syslog-socket /run/test.sock"
+    ),
+)
+@click.option(
+    "--max-user-watches",
+    type=int,
+    default=1048576,
+    show_default=True,
+    help=_("Raise fs.inotify.max_user_watches to this (never lowers it)."),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Also print each event as JSON."))
+@click.option("-v", "verbose", count=True, help=_("Also print each event on stdout."))
+@_sink_options
+@click.pass_context
+def watch_containers_cmd(
+    ctx: click.Context,
+    *,
+    max_user_watches: int,
+    json_output: bool,
+    verbose: int,
+    syslog_socket: str,
+    smtp: str,
+) -> None:
+    import json
+
+    from podsec.monitor import containers_watch, sinks
+
+    env = context.get(ctx)
+    syslog = sinks.Syslog(containers_watch.TAG, syslog_socket)
+    containers_watch.raise_watch_limit(env.host, max_user_watches)
+
+    def emit(event: containers_watch.ContainerEvent) -> None:
+        syslog.log(event.priority, event.message())
+        if json_output:
+            click.echo(json.dumps(event.as_dict(), ensure_ascii=False))
+        elif verbose:
+            click.echo(event.message())
+
+    def notice(priority: int, text: str) -> None:
+        syslog.log(priority, text)
+        if priority <= 4 or verbose:
+            click.echo(f"{containers_watch.TAG}: {text}", err=True)
+
+    watcher = containers_watch.ContainersWatcher(env.host, emit, notice)
+    stop = _stop_flag()
+    try:
+        watcher.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.close()
+        for error in syslog.errors:
+            click.echo(f"{containers_watch.TAG}: {error}", err=True)
+
+
+# --------------------------------------------------------------------------- watch-kubeapi
+@monitor.command(
+    "watch-kubeapi",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Report forbidden (403) and unauthenticated (401) Kubernetes API requests from the "
+        "apiserver audit log: -d follows the log, -m mails the digest."
+    ),
+    epilog=_(
+        "-d writes each record to syslog and /var/lib/podsec/u7s/log/kubeapi/forbidden.log and "
+        "keeps its place (inode + offset) across restarts and log rotation. -m mails "
+        "forbidden.log and rotates it only after the mail was accepted.\n\n"
+        "Examples:\n\n  podsec monitor watch-kubeapi -d\n\n"
+        "  podsec monitor watch-kubeapi -m -M security@example.org\n\n"
+        "  podsec monitor watch-kubeapi --install"
+    ),
+)
+@click.option("-d", "--daemon", is_flag=True, help=_("Follow the audit log."))
+@click.option("-m", "--mail-digest", is_flag=True, help=_("Mail the collected records."))
+@click.option("--once", is_flag=True, help=_("With -d: process what is there, then exit."))
+@click.option(
+    "--install",
+    is_flag=True,
+    help=_("Install the audit policy and the apiserver audit flags into the static-pod manifest."),
+)
+@click.option(
+    "--manifest",
+    default="/etc/kubernetes/manifests/kube-apiserver.yaml",
+    show_default=True,
+    help=_("The kube-apiserver static-pod manifest for --install."),
+)
+@click.option(
+    "--log",
+    "log_path",
+    default="/etc/kubernetes/audit/audit.log",
+    show_default=True,
+    help=_("The audit log to read."),
+)
+@click.option(
+    "-M", "--mailto", metavar="EMAIL", help=_("Recipient of -m (default: MAILTO, else root).")
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print records as JSON lines."))
+@_sink_options
+@click.pass_context
+def watch_kubeapi_cmd(
+    ctx: click.Context,
+    *,
+    daemon: bool,
+    mail_digest: bool,
+    once: bool,
+    install: bool,
+    manifest: str,
+    log_path: str,
+    mailto: str | None,
+    json_output: bool,
+    syslog_socket: str,
+    smtp: str,
+) -> None:
+    from podsec.errors import UsageError
+    from podsec.monitor import kubeapi_audit as ka
+    from podsec.monitor import sinks
+
+    if sum((daemon, mail_digest, install)) != 1:
+        raise UsageError(_("give exactly one of -d, -m or --install"))
+    env = context.get(ctx)
+    if install:
+        for path in ka.install_audit(env.host, manifest):
+            click.echo(_("updated {path}").format(path=path))
+        return
+    paths = ka.Paths.for_host(env.host, log_path)
+    if mail_digest:
+        to = mailto or env.settings.mailto or "root"
+
+        def send(subject: str, body: str) -> None:
+            sinks.send_mail(to, subject, body, smtp=smtp)
+
+        count = ka.mail_digest(paths, send)
+        click.echo(_("{count} record(s) mailed to {to}").format(count=count, to=to))
+        return
+    syslog = sinks.Syslog(ka.TAG, syslog_socket)
+    forbidden = ka.ForbiddenLog(paths.forbidden)
+
+    def sink(records: list[ka.Record]) -> None:
+        forbidden.write(records)
+        for record in records:
+            syslog.log(2, record.message())
+            if json_output:
+                click.echo(record.to_json())
+
+    def notice(priority: int, text: str) -> None:
+        syslog.log(priority, text)
+        click.echo(f"{ka.TAG}: {text}", err=True)
+
+    follower = ka.Follower(paths, sink, notice)
+    try:
+        if once:
+            follower.catch_up()
+        else:
+            follower.follow(_stop_flag())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        forbidden.close()
+        for error in syslog.errors:
+            click.echo(f"{ka.TAG}: {error}", err=True)
+
+
+# ----------------------------------------------------------------------------- check-vuln
+@monitor.command(
+    "check-vuln",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Scan root's and every user's images with trivy (client/server mode, "
+        "U7S_TRIVY_SERVER port 4954) and report HIGH and CRITICAL vulnerabilities."
+    ),
+    epilog=_(
+        "Exit codes: 0 OK, 1 WARNING (HIGH found or trivy DB stale), 2 CRITICAL, 3 UNKNOWN "
+        "(trivy failed).\n\nExamples:\n\n  podsec monitor check-vuln\n\n"
+        "  U7S_TRIVY_SERVER=trivy.local podsec monitor check-vuln -m admin@example.org"
+    ),
+)
+@click.option("-m", "--mail", "mailto", metavar="EMAIL", help=_("Mail findings to EMAIL."))
+@click.option("--server", metavar="HOST[:PORT]", help=_("Trivy server (default U7S_TRIVY_SERVER)."))
+@click.option(
+    "--db-max-age",
+    type=float,
+    default=48.0,
+    show_default=True,
+    help=_("Warn when trivy's vulnerability DB is older than this many hours."),
+)
+@click.option("-v", "verbosity", count=True, help=_("More long output."))
+@click.option("-t", "--timeout", type=float, default=3000.0, show_default=True)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@_sink_options
+@click.pass_context
+def check_vuln_cmd(
+    ctx: click.Context,
+    *,
+    mailto: str | None,
+    server: str | None,
+    db_max_age: float,
+    verbosity: int,
+    timeout: float,
+    json_output: bool,
+    syslog_socket: str,
+    smtp: str,
+) -> NoReturn:
+    from podsec.cli import output
+    from podsec.monitor import plugin, sinks, vuln
+
+    syslog = sinks.Syslog(vuln.TAG, syslog_socket)
+
+    def probe() -> plugin.Report:
+        env = context.get(ctx)
+        return vuln.check(
+            env.host,
+            server or env.settings.trivy_server,
+            verbosity=verbosity,
+            db_max_age_hours=db_max_age,
+            log=syslog.log,
+        )
+
+    report = plugin.guarded(vuln.NAME, probe, timeout)
+    if json_output:
+        output.emit_json(report.as_dict())
+    else:
+        click.echo(report.render(), nl=False)
+    if mailto and report.state != plugin.State.OK:
+        try:
+            sinks.send_mail(mailto, report.status_line, report.render(), smtp=smtp)
+        except sinks.MailError as exc:
+            click.echo(f"{vuln.TAG}: {exc.message}", err=True)
+    syslog.close()
+    sys.exit(int(report.state))
+
+
+@monitor.command(
+    "build-invulnerable-image",
+    context_settings={**PLUGIN_SETTINGS, "ignore_unknown_options": True},
+    help=_(
+        "Build IMAGE from DOCKERFILE (optional) with podman and scan it with trivy; a "
+        "vulnerable image built here is removed."
+    ),
+    epilog=_(
+        "Exit codes (as the original): 0 clean, 2 build failed, 3 trivy failed, 4 HIGH, "
+        "5 CRITICAL.\n\nExamples:\n\n"
+        "  podsec monitor build-invulnerable-image registry.local/app:1 Dockerfile .\n\n"
+        "  podsec-inotify-build-invulnerable-image registry.local/app:1"
+    ),
+)
+@click.argument("image")
+@click.argument("dockerfile", required=False)
+@click.argument("build_context", metavar="CONTEXT", required=False)
+@click.argument("build_opts", metavar="[PODMAN BUILD OPTIONS]...", nargs=-1, type=click.UNPROCESSED)
+@click.option("--server", metavar="HOST[:PORT]", help=_("Trivy server (default U7S_TRIVY_SERVER)."))
+@_sink_options
+@click.pass_context
+def build_image_cmd(
+    ctx: click.Context,
+    *,
+    image: str,
+    dockerfile: str | None,
+    build_context: str | None,
+    build_opts: tuple[str, ...],
+    server: str | None,
+    syslog_socket: str,
+    smtp: str,
+) -> NoReturn:
+    from podsec.monitor import sinks, vuln
+
+    env = context.get(ctx)
+    syslog = sinks.Syslog(vuln.BUILD_TAG, syslog_socket)
+    result = vuln.build_and_scan(
+        image,
+        dockerfile,
+        build_context,
+        build_opts,
+        server or env.settings.trivy_server,
+        log=syslog.log,
+    )
+    click.echo(result.text)
+    syslog.close()
+    sys.exit(result.code)
+
+
+# --------------------------------------------------------------------------------- install
+@monitor.command(
+    "install",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Install the monitoring units and timers, the NRPE/Nagios/Icinga2 configs and the "
+        "nagwad sed file under the host root."
+    ),
+    epilog=_("Examples:\n\n  podsec monitor install\n\n  podsec --root /srv/img monitor install"),
+)
+@click.option(
+    "--enable", is_flag=True, help=_("Enable the watchers and timers (systemctl --root).")
+)
+@click.pass_context
+def install_cmd(ctx: click.Context, enable: bool) -> None:
+    from podsec.monitor import install
+
+    env = context.get(ctx)
+    for path in install.install(env.host, enable=enable):
+        click.echo(_("updated {path}").format(path=path))
+
+
+# ---------------------------------------------------------------------- original names
+def _plugin_entry(spec: str, prog: str) -> Callable[[], NoReturn]:
+    """Original names of Nagios plugins: usage errors and --help exit 3 (UNKNOWN)."""
+
+    def entry() -> NoReturn:
+        from podsec.cli.main import _load, invoke
+
+        wants_help = any(a in ("--help", "--version") for a in sys.argv[1:])
+        try:
+            invoke(_load(spec), prog, usage_exit=3, internal_exit=3)
+        except SystemExit as exc:
+            if wants_help and exc.code in (0, None):
+                sys.exit(3)
+            raise
+
+    return entry
+
+
+def _legacy(spec: str, prog: str) -> Callable[[], NoReturn]:
+    def entry() -> NoReturn:
+        from podsec.cli.main import legacy
+
+        legacy(spec, prog)()
+
+    return entry
+
+
+check_policy_main = _plugin_entry(
+    "podsec.cli.monitor:check_policy_cmd", "podsec-inotify-check-policy"
+)
+check_images_main = _plugin_entry(
+    "podsec.cli.monitor:check_images_cmd", "podsec-inotify-check-images"
+)
+check_vuln_main = _plugin_entry("podsec.cli.monitor:check_vuln_cmd", "podsec-inotify-check-vuln")
+check_containers_main = _legacy(
+    "podsec.cli.monitor:watch_containers_cmd", "podsec-inotify-check-containers"
+)
+check_kubeapi_main = _legacy("podsec.cli.monitor:watch_kubeapi_cmd", "podsec-inotify-check-kubeapi")
+build_invulnerable_image_main = _legacy(
+    "podsec.cli.monitor:build_image_cmd", "podsec-inotify-build-invulnerable-image"
+)

@@ -1,0 +1,282 @@
+"""The Nagios plugin runtime shared by every podsec check.
+
+Probe → evaluate → summarise, as monitoring-plugins and nagiosplugin define it:
+
+* :func:`parse_range` reads Nagios ranges ``[@]start:end`` (``~`` is −∞, an omitted start
+  is 0, an omitted end +∞); the original's documented ``A-B`` form is accepted as ``A:B``
+  with a warning.
+* :class:`Thresholds` holds the original's two channels: syslog levels ``-a -f -c -h -m -l
+  -d`` (priorities 0–6) and the Nagios state ``-w``/``-c``. Levels are resolved **highest
+  first** (the original used bash hash order, so ``-w 0 -c 100`` with 500 said Warning).
+* :class:`Report` renders one status line, optional long output and perfdata
+  ``'label'=value[UOM];warn;crit;min;max``; human text never contains ``|``.
+* :func:`guarded` turns any internal failure or a timeout into UNKNOWN (exit 3).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import IntEnum
+from types import FrameType
+
+from podsec.errors import PodsecError, UsageError
+from podsec.i18n import _
+
+
+class State(IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+# Syslog levels of the original, highest first: key → (name, syslog priority).
+SYSLOG_LEVELS: dict[str, tuple[str, int]] = {
+    "a": ("Crash", 0),
+    "f": ("Fatal", 1),
+    "c": ("Critical", 2),
+    "h": ("High", 3),
+    "m": ("Middle", 4),
+    "l": ("Low", 5),
+    "d": ("Debug", 6),
+}
+LEVEL_NAMES = {key: name for key, (name, _prio) in SYSLOG_LEVELS.items()} | {"w": "Warning"}
+WARNING_PRIORITY = 5  # the original logged container "Warning"s at priority 5
+
+
+class PluginTimeout(PodsecError):
+    """The check ran out of time (reported as UNKNOWN)."""
+
+
+# ------------------------------------------------------------------------------------ ranges
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_RANGE_RE = re.compile(rf"^(?P<at>@)?(?:(?P<start>~|{_NUM})?:)?(?P<end>{_NUM})?$")
+_DASH_RE = re.compile(rf"^(?P<at>@)?(?P<start>{_NUM})-(?P<end>{_NUM})$")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A Nagios threshold range; :meth:`alert` is True when ``value`` breaches it."""
+
+    start: float = 0.0
+    end: float = math.inf
+    inside: bool = False  # "@": alert when inside
+    text: str = ""
+
+    def contains(self, value: float) -> bool:
+        return self.start <= value <= self.end
+
+    def alert(self, value: float) -> bool:
+        return self.contains(value) if self.inside else not self.contains(value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_range(text: str) -> tuple[Range, str | None]:
+    """Parse ``text``; return the range and a warning when the legacy ``A-B`` form was used.
+
+    Raises :class:`~podsec.errors.UsageError` naming the bad value.
+    """
+    raw = text.strip()
+    warning = None
+    m = _DASH_RE.match(raw)
+    if m and not _RANGE_RE.match(raw):
+        converted = f"{m['at'] or ''}{m['start']}:{m['end']}"
+        warning = _(
+            "range {old!r} uses the old A-B form; read as {new!r} (write A:B, as Nagios does)"
+        ).format(old=raw, new=converted)
+        raw = converted
+    m = _RANGE_RE.match(raw)
+    if not raw or m is None or (m["start"] is None and m["end"] is None and ":" not in raw):
+        raise UsageError(
+            _("invalid threshold range {value!r}").format(value=text),
+            hint=_("use [@]START:END, e.g. 100, 10:, ~:10, 10:20, @10:20"),
+        )
+    start_text, end_text = m["start"], m["end"]
+    if start_text is None and ":" not in raw.lstrip("@"):
+        start = 0.0  # "N" means 0..N
+    elif start_text == "~":
+        start = -math.inf
+    else:
+        start = float(start_text) if start_text else 0.0
+    end = float(end_text) if end_text else math.inf
+    if start > end:
+        raise UsageError(
+            _("invalid threshold range {value!r}: start is greater than end").format(value=text)
+        )
+    return Range(start, end, bool(m["at"]), raw), warning
+
+
+# ------------------------------------------------------------------------------ thresholds
+@dataclass(frozen=True)
+class Thresholds:
+    """The syslog channel (keys a f c h m l d) and the Nagios channel (w, c)."""
+
+    syslog: Mapping[str, Range] = field(default_factory=dict)
+    warning: Range | None = None
+    critical: Range | None = None
+
+    def syslog_level(self, metric: float) -> tuple[str, int] | None:
+        """(level name, priority) of the highest syslog level breached, None if none is."""
+        for key, (name, priority) in SYSLOG_LEVELS.items():
+            rng = self.syslog.get(key)
+            if rng is not None and rng.alert(metric):
+                return name, priority
+        return None
+
+    def state(self, metric: float) -> State:
+        if self.critical is not None and self.critical.alert(metric):
+            return State.CRITICAL
+        if self.warning is not None and self.warning.alert(metric):
+            return State.WARNING
+        return State.OK
+
+
+def build_thresholds(
+    values: Mapping[str, str | None], *, default_critical: str | None = "100"
+) -> tuple[Thresholds, list[str]]:
+    """Thresholds from the flag values (keys a f c h m l d w); warnings for legacy ranges.
+
+    With no threshold flag at all, the original's defaults apply: syslog and Nagios
+    Critical at ``default_critical``.
+    """
+    warnings: list[str] = []
+    parsed: dict[str, Range] = {}
+    for key, text in values.items():
+        if text is None:
+            continue
+        rng, warning = parse_range(text)
+        parsed[key] = rng
+        if warning:
+            warnings.append(warning)
+    if not parsed and default_critical is not None:
+        parsed["c"] = parse_range(default_critical)[0]
+    syslog = {k: r for k, r in parsed.items() if k in SYSLOG_LEVELS}
+    return Thresholds(syslog, parsed.get("w"), parsed.get("c")), warnings
+
+
+# --------------------------------------------------------------------------------- output
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean(text: str) -> str:
+    """Human text safe for a status line: no ``|`` (perfdata separator), no control chars,
+    no undecodable bytes (file names are data and may contain anything)."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text.replace("|", "/")
+
+
+def _num(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Perf:
+    """One perfdata item. ``value`` None renders Nagios' ``U`` (unknown)."""
+
+    label: str
+    value: float | int | None
+    uom: str = ""
+    warn: str = ""
+    crit: str = ""
+    min: float | int | None = None
+    max: float | int | None = None
+
+    def render(self) -> str:
+        label = self.label.replace("'", "''").replace("=", "_").replace("|", "_")
+        value = "U" if self.value is None else _num(self.value) + self.uom
+        fields = [value, self.warn, self.crit, _num(self.min), _num(self.max)]
+        while len(fields) > 1 and fields[-1] == "":
+            fields.pop()
+        return f"'{label}'=" + ";".join(fields)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a plugin prints: ``NAME STATE: summary | perf`` then long-output lines."""
+
+    name: str
+    state: State
+    summary: str
+    long: tuple[str, ...] = ()
+    perf: tuple[Perf, ...] = ()
+
+    @property
+    def status_line(self) -> str:
+        line = f"{self.name} {self.state.label}: {clean(self.summary)}"
+        return line
+
+    def render(self) -> str:
+        line = self.status_line
+        if self.perf:
+            line += " | " + " ".join(p.render() for p in self.perf)
+        lines = [line, *(clean(text) for text in self.long)]
+        return "\n".join(lines) + "\n"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "state": self.state.label,
+            "exit_code": int(self.state),
+            "summary": self.summary,
+            "long": list(self.long),
+            "perfdata": {p.label: p.value for p in self.perf},
+        }
+
+
+def worst(states: Sequence[State]) -> State:
+    """Nagios' ordering: CRITICAL > WARNING > UNKNOWN > OK."""
+    order = {State.OK: 0, State.UNKNOWN: 1, State.WARNING: 2, State.CRITICAL: 3}
+    return max(states, key=order.__getitem__, default=State.OK)
+
+
+# -------------------------------------------------------------------------------- guarded
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`PluginTimeout` in the main thread after ``seconds`` (SIGALRM)."""
+    if not seconds or seconds <= 0:
+        yield
+        return
+
+    def _expired(_signum: int, _frame: FrameType | None) -> None:
+        raise PluginTimeout(_("timed out after {seconds:g} s").format(seconds=seconds))
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def guarded(name: str, probe: Callable[[], Report], timeout: float | None = None) -> Report:
+    """Run ``probe``; any exception or a timeout becomes an UNKNOWN report (exit 3)."""
+    try:
+        with deadline(timeout):
+            return probe()
+    except PodsecError as exc:
+        return Report(name, State.UNKNOWN, exc.message)
+    except Exception as exc:  # the plugin contract: never a traceback, always exit 3
+        return Report(
+            name,
+            State.UNKNOWN,
+            _("internal error: {err}").format(err=f"{type(exc).__name__}: {exc}"),
+        )
