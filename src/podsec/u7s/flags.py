@@ -114,11 +114,12 @@ class KubeadmArgs:
     booleans: frozenset[str] = frozenset()  # bool flags set to true (any use)
     passthrough: tuple[str, ...] = ()  # normalised pass flags for the real kubeadm
     verbosity: int | None = None
+    phase: bool = False  # "init phase ..." / "join phase ...": passed through
 
     @property
     def planned(self) -> bool:
         """True when podsec builds a NodePlan (init/join proper, not help or phases)."""
-        return self.command in _PLANNED and not self.help
+        return self.command in _PLANNED and not self.help and not self.phase
 
     @property
     def force(self) -> bool:
@@ -206,12 +207,14 @@ def parse(argv: Sequence[str]) -> KubeadmArgs:  # noqa: PLR0912, PLR0915 - one l
     if want_help or any(t in ("-h", "--help") or t.startswith("--help=") for t in rest):
         return KubeadmArgs(raw=raw, command=command, help=True, verbosity=verbosity)
     if command not in _PLANNED or (rest and rest[0] == "phase"):
-        return KubeadmArgs(raw=raw, command=command, help=False, verbosity=verbosity)
+        phase = command in _PLANNED
+        return KubeadmArgs(raw=raw, command=command, verbosity=verbosity, phase=phase)
 
     values: dict[str, str] = {}
     lists: dict[str, list[str]] = {}
     booleans: set[str] = set()
     passthrough: list[str] = []
+    order: list[str] = []
     positionals: list[str] = []
     # the global flags given before the subcommand pass through too
     pre = list(raw[:start])
@@ -243,18 +246,18 @@ def parse(argv: Sequence[str]) -> KubeadmArgs:  # noqa: PLR0912, PLR0915 - one l
                 raise _bad(name, val, _("expected true or false"))
             if on:
                 booleans.add(name)
-                if spec.use == "pass":
-                    passthrough.append(f"--{name}")
             else:
                 booleans.discard(name)
-                if spec.use == "pass" and f"--{name}" in passthrough:
-                    passthrough.remove(f"--{name}")
+            if spec.use == "pass" and name not in order:
+                order.append(name)
             continue
         if val is None:
             if i >= len(tokens):
                 raise UsageError(_("kubeadm: flag --{flag} needs a value").format(flag=name))
             val = tokens[i]
             i += 1
+        if spec.use == "pass" and name not in order:
+            order.append(name)
         if spec.kind == "list":
             items = [v.strip() for v in val.split(",") if v.strip()]
             lists.setdefault(name, []).extend(items)
@@ -262,12 +265,14 @@ def parse(argv: Sequence[str]) -> KubeadmArgs:  # noqa: PLR0912, PLR0915 - one l
         values[name] = val
         if name == "v":
             verbosity = _verbosity(val)
-    for name, items in lists.items():
-        if FLAGS[name].use == "pass":
-            passthrough.append(f"--{name}={','.join(items)}")
-    for name, val in values.items():
-        if FLAGS[name].use == "pass":
-            passthrough.append(f"--{name}={val}")
+    # pass flags in the order the user gave them, normalised to --name[=value]
+    for name in order:
+        if name in booleans:
+            passthrough.append(f"--{name}")
+        elif name in lists:
+            passthrough.append(f"--{name}={','.join(lists[name])}")
+        elif name in values:
+            passthrough.append(f"--{name}={values[name]}")
     args = KubeadmArgs(
         raw=raw,
         command=command,

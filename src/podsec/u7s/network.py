@@ -129,6 +129,11 @@ def check_overlaps(
     pod_cidr: IPv4Network, service_cidr: IPv4Network, addresses: Iterable[HostAddress]
 ) -> None:
     """Refuse pod/service CIDRs that overlap each other or a host network (not loopback)."""
+    for cidr in (pod_cidr, service_cidr):
+        if cidr.is_loopback or cidr.is_multicast or cidr.is_link_local or cidr.is_unspecified:
+            raise UsageError(
+                _("network {cidr} cannot be used for pods or services").format(cidr=cidr)
+            )
     if pod_cidr.overlaps(service_cidr):
         raise UsageError(
             _("pod network {pod} overlaps service network {svc}").format(

@@ -54,7 +54,7 @@ class ImageSource:
         """The repository without the registry host: "p10" (may be "")."""
         return self.repository.partition("/")[2]
 
-    def strip(self, ref: str) -> str:
+    def without_registry(self, ref: str) -> str:
         """An image reference without its registry host (U7S_IMAGES notation)."""
         head, _sep, tail = ref.partition("/")
         return tail if head == self.registry and tail else ref

@@ -332,7 +332,7 @@ def env_values(
 ) -> dict[str, str]:
     """The U7S_* variables of the original's env file (reference §4.2 step 13), names and
     misspellings kept (U7S_CERIFICATEKEY, U7S__KUBEPROXY_IMAGE) with corrected aliases."""
-    by_name = {images.component(r): source.strip(r) for r in plan.images}
+    by_name = {images.component(r): source.without_registry(r) for r in plan.images}
     control = {"init": "initMaster", "join-control-plane": "master", "join-worker": ""}
     svc_ip, svc_mask = _cidr_parts(plan.service_cidr)
     pod_ip, pod_mask = _cidr_parts(plan.pod_cidr)
@@ -347,8 +347,8 @@ def env_values(
         "U7S_FLANNEL_TAG": imgs.flannel_tag or "",
         "U7S_FLANNELCNIPLUGIN_TAG": imgs.flannel_cni_tag or "",
         "U7S_REGISTRY_PLATFORM": source.repository,
-        "U7S_IMAGES": " ".join(source.strip(r) for r in plan.images),
-        "U7S_PAUSE_IMAGE": source.strip(plan.pause_image),
+        "U7S_IMAGES": " ".join(source.without_registry(r) for r in plan.images),
+        "U7S_PAUSE_IMAGE": source.without_registry(plan.pause_image),
         "U7S_COREDNS_IMAGE": by_name.get("coredns", ""),
         "U7S_ETCD_IMAGE": by_name.get("etcd", ""),
         "U7S_KUBEAPISERVER_IMAGE": by_name.get("kube-apiserver", ""),

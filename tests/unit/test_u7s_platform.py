@@ -1,0 +1,117 @@
+"""U7S_PLATFORM from env or /etc/os-release; U7S_REGISTRY exactly as SPEC.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from podsec import config
+from podsec.host.paths import Host
+from podsec.u7s import platform
+
+C10F = 'NAME="ALT SP Server"\nALT_BRANCH_ID=c10f2\nCPE_NAME="cpe:/o:alt:spserver:10"\n'
+P10 = 'NAME="ALT Server"\nCPE_NAME="cpe:/o:alt:server:10.1"\n'
+P11_BRANCH = "ALT_BRANCH_ID=p11\nCPE_NAME=cpe:/o:alt:server:11\n"
+SISYPHUS = 'CPE_NAME="cpe:/o:alt:sisyphus:20250101"\n'
+SPSERVER_NO_BRANCH = 'CPE_NAME="cpe:/o:alt:spserver:10"\n'
+DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
+
+
+def _host(root: Path, os_release: str | None, local_registry: bool = False) -> Host:
+    etc = root / "etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    if os_release is not None:
+        (etc / "os-release").write_text(os_release)
+    hosts = "127.0.0.1 localhost\n"
+    if local_registry:
+        hosts += "192.168.122.80 registry.local sigstore.local\n"
+    (etc / "hosts").write_text(hosts)
+    return Host(root)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (C10F, "c10f"),
+        (P10, "p10"),
+        (P11_BRANCH, "p11"),
+        (SISYPHUS, "sisyphus"),
+        (SPSERVER_NO_BRANCH, "c10f"),
+        (DEBIAN, None),
+        ("", None),
+    ],
+)
+def test_platform_from_os_release(tmp_path: Path, text: str, expected: str | None) -> None:
+    host = _host(tmp_path, text)
+    assert platform.platform_from_os_release(platform.os_release(host)) == expected
+
+
+def test_debian_gets_the_documented_default(tmp_path: Path) -> None:
+    host = _host(tmp_path, DEBIAN)
+    assert platform.detect_platform(config.Settings(root=tmp_path), host) == "p10"
+    host = _host(tmp_path / "none", None)
+    assert platform.detect_platform(config.Settings(), host) == platform.DEFAULT_PLATFORM
+
+
+def test_env_platform_wins(tmp_path: Path) -> None:
+    host = _host(tmp_path, C10F)
+    s = config.load(tmp_path, {"U7S_PLATFORM": "p11"})
+    assert platform.detect_platform(s, host) == "p11"
+
+
+def test_unset_registry_prefers_registry_local_from_etc_hosts(tmp_path: Path) -> None:
+    host = _host(tmp_path, C10F, local_registry=True)
+    src = platform.choose(config.load(tmp_path, {}), host)
+    assert (src.registry, src.platform, src.repository) == (
+        "registry.local",
+        "c10f",
+        "registry.local/c10f",
+    )
+    assert src.flannel_repository == "registry.local/c10f"
+    assert not src.explicit
+
+
+def test_unset_registry_without_local_uses_altlinux(tmp_path: Path) -> None:
+    host = _host(tmp_path, P10)
+    src = platform.choose(config.load(tmp_path, {}), host)
+    assert src.repository == "registry.altlinux.org/p10"
+
+
+def test_set_but_empty_registry_is_upstream_without_platform(tmp_path: Path) -> None:
+    host = _host(tmp_path, C10F, local_registry=True)
+    src = platform.choose(config.load(tmp_path, {"U7S_REGISTRY": ""}), host)
+    assert src.repository == "registry.k8s.io" and src.platform is None
+    # flannel is not on registry.k8s.io: docker.io/flannel, no double slash (defect 20)
+    assert src.flannel_repository == "docker.io/flannel"
+
+
+def test_explicit_registry_is_honoured_even_with_registry_local_in_hosts(tmp_path: Path) -> None:
+    host = _host(tmp_path, P10, local_registry=True)
+    src = platform.choose(config.load(tmp_path, {"U7S_REGISTRY": "registry.altlinux.org"}), host)
+    assert src.repository == "registry.altlinux.org/p10"  # the original overrode it (defect 18)
+
+
+def test_explicit_registry_with_path_is_the_whole_repository(tmp_path: Path) -> None:
+    host = _host(tmp_path, C10F, local_registry=True)
+    src = platform.choose(config.load(tmp_path, {"U7S_REGISTRY": "registry.local/k8s-c10f1"}), host)
+    assert src.repository == "registry.local/k8s-c10f1" and src.registry == "registry.local"
+    assert src.without_registry("registry.local/k8s-c10f1/pause:3.9") == "k8s-c10f1/pause:3.9"
+
+
+def test_explicit_upstream_host_gets_no_platform(tmp_path: Path) -> None:
+    host = _host(tmp_path, C10F)
+    src = platform.choose(config.load(tmp_path, {"U7S_REGISTRY": "registry.k8s.io"}), host)
+    assert src.repository == "registry.k8s.io"
+
+
+def test_old_k8s_platform_names_map_to_c10f(tmp_path: Path) -> None:
+    host = _host(tmp_path, P10)
+    src = platform.choose(config.load(tmp_path, {"U7S_PLATFORM": "k8s-c10f2"}), host)
+    assert src.repository == "registry.altlinux.org/c10f"
+
+
+def test_image_repository_flag(tmp_path: Path) -> None:
+    src = platform.from_repository("myreg:5000/k8s/")
+    assert (src.registry, src.repository, src.path) == ("myreg:5000", "myreg:5000/k8s", "k8s")
+    assert platform.from_repository("registry.k8s.io").flannel_repository == "docker.io/flannel"
