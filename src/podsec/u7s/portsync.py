@@ -26,6 +26,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ MANUAL = "manual"
 UNIT_NAME = "podsec-u7s-ports.service"
 WATCH_SECONDS = 300  # re-list (and re-check RootlessKit) at least this often
 _SPEC_RE = re.compile(
-    r"^(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d+):)?(?P<child>\d+)(?:/(?P<proto>tcp|udp))?$"
+    r"^(?:(?P<ip>\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d+):)?(?P<child>\d+)(?:/(?P<proto>tcp|udp))?$"
 )
 
 
@@ -63,6 +64,10 @@ def parse_spec(text: str) -> PortForward:
         if not 1 <= port <= 65535:
             raise UsageError(_("port {port} is out of range 1–65535").format(port=port))
     ip = (m["ip"] or "0.0.0.0").strip("[]")  # noqa: S104 - rootlessctl's default
+    try:
+        ip_address(ip)
+    except ValueError:
+        raise UsageError(_("invalid address {addr!r}").format(addr=ip)) from None
     return PortForward(
         host_port=hostport, child_port=child, proto=_proto(m["proto"] or ""), host_ip=ip
     )

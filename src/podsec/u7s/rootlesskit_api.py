@@ -38,9 +38,10 @@ class Port:
     forward: PortForward
 
 
-def default_socket(host: Host, user: str = U7S_USER) -> Path:
+def default_socket(host: Host, user: str | None = None) -> Path:
     """``/run/user/<uid of user>/usernetes/rootlesskit/api.sock`` (``$XDG_RUNTIME_DIR`` when
-    we are that user)."""
+    we are that user). The user is u7s-admin, or PODSEC_U7S_USER as for the node runtime."""
+    user = user or os.environ.get("PODSEC_U7S_USER", U7S_USER)
     entry = accounts.get_user(host, user)
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and (entry is None or entry.uid == os.getuid()):

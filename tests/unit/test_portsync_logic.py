@@ -1,0 +1,107 @@
+"""Port-sync: specs, the Services → forwards mapping, the state file."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from podsec.errors import UsageError
+from podsec.u7s import portsync
+from podsec.u7s.plan import PortForward
+from podsec.u7s.portsync import ServiceInfo, ServicePort
+
+
+@pytest.mark.parametrize(
+    ("text", "fwd"),
+    [
+        ("31000", PortForward(31000, 31000, "tcp", "0.0.0.0")),
+        ("31000/udp", PortForward(31000, 31000, "udp", "0.0.0.0")),
+        ("8080:80/tcp", PortForward(8080, 80, "tcp", "0.0.0.0")),
+        ("0.0.0.0:31280:31280/tcp", PortForward(31280, 31280, "tcp", "0.0.0.0")),
+        ("10.0.0.5:6053:53/udp", PortForward(6053, 53, "udp", "10.0.0.5")),
+    ],
+)
+def test_parse_spec(text: str, fwd: PortForward) -> None:
+    assert portsync.parse_spec(text) == fwd
+    assert portsync.parse_spec(fwd.spec()) == fwd
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0", "70000", "1:2:3:4", "80/sctp", "1.2.3.4:"])
+def test_parse_spec_rejects(text: str) -> None:
+    with pytest.raises(UsageError):
+        portsync.parse_spec(text)
+
+
+def _svc(
+    name: str, type_: str, *ports: tuple[int, int | None, str], ns: str = "default"
+) -> ServiceInfo:
+    return ServiceInfo(ns, name, type_, tuple(ServicePort(p, n, proto) for p, n, proto in ports))
+
+
+def test_desired_node_ports_and_load_balancers() -> None:
+    services = [
+        _svc("web", "NodePort", (80, 31080, "TCP"), (53, 31053, "UDP")),
+        _svc("internal", "ClusterIP", (80, None, "TCP")),
+        _svc("lb", "LoadBalancer", (8080, 31888, "TCP")),
+        _svc("sctp", "NodePort", (9, 31999, "SCTP")),
+        _svc("lb-no-nodeport", "LoadBalancer", (8081, None, "TCP")),
+    ]
+    assert portsync.desired(services) == {
+        PortForward(31080, 31080, "tcp"): "default/web",
+        PortForward(31053, 31053, "udp"): "default/web",
+        PortForward(31888, 31888, "tcp"): "default/lb",
+        PortForward(8080, 31888, "tcp"): "default/lb",
+    }
+
+
+def test_desired_load_balancer_port_claimed_once() -> None:
+    services = [
+        _svc("b", "LoadBalancer", (8080, 31002, "TCP")),
+        _svc("a", "LoadBalancer", (8080, 31001, "TCP")),
+    ]
+    want = portsync.desired(services, "10.0.0.5")
+    assert want[PortForward(8080, 31001, "tcp", "10.0.0.5")] == "default/a"
+    assert PortForward(8080, 31002, "tcp", "10.0.0.5") not in want
+    assert len(want) == 3
+
+
+def test_service_info_from_dict() -> None:
+    obj = {
+        "metadata": {"namespace": "n", "name": "s"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]},
+    }
+    assert ServiceInfo.from_api(obj) == _svc("s", "NodePort", (80, 30080, "TCP"), ns="n")
+
+
+def test_state_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "usernetes" / "podsec-ports.json"
+    st = portsync.State.load(path)
+    assert st.owners == {}
+    st.owners["0.0.0.0:31000:31000/tcp"] = "manual"
+    st.save()
+    assert json.loads(path.read_text())["forwards"] == {"0.0.0.0:31000:31000/tcp": "manual"}
+    assert portsync.State.load(path).forwards() == {PortForward(31000, 31000): "manual"}
+    path.write_text("{not json")
+    assert portsync.State.load(path).owners == {}
+
+
+def test_default_state_path_is_beside_rootlesskit_state() -> None:
+    sock = Path("/run/user/1001/usernetes/rootlesskit/api.sock")
+    assert portsync.default_state_path(sock) == Path("/run/user/1001/usernetes/podsec-ports.json")
+
+
+def test_unit_runs_the_controller() -> None:
+    u = portsync.unit("/usr/bin/podsec", kubeconfig="/var/lib/u7s-admin/.kube/config")
+    assert u.name == "podsec-u7s-ports.service"
+    assert u.get("Service", "ExecStart") == ["/usr/bin/podsec u7s ports sync"]
+    assert u.get("Service", "Restart") == ["always"]
+    assert u.get("Service", "Environment") == ["KUBECONFIG=/var/lib/u7s-admin/.kube/config"]
+    assert "rootlesskit.service" in u.get("Unit", "After")[0]
+    assert portsync.command("podsec", socket=Path("/s")) == [
+        "podsec",
+        "u7s",
+        "ports",
+        "sync",
+        "--socket",
+        "/s",
+    ]
