@@ -110,15 +110,24 @@ def _issued_lines(res: Any) -> None:
             date=res.not_after.strftime("%Y-%m-%d %H:%M UTC"),
         )
     )
+
+
+def _human(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if (seconds >= size and seconds % size == 0) or seconds >= 10 * size:
+            return f"{round(seconds / size)}{unit}"
+    return f"{seconds}s"
+
+
+def _expiration_warning(res: Any) -> None:
+    """On stderr in every output mode: the certificate lives longer or shorter than asked."""
     if not res.expiration_honoured:
         output.info(
             _(
-                "warning: the cluster signed for {got} days instead of the requested {want} "
-                "(Kubernetes < 1.22 ignores expirationSeconds; the signer's "
+                "warning: the cluster signed the certificate for {got} instead of the requested "
+                "{want} (Kubernetes < 1.22 ignores expirationSeconds; the signer's "
                 "--cluster-signing-duration decides)"
-            ).format(
-                got=res.lifetime_seconds // 86400, want=round(res.requested_seconds / 86400, 1)
-            )
+            ).format(got=_human(res.lifetime_seconds), want=_human(res.requested_seconds))
         )
 
 
@@ -210,6 +219,7 @@ def create_kubeconfig_cmd(
             api_timeout=request_timeout,
             progress=prog,
         )
+    _expiration_warning(res)
     if env.json:
         output.emit_json(_issued_json(res))
     else:
@@ -278,6 +288,8 @@ def renew_cmd(
             api_timeout=request_timeout,
             progress=prog,
         )
+    if res.issued is not None:
+        _expiration_warning(res.issued)
     if env.json:
         data: dict[str, Any] = {
             "user": user,

@@ -14,6 +14,7 @@ from podsec.errors import NotFoundError
 from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.rbac import names
 
 K8S_GROUP = "k8s"
 PODMAN_GROUP = "podman"
@@ -36,6 +37,7 @@ def _accounts_root(host: Host) -> Path | None:
 
 
 def create_user(host: Host, user: str) -> UserResult:
+    names.subject(user)  # also refuses a trailing newline, which accounts.NAME_RE lets through
     accounts.check_name(user)
     changed = False
     for group in (PODMAN_GROUP, K8S_GROUP):
@@ -61,6 +63,7 @@ def create_user(host: Host, user: str) -> UserResult:
 
 def kube_dir(host: Host, user: str) -> tuple[accounts.User, Path]:
     """The user's account and ``~/.kube`` (which must exist)."""
+    names.subject(user)
     accounts.check_name(user)
     entry = accounts.get_user(host, user)
     if entry is None:

@@ -15,7 +15,7 @@ _SUBJECT = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,253}$")
 
 
 def binding(name: str) -> str:
-    if len(name) > 253 or not _SUBDOMAIN.match(name):
+    if len(name) > 253 or not _SUBDOMAIN.fullmatch(name):
         raise UsageError(
             _("invalid binding name {name!r}").format(name=name),
             hint=_("use lower-case letters, digits, '-' and '.' (a DNS subdomain name)"),
@@ -24,13 +24,13 @@ def binding(name: str) -> str:
 
 
 def role(name: str) -> str:
-    if name in (".", "..") or not _SUBJECT.match(name) or "%" in name:
+    if name in (".", "..") or not _SUBJECT.fullmatch(name) or "%" in name:
         raise UsageError(_("invalid role name {name!r}").format(name=name))
     return name
 
 
 def namespace(name: str) -> str:
-    if len(name) > 63 or not _LABEL.match(name):
+    if len(name) > 63 or not _LABEL.fullmatch(name):
         raise UsageError(
             _("invalid namespace {name!r}").format(name=name),
             hint=_("use lower-case letters, digits and '-' (a DNS label)"),
@@ -39,6 +39,6 @@ def namespace(name: str) -> str:
 
 
 def subject(name: str) -> str:
-    if not _SUBJECT.match(name):
+    if not _SUBJECT.fullmatch(name):
         raise UsageError(_("invalid user or group name {name!r}").format(name=name))
     return name

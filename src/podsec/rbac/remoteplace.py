@@ -42,7 +42,7 @@ def check_address(address: str) -> str:
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:
-        if _HOSTNAME.match(address):
+        if _HOSTNAME.fullmatch(address):
             return address
     raise UsageError(_("invalid cluster address {value!r}").format(value=address))
 
@@ -58,7 +58,7 @@ def scp_argv(
     dest: str,
 ) -> list[str]:
     """The scp command line (no shell: every value is one argv element)."""
-    if not _LOGIN.match(remote_user):
+    if not _LOGIN.fullmatch(remote_user):
         raise UsageError(_("invalid remote user name {name!r}").format(name=remote_user))
     if not remote_path or remote_path.startswith("-") or "\n" in remote_path:
         raise UsageError(_("invalid remote path {value!r}").format(value=remote_path))
@@ -69,7 +69,7 @@ def scp_argv(
     if identity:
         argv += ["-i", identity]
     for opt in options:
-        if not _OPTION.match(opt):
+        if not _OPTION.fullmatch(opt):
             raise UsageError(
                 _("invalid ssh option {value!r}").format(value=opt), hint=_("use KEY=VALUE")
             )
