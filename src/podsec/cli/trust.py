@@ -261,3 +261,311 @@ def create_imagemaker_cmd(
 create_imagemakeruser_main = legacy(
     "podsec.cli.trust:create_imagemaker_cmd", "podsec-create-imagemakeruser"
 )
+
+
+# ------------------------------------------------------------------------------ services
+@services.command(
+    "create",
+    help=_(
+        "Write podsec's own configs for registry.local (docker-registry on :80) and "
+        "sigstore.local (nginx on :81, /var/sigstore read-only, listing only keys/) and "
+        "their systemd units; enable and start them when systemd runs the host."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec services create\n\n  podsec services create --address 192.168.1.10"
+    ),
+)
+@click.option("--address", metavar="IP", help=_("Listen on this address only (default: all)."))
+@click.option("--no-enable", is_flag=True, help=_("Do not enable the units."))
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@click.pass_context
+def create_services_cmd(
+    ctx: click.Context, address: str | None, no_enable: bool, json_output: bool
+) -> None:
+    from podsec.registry import service
+
+    env = context.with_json(ctx, json_output)
+    report = service.create_services(env.host, address=address, enable=not no_enable)
+    if env.json:
+        output.emit_json(_as_json(report))
+        return
+    for path in report.changed:
+        output.result(_("  changed:   {path}").format(path=path))
+    for path in report.unchanged:
+        output.result(_("  unchanged: {path}").format(path=path))
+    for note in report.notes:
+        output.info(note)
+
+
+create_services_main = legacy("podsec.cli.trust:create_services_cmd", "podsec-create-services")
+
+
+@services.command(
+    "status",
+    help=_("Show whether registry.local and sigstore.local are configured and answering."),
+    epilog=_("Examples:\n\n  podsec services status\n\n  podsec services status --json"),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the status as JSON."))
+@click.pass_context
+def services_status_cmd(ctx: click.Context, json_output: bool) -> None:
+    from podsec.registry import service
+
+    env = context.with_json(ctx, json_output)
+    states = service.status(env.host)
+    if env.json:
+        output.emit_json([_as_json(s) for s in states])
+    else:
+        output.table(
+            None,
+            [_("service"), _("config"), _("unit"), _("answering"), _("detail")],
+            [
+                (
+                    s.name,
+                    s.config if s.config_present else _("missing"),
+                    s.unit if s.unit_installed else _("missing"),
+                    _("yes") if s.answering else _("no"),
+                    s.detail,
+                )
+                for s in states
+            ],
+        )
+    if not all(s.answering for s in states):
+        ctx.exit(1)
+
+
+@services.command(
+    "run",
+    help=_(
+        "Run registry.local and sigstore.local in the foreground (hosts without systemd): "
+        "a crashed service is restarted; SIGTERM or Ctrl-C stops both cleanly."
+    ),
+    epilog=_("Examples:\n\n  podsec services run\n\n  podsec services run --address 192.168.1.10"),
+)
+@click.option("--address", metavar="IP", help=_("Listen on this address only (default: all)."))
+@click.option("--registry-port", type=int, default=80, show_default=True, help=_("Registry port."))
+@click.option("--sigstore-port", type=int, default=81, show_default=True, help=_("Signature port."))
+@click.option("--nginx-user", metavar="USER", help=_("Account of the nginx workers."))
+@click.pass_context
+def services_run_cmd(
+    ctx: click.Context,
+    *,
+    address: str | None,
+    registry_port: int,
+    sigstore_port: int,
+    nginx_user: str | None,
+) -> None:
+    import signal
+
+    from podsec.registry import service
+
+    env = context.get(ctx)
+    sup = service.Supervisor(
+        env.host,
+        address=address,
+        registry_port=registry_port,
+        sigstore_port=sigstore_port,
+        nginx_user=nginx_user,
+        log=output.info,
+    )
+    signal.signal(signal.SIGTERM, sup.stop)
+    signal.signal(signal.SIGINT, sup.stop)
+    ctx.exit(sup.run())
+
+
+# ------------------------------------------------------------------------------ show / explain
+def _user_home(env: context.CliEnv, user: str | None) -> tuple[str, Any]:
+    import getpass
+    from pathlib import Path
+
+    from podsec.errors import NotFoundError
+    from podsec.host import accounts
+
+    name = user or getpass.getuser()
+    entry = accounts.get_user(env.host, name)
+    if entry is None:
+        if user:
+            raise NotFoundError(_("user {name} does not exist").format(name=name))
+        return name, None
+    return name, Path(entry.home)
+
+
+def _req_text(r: Any) -> str:
+    text = str(r.type)
+    if r.keys:
+        text += " " + ",".join(r.keys)
+    if r.key_data:
+        text += " keyData"
+    if r.signed_identity:
+        text += f" ({r.signed_identity.get('type')})"
+    return text
+
+
+@policy.command(
+    "show",
+    help=_("Show the policy that applies to a user (their own file or the system one)."),
+    epilog=_("Examples:\n\n  podsec policy show\n\n  podsec policy show --user alice --json"),
+)
+@click.option("--user", "user", metavar="USER", help=_("Whose view (default: yourself)."))
+@click.option("--json", "json_output", is_flag=True, help=_("Print as JSON."))
+@click.pass_context
+def policy_show_cmd(ctx: click.Context, user: str | None, json_output: bool) -> None:
+    from podsec.trust import policy as pol
+    from podsec.trust import registries_d as rd
+
+    env = context.with_json(ctx, json_output)
+    name, home = _user_home(env, user)
+    path = pol.effective_policy_path(env.host, home)
+    shown = env.host.unroot(path)
+    p = pol.load(path, shown)
+    regd_dir = env.host.path(str(home / rd.USER_DIR)) if home is not None else None
+    if regd_dir is None or not regd_dir.is_dir():
+        regd_dir = env.host.path(rd.SYSTEM_DIR)
+    conf = rd.load_dir(regd_dir, env.host.unroot(regd_dir))
+    lookaside = conf.default_docker.lookaside if conf.default_docker else None
+    if env.json:
+        output.emit_json(
+            {
+                "user": name,
+                "policy_file": shown,
+                "registries_d": env.host.unroot(regd_dir),
+                "default_lookaside": lookaside,
+                "policy": pol.to_json(p),
+                "signed_registries": pol.signed_registries(p),
+                "unsigned_registries": pol.unsigned_registries(p),
+            }
+        )
+        return
+    output.result(_("policy file: {path} (user {name})").format(path=shown, name=name))
+    output.result(_("registries.d: {path}").format(path=env.host.unroot(regd_dir)))
+    output.result(_("default lookaside: {url}").format(url=lookaside or _("built-in")))
+    rows = [("*", "default", "; ".join(_req_text(r) for r in p.default))]
+    for t in sorted(p.transports):
+        for scope, reqs in sorted(p.transports[t].items()):
+            rows.append((t, scope or '""', "; ".join(_req_text(r) for r in reqs)))
+    output.table(None, [_("transport"), _("scope"), _("requirements")], rows)
+
+
+@policy.command(
+    "explain",
+    help=_(
+        "Explain the decision for IMAGE: policy file, transport, most specific scope and "
+        "its requirements, keys, lookaside URL — and the verdict after actually fetching "
+        "and verifying the signatures."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec policy explain registry.local/k8s-p10/pause:3.9\n\n"
+        "  podsec policy explain docker://docker.io/library/busybox --user alice --json"
+    ),
+)
+@click.argument("image")
+@click.option("--user", "user", metavar="USER", help=_("Whose view (default: yourself)."))
+@click.option("--json", "json_output", is_flag=True, help=_("Print as JSON."))
+@click.pass_context
+def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_output: bool) -> None:
+    from podsec.registry import explain
+    from podsec.trust import policy as pol
+
+    env = context.with_json(ctx, json_output)
+    name, home = _user_home(env, user)
+    e = explain.explain(env.host, image, home)
+    v = e.verdict
+    if env.json:
+        output.emit_json(
+            {
+                "image": image,
+                "user": name,
+                "policy_file": e.policy_file,
+                "registries_d": e.registries_d,
+                "transport": e.transport,
+                "reference": e.reference,
+                "manifest_digest": e.manifest_digest,
+                "scope": v.scope,
+                "requirements": [r.to_json() for r in v.requirements],
+                "keys": list(v.keys),
+                "lookaside_url": v.lookaside_url,
+                "signatures": [_as_json(s) for s in v.signatures],
+                "accepted": v.accepted,
+                "reason": v.reason,
+            }
+        )
+    else:
+        scope_text = (
+            _("the global default")
+            if v.scope == pol.DEFAULT_SCOPE
+            else f'transports.{e.transport}["{v.scope}"]'
+        )
+        lines = [
+            _("policy file:  {v}").format(v=e.policy_file),
+            _("transport:    {v}").format(v=e.transport),
+            _("reference:    {v}").format(v=e.reference),
+            _("digest:       {v}").format(v=e.manifest_digest or "-"),
+            _("scope:        {v}").format(v=scope_text),
+        ]
+        lines += [_("requirement:  {v}").format(v=_req_text(r)) for r in v.requirements]
+        if v.lookaside_url:
+            lines.append(_("signatures:   {v}/signature-N").format(v=v.lookaside_url))
+        lines += [
+            f"  signature-{s.index} [{'ok' if s.ok else '--'}] {s.reason}" for s in v.signatures
+        ]
+        verdict_text = _("ACCEPTED") if v.accepted else _("REFUSED")
+        lines.append(_("verdict:      {v}: {reason}").format(v=verdict_text, reason=v.reason))
+        for line in lines:
+            output.result(line)
+    if not v.accepted:
+        ctx.exit(1)
+
+
+# ------------------------------------------------------------------------------ images audit
+@click.command(
+    "audit",
+    help=_(
+        "Check that every manifest digest in registry.local has at least one signature "
+        "verifying with the key bound to its repository path; list unsigned digests, bad "
+        "signatures and orphaned signature directories. Exit 1 on findings."
+    ),
+    epilog=_("Examples:\n\n  podsec images audit\n\n  podsec images audit --json"),
+)
+@click.option(
+    "--registry",
+    default="registry.local",
+    show_default=True,
+    metavar="HOST[:PORT]",
+    help=_("Registry to audit (plain HTTP)."),
+)
+@click.option(
+    "--signatures-dir",
+    default="/var/sigstore/sigstore",
+    show_default=True,
+    metavar="DIR",
+    help=_("Local lookaside directory checked for orphaned signatures."),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@click.pass_context
+def audit_cmd(ctx: click.Context, registry: str, signatures_dir: str, json_output: bool) -> None:
+    from podsec.registry import audit
+
+    env = context.with_json(ctx, json_output)
+    with output.progress(not env.json) as prog:
+        report = audit.audit(
+            env.host, registry=registry, signatures_dir=signatures_dir, progress=prog
+        )
+    if env.json:
+        data = _as_json(report)
+        data["findings"] = report.findings
+        output.emit_json(data)
+    else:
+        output.table(
+            _("images in {registry}").format(registry=registry),
+            [_("repository"), _("tags"), _("digest"), _("status"), _("detail")],
+            [
+                (i.repository, ",".join(i.tags), i.digest[:19], i.status, i.reason)
+                for i in report.items
+            ],
+        )
+        for o in report.orphans:
+            output.result(_("orphaned signatures: {path}").format(path=o))
+        for n in report.notes:
+            output.info(n)
+        output.result(_("{n} finding(s)").format(n=report.findings))
+    if report.findings:
+        ctx.exit(1)
