@@ -10,3 +10,11 @@ from podsec.i18n import _
 @click.group(help=_("Image archives for air-gapped nodes, loading with signatures, audits."))
 def images() -> None:
     pass
+
+
+# ============================================================================ audit: begin
+# podsec images audit (owner: image-trust engineer; the command lives in podsec.cli.trust).
+from podsec.cli.trust import audit_cmd as _audit_cmd  # noqa: E402
+
+images.add_command(_audit_cmd)
+# ============================================================================ audit: end
