@@ -127,7 +127,7 @@ def test_missing_tag_real_registry(k8s_registry: str, tmp_path: Path) -> None:
 
 def test_wrong_registry_real(tmp_path: Path) -> None:
     # nothing listens on this loopback port: a clear message, not a traceback
-    with pytest.raises(Exception, match="cannot read image tags from registry 127.0.0.1:9"):
+    with pytest.raises(Exception, match=r"cannot read image tags from registry 127.0.0.1:9"):
         _plan(["init"], {"U7S_REGISTRY": "127.0.0.1:9/p10"}, tmp_path)
 
 
