@@ -55,6 +55,8 @@ def render(c: cl.Cluster) -> str:
         "    option tcplog",
         "    option dontlognull",
         "    retries 3",
+        "    # a connection refused by a node that is down but not yet marked so goes elsewhere",
+        "    option redispatch",
         "    timeout connect 5s",
         "    timeout check 5s",
         "    timeout client 35s",

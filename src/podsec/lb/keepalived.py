@@ -109,20 +109,29 @@ def _interface_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
+def _stand_in_interface() -> str | None:
+    """An interface of this machine VRRP may use (not loopback), for syntax checks."""
+    net = Path("/sys/class/net")
+    names = sorted(p.name for p in net.iterdir()) if net.is_dir() else []
+    return next((n for n in names if n != "lo"), None)
+
+
 def check(
     config_text: str, script_text: str, node: Node, *, script: str = SCRIPT, live: bool = True
 ) -> None:
     """``keepalived -t`` on the pair. The script is placed in a private temporary directory
     and the config pointed at it (keepalived refuses a track script it cannot find). When the
     tree being configured is not this machine (``--root``) and the interface does not exist
-    here, ``lo`` stands in for it: the syntax is checked, the interface cannot be."""
+    here, one of this machine's interfaces stands in for it: the syntax is checked, the
+    interface cannot be."""
     with tempfile.TemporaryDirectory(prefix="podsec-keepalived-") as tmp:
         tmp_script = Path(tmp) / "check_apiserver.sh"
         tmp_script.write_text(script_text, encoding="utf-8")
         tmp_script.chmod(0o755)
         text = config_text.replace(f'script "{script}"', f'script "{tmp_script}"')
-        if not live and not _interface_exists(node.interface):
-            text = text.replace(f"interface {node.interface}\n", "interface lo\n")
+        stand_in = _stand_in_interface()
+        if not live and not _interface_exists(node.interface) and stand_in:
+            text = text.replace(f"interface {node.interface}\n", f"interface {stand_in}\n")
         conf = Path(tmp) / "keepalived.conf"
         conf.write_text(text, encoding="utf-8")
         try:
@@ -132,10 +141,11 @@ def check(
                 exc.message, hint=_("install keepalived (apt-get install keepalived)")
             ) from exc
     if result.returncode != 0:
+        # "(FILE: Line 19) (VI_1) cannot use …": the temp file's name means nothing to the user
         why = [
-            line.strip()
+            re.sub(r"^\([^)]*Line \d+\)\s*", "", line.strip())
             for line in (result.stderr + result.stdout).splitlines()
-            if line.strip() and not line.startswith("(")
+            if line.strip()
         ]
         raise ValidationError(
             _("keepalived rejects the configuration (exit {code}): {why}").format(
