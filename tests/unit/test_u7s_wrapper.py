@@ -379,3 +379,46 @@ def test_refuse_destructive_never_deletes(host: Host) -> None:
 def test_only_init_and_join_are_planned(host: Host) -> None:
     with pytest.raises(UsageError):
         wrapper.build_plan(config.Settings(), host, flags.parse(["reset"]), FakeProbe())
+
+
+def test_oci_layout_images_choose_bridge_and_skip_coredns(host: Host, tmp_path: Path) -> None:
+    import json
+
+    from podsec.u7s import probe
+
+    layout = tmp_path / "oci"
+    layout.mkdir()
+    names = [
+        f"{REPO}/{n}"
+        for n in (
+            "pause:3.2",
+            "etcd:3.4.13-0",
+            "kube-apiserver:v1.20.2",
+            "kube-controller-manager:v1.20.2",
+            "kube-scheduler:v1.20.2",
+            "kube-proxy:v1.20.2",
+            "busybox:1.35",
+        )
+    ]
+    index = {
+        "manifests": [{"annotations": {"org.opencontainers.image.ref.name": n}} for n in names]
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    local = probe.LocalImagesProbe(FakeProbe(unreachable=True), probe.oci_layout_refs(layout))
+    notes: list[str] = []
+    p = wrapper.build_plan(
+        config.load(host.root, {}), host, flags.parse(["init"]), local, notes=notes
+    )
+    assert p.cni == "bridge"
+    assert "addon/coredns" in p.skip_phases
+    assert not any("coredns" in i for i in p.images)
+    assert len(notes) == 2 and "CoreDNS" in notes[0] and "bridge" in notes[1]
+    with pytest.raises(PodsecError, match="not an OCI image layout"):
+        probe.oci_layout_refs(tmp_path)
+
+
+def test_missing_etcd_is_still_an_error(host: Host) -> None:
+    reg = registry_with(REPO)
+    del reg[f"{REPO}/etcd"]
+    with pytest.raises(PodsecError, match=r"no repository registry.local/p10/etcd"):
+        plan(host, ["init"], FakeProbe(registry=reg))

@@ -125,6 +125,7 @@ class ImageSet:
     flannel_tag: str | None = None
     flannel_cni_tag: str | None = None
     notes: tuple[str, ...] = ()  # warnings for the CLI to show
+    skip_phases: tuple[str, ...] = ()  # kubeadm phases to skip for images that are missing
 
 
 class _Registry:
@@ -249,20 +250,32 @@ def resolve(
     retag: list[tuple[str, str]] = []
     pause = next((r for r in refs if component(r) == "pause"), f"{source.repository}/pause:3.2")
     pause_used = pause
+    skip_more: list[str] = []
+    notes: list[str] = []
     for ref in needed:
         repo, tag = split_ref(ref)
         if not check or component(ref).startswith("kube-"):
             pulled.append(ref)
             continue
-        tags = reg.require(repo)
-        if tag in tags:
+        tags = reg.tags(repo) if component(ref) == "coredns" else reg.require(repo)
+        if tags is not None and tag in tags:
             pulled.append(ref)
             continue
-        pick = newest(tags) if settings.set_available_images else None
-        if pick is None:
+        pick = newest(tags or []) if settings.set_available_images else None
+        if pick is None and component(ref) == "coredns":
+            # like flannel → bridge: a node without cluster DNS still works (Debian has no
+            # CoreDNS); the addon phase is skipped and the user told so
+            skip_more.append("addon/coredns")
+            notes.append(
+                _("CoreDNS image {ref} is not available; the coredns addon is skipped").format(
+                    ref=ref
+                )
+            )
+            continue
+        if pick is None or tags is None:
             raise UsageError(
                 _("image {ref} is not in the registry; available tags: {tags}").format(
-                    ref=ref, tags=", ".join(sort_versions(tags)[-8:]) or _("none")
+                    ref=ref, tags=", ".join(sort_versions(tags or [])[-8:]) or _("none")
                 ),
                 hint=_(
                     "push it, or set U7S_SETAVAILABLEIMAGES=yes to use the newest available tag"
@@ -288,6 +301,8 @@ def resolve(
         retag=tuple(retag),
         substitutions=tuple(subs),
         cni=cni,
+        notes=tuple(notes),
+        skip_phases=tuple(skip_more),
     )
     if cni != "flannel":
         return base

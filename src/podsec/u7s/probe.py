@@ -186,3 +186,53 @@ class HostProbe:
     def uid(self, user: str) -> int | None:
         entry = accounts.get_user(self.host, user)
         return entry.uid if entry else None
+
+
+def oci_layout_refs(layout: Path) -> list[str]:
+    """The image names an OCI layout holds (``org.opencontainers.image.ref.name``)."""
+    try:
+        index = json.loads((layout / "index.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise NotFoundError(_("{path}: not an OCI image layout").format(path=layout)) from exc
+    refs = []
+    for manifest in index.get("manifests", []):
+        name = (manifest.get("annotations") or {}).get("org.opencontainers.image.ref.name")
+        if name and "/" in name and ":" in name.rsplit("/", 1)[-1]:
+            refs.append(str(name))
+    return refs
+
+
+class LocalImagesProbe:
+    """A probe whose "registry" is a fixed set of image names (an OCI layout the node imports
+    instead of pulling); every other fact comes from ``base``."""
+
+    def __init__(self, base: Probe, refs: list[str]) -> None:
+        self.base = base
+        self.tags: dict[str, list[str]] = {}
+        for ref in refs:
+            repo, _sep, tag = ref.rpartition(":")
+            self.tags.setdefault(repo, []).append(tag)
+
+    def kubeadm_version(self) -> str:
+        return self.base.kubeadm_version()
+
+    def images_list(self, version: str, repository: str) -> list[str]:
+        return self.base.images_list(version, repository)
+
+    def registry_tags(self, repository: str) -> list[str] | None:
+        return self.tags.get(repository)
+
+    def addresses(self) -> list[network.HostAddress]:
+        return self.base.addresses()
+
+    def default_route(self) -> network.Route | None:
+        return self.base.default_route()
+
+    def which(self, program: str) -> str | None:
+        return self.base.which(program)
+
+    def hostname(self) -> str:
+        return self.base.hostname()
+
+    def uid(self, user: str) -> int | None:
+        return self.base.uid(user)

@@ -34,6 +34,12 @@ plan JSON, the kubeadm config and the env file with mode 0600.
 
 ``probe`` is every host fact the plan depends on (kubeadm version, image list, registry tags,
 interfaces and default route, programs on PATH, hostname, uid); tests pass a fake one.
+Images imported from an OCI layout instead of a registry (offline, this machine): check them
+against the layout, so missing flannel gives bridge and missing CoreDNS skips its addon::
+
+    p = LocalImagesProbe(HostProbe(host), probe.oci_layout_refs(layout_dir))
+    notes: list[str] = []
+    plan = wrapper.build_plan(settings, host, args, probe=p, notes=notes)  # print the notes
 """
 
 from __future__ import annotations
@@ -163,16 +169,19 @@ def _kubeadm_args(args: KubeadmArgs, api: str, role: Role) -> tuple[str, ...]:
     return tuple(out)
 
 
-def build_plan(  # noqa: PLR0915 - one decision after another, in order
+def build_plan(  # noqa: PLR0912, PLR0915 - one decision after another, in order
     settings: Settings,
     host: Host,
     args: KubeadmArgs,
     probe: Probe,
     *,
     verify_images: bool = True,
+    notes: list[str] | None = None,
 ) -> NodePlan:
     """Everything `kubeadm init|join` on this node will do, decided up front (nothing is
-    written here). ``verify_images=False`` skips the registry look-ups (offline planning)."""
+    written here). ``verify_images=False`` skips the registry look-ups (offline planning).
+    Warnings for the user (flannel → bridge, CoreDNS skipped, substituted image tags) are
+    appended to ``notes`` when given."""
     if not args.planned:
         raise UsageError(_("kubeadm {command}: nothing to plan").format(command=args.command))
     args, user_docs, user_cp = _merge_user_config(args)
@@ -250,6 +259,12 @@ def build_plan(  # noqa: PLR0915 - one decision after another, in order
     )
     cni = imgs.cni  # type: ignore[assignment]
     kube_version = imgs.kube_version
+    if notes is not None:
+        notes.extend(imgs.notes)
+        notes.extend(
+            _("U7S_SETAVAILABLEIMAGES: {used} instead of {wanted}").format(used=b, wanted=a)
+            for a, b in imgs.substitutions
+        )
     gates: dict[str, bool] = {}
     for gate in (args.value("feature-gates") or "").split(","):
         if gate.strip():
@@ -308,7 +323,7 @@ def build_plan(  # noqa: PLR0915 - one decision after another, in order
         ports=network.port_forwards(role, cni, bind_port),
         kubeadm_config=config,
         kubeadm_args=kubeadm_args,
-        skip_phases=tuple(skip_phases),
+        skip_phases=(*skip_phases, *(p for p in imgs.skip_phases if p not in skip_phases)),
         uid=uid if uid is not None else 0,
     )
     env = env_values(plan, source, imgs, inp, ext_dev=ext_dev, settings=settings)
