@@ -547,7 +547,10 @@ def audit_cmd(ctx: click.Context, registry: str, signatures_dir: str, json_outpu
     env = context.with_json(ctx, json_output)
     with output.progress(not env.json) as prog:
         report = audit.audit(
-            env.host, registry=registry, signatures_dir=signatures_dir, progress=prog
+            env.host,
+            registry=registry,
+            signatures_dir=env.host.path(signatures_dir),
+            progress=prog,
         )
     if env.json:
         data = _as_json(report)

@@ -54,7 +54,7 @@ def audit(
     host: Host,
     *,
     registry: str = setup.REGISTRY,
-    signatures_dir: str | None = setup.SIGNATURES_DIR,
+    signatures_dir: Path | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> AuditReport:
     policy_path = host.path(pol.SYSTEM_POLICY)
@@ -102,15 +102,15 @@ def audit(
     progress.finish(_("checking signatures"))
     orphans: list[str] = []
     notes: list[str] = []
-    if signatures_dir:
-        sig_root = host.path(signatures_dir)
+    sig_root = signatures_dir or host.path(setup.SIGNATURES_DIR)
+    if sig_root is not None:
         if sig_root.is_dir():
             known = {(repo, digest) for repo, digest in by_digest}
             orphans = _orphans(sig_root, known)
         else:
             notes.append(
                 _("{path} does not exist here: orphaned signatures not checked").format(
-                    path=signatures_dir
+                    path=host.unroot(sig_root)
                 )
             )
     return AuditReport(registry, pol.SYSTEM_POLICY, tuple(items), tuple(orphans), tuple(notes))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,22 @@ class KeyInfo:
     uids: tuple[str, ...]
 
 
+# gpg-agent's socket lives in the home unless /run/user/UID exists; a unix socket path
+# must fit in 108 bytes, so a deep home (a --root tree) is reached through a short symlink.
+_SOCKET_ROOM = 70
+
+
+@contextmanager
+def short_home(gnupg_home: Path | None) -> Iterator[Path | None]:
+    if gnupg_home is None or len(str(gnupg_home)) <= _SOCKET_ROOM:
+        yield gnupg_home
+        return
+    with tempfile.TemporaryDirectory(prefix="pgh.", dir="/tmp") as tmp:
+        link = Path(tmp) / "h"
+        link.symlink_to(gnupg_home)
+        yield link
+
+
 def _gpg(
     gnupg_home: Path | None,
     *args: str,
@@ -27,15 +45,19 @@ def _gpg(
     input: str | None = None,
     check: bool = True,
 ) -> str:
-    env = {"GNUPGHOME": str(gnupg_home)} if gnupg_home is not None else None
-    result = run(
-        ["gpg", "--batch", "--no-tty", *args],
-        extra_env=env,
-        as_user=as_user,
-        input=input,
-        timeout=120,
-        check=check,
-    )
+    with short_home(gnupg_home) as home:
+        env = {"GNUPGHOME": str(home)} if home is not None else None
+        result = run(
+            ["gpg", "--batch", "--no-tty", *args],
+            extra_env=env,
+            as_user=as_user,
+            input=input,
+            timeout=120,
+            check=check,
+        )
+        if home is not None and home != gnupg_home:
+            # the agent started for the temporary name must not outlive it
+            run(["gpgconf", "--kill", "all"], extra_env=env, check=False, timeout=30)
     return result.stdout
 
 

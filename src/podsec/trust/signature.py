@@ -34,6 +34,7 @@ from podsec.errors import CommandError, PodsecError, ValidationError
 from podsec.host.run import run
 from podsec.i18n import _
 from podsec.trust import reference
+from podsec.trust.keys import short_home
 from podsec.trust.registries_d import signature_url
 
 SIGNATURE_TYPE = "atomic container signature"
@@ -87,8 +88,8 @@ def sign(
 
     The passphrase goes to gpg on stdin (loopback pinentry), never on the command line.
     """
-    env = {"GNUPGHOME": str(gnupg_home)} if gnupg_home is not None else None
-    with _scratch() as tmp:
+    with short_home(gnupg_home) as home, _scratch() as tmp:
+        env = {"GNUPGHOME": str(home)} if home is not None else None
         data, out = tmp / "payload", tmp / "signature"
         data.write_bytes(payload)
         argv = ["gpg", "--batch", "--no-tty", "--local-user", key_id]
@@ -97,6 +98,8 @@ def sign(
         argv += ["--output", str(out), "--sign", str(data)]
         try:
             run(argv, extra_env=env, input=passphrase, timeout=60)
+            if home is not None and home != gnupg_home:
+                run(["gpgconf", "--kill", "all"], extra_env=env, check=False, timeout=30)
         except CommandError as exc:
             raise PodsecError(
                 _("cannot sign with key {key}: {err}").format(key=key_id, err=exc.stderr or exc),

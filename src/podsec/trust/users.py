@@ -109,8 +109,13 @@ def _home(host: Host, name: str) -> tuple[accounts.User, Path]:
 
 
 def set_password(host: Host, name: str, password: str) -> None:
-    prefix = [] if host.is_live else ["--prefix", str(host.root)]
-    run(["chpasswd", *prefix], input=f"{name}:{password}\n", timeout=60)
+    """Set the password from memory (stdin of chpasswd; never on a command line)."""
+    if host.is_live:
+        run(["chpasswd"], input=f"{name}:{password}\n", timeout=60)
+        return
+    # chpasswd has no --prefix: hash here (stdin), then usermod --prefix writes the hash.
+    hashed = run(["openssl", "passwd", "-6", "-stdin"], input=password + "\n").stdout.strip()
+    run(["usermod", "--prefix", str(host.root), "--password", hashed, name], timeout=60)
 
 
 def _create(host: Host, name: str, groups: tuple[str, ...]) -> bool:
