@@ -18,3 +18,15 @@ from podsec.cli.trust import audit_cmd as _audit_cmd  # noqa: E402
 
 images.add_command(_audit_cmd)
 # ============================================================================ audit: end
+
+
+# ============================================================================ archives: begin
+# save, save-k8s, load-sign, load (owner: archives engineer). Core: podsec.registry.archive,
+# .load, .k8s_images. Keep other commands outside this block.
+from podsec.cli import archives as _archives  # noqa: E402
+
+_archives.register(images)
+save_oci_main = _archives.save_oci_main
+k8s_save_oci_main = _archives.k8s_save_oci_main
+load_sign_oci_main = _archives.load_sign_oci_main
+# ============================================================================ archives: end

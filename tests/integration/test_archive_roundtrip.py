@@ -1,0 +1,479 @@
+"""save → load-sign → podman pull with real skopeo, docker-registry, nginx (lookaside), gpg.
+
+Also the bad-input cases of issue 5: corrupt and truncated archives, wrong arch, missing
+signer key, registry gone mid-load, full disk — each must fail with one clear line, exit
+non-zero, leave no unsigned image in the registry, and a re-run must complete the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import lzma
+import os
+import socket
+import subprocess
+import tarfile
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tests.conftest import require_root
+from tests.fixtures.images import (
+    GnupgHome,
+    PodmanEnv,
+    Registry,
+    Sigstore,
+    build_oci_layout,
+    make_podman_env,
+)
+
+pytestmark = pytest.mark.integration
+
+PODSEC = [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "podsec")]
+NAMES = ("p10/busybox", "p10/alpha", "p10/beta")
+
+
+@dataclass(frozen=True)
+class Setup:
+    registry: Registry
+    sigstore: Sigstore
+    gpg: GnupgHome
+    env: PodmanEnv
+    archive: Path
+    path: str  # REGISTRY/PATH target of this test
+    digests: dict[str, str]
+
+    def podsec(
+        self, *args: str, check: bool = False, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*PODSEC, *args],
+            env={**self.env.env, **self.gpg.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def load(self, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.podsec(
+            "images",
+            "load-sign",
+            str(self.archive),
+            "amd64",
+            self.gpg.nopass.email,
+            self.path,
+            "--registry-url",
+            url or self.registry.url,
+            "--json",
+            *extra,
+        )
+
+    def head(self, name: str) -> str | None:
+        repo = f"{self.path.split('/', 1)[1]}/{name}"
+        req = urllib.request.Request(
+            f"{self.registry.url}/v2/{repo}/manifests/1",
+            method="HEAD",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.headers["Docker-Content-Digest"]
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+            return None
+
+    def signature_dir(self, name: str, digest: str) -> Path:
+        repo = f"{self.path.split('/', 1)[1]}/{name}"
+        return self.sigstore.sigstore_dir / f"{repo}@sha256={digest.split(':')[1]}"
+
+    def pull(self, name: str) -> subprocess.CompletedProcess[str]:
+        return self.env.run(
+            "podman", "pull", "--tls-verify=false", f"{self.path}/{name}:1", check=False
+        )
+
+
+def _policy(env: PodmanEnv, sigstore: Sigstore, scope: str, key: Path) -> None:
+    policy = {
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker": {scope: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(key)}]},
+            "containers-storage": {"": [{"type": "insecureAcceptAnything"}]},
+            "oci": {"": [{"type": "insecureAcceptAnything"}]},
+            "dir": {"": [{"type": "insecureAcceptAnything"}]},
+        },
+    }
+    (env.config_dir / "policy.json").write_text(json.dumps(policy, indent=4))
+    regd = env.config_dir / "registries.d"
+    regd.mkdir(exist_ok=True)
+    (regd / "default.yaml").write_text((sigstore.registries_d / "default.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    path = tmp_path_factory.mktemp("archive-src") / "oci"
+    digests = build_oci_layout(path, NAMES)
+    return path, digests
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory, layout: tuple[Path, dict[str, str]]) -> Path:
+    """One archive of the three images, made by the real CLI."""
+    src, _digests = layout
+    out = tmp_path_factory.mktemp("archive-out") / "oci"
+    result = subprocess.run(
+        [
+            *PODSEC,
+            "images",
+            "save",
+            str(out),
+            "amd64",
+            f"oci:{src}",
+            *[f"{n}:1" for n in NAMES],
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return out / "amd64.tar.xz"
+
+
+_counter = iter(range(1000))
+
+
+@pytest.fixture
+def setup(
+    tmp_path: Path,
+    registry: Registry,
+    sigstore: Sigstore,
+    gnupg_home: GnupgHome,
+    saved: Path,
+    layout: tuple[Path, dict[str, str]],
+) -> Setup:
+    path = f"{registry.host}/arch{os.getpid()}-{next(_counter)}"
+    base = tmp_path / "penv"
+    base.mkdir()
+    env = make_podman_env(base, insecure=(registry.host,))
+    _policy(env, sigstore, path, gnupg_home.nopass.public_key)
+    return Setup(registry, sigstore, gnupg_home, env, saved, path, layout[1])
+
+
+def _contents(archive: Path) -> dict:
+    with lzma.open(archive) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        for member in tar:
+            if member.name.endswith("podsec-contents.json"):
+                return json.loads(tar.extractfile(member).read())
+    raise AssertionError("no contents")
+
+
+def _published_are_signed(s: Setup) -> None:
+    """Every tag the registry serves has a signature that the policy accepts."""
+    for name in NAMES:
+        short = name.split("/", 1)[1]
+        digest = s.head(short)
+        if digest is None:
+            continue
+        assert s.signature_dir(short, digest).is_dir(), f"{short} is published unsigned"
+        assert s.pull(short).returncode == 0
+
+
+# ------------------------------------------------------------------------------ tests
+def test_save_writes_uncompressed_shared_layout(
+    saved: Path, layout: tuple[Path, dict[str, str]]
+) -> None:
+    contents = _contents(saved)
+    assert contents["arch"] == "amd64" and contents["layers"] == "uncompressed"
+    refs = {i["ref"]: i["digest"] for i in contents["images"]}
+    assert set(refs) == {f"{n}:1" for n in NAMES}
+    # the source layout's layers were uncompressed already: digests are preserved
+    assert refs == {f"{n}:1": d for n, d in layout[1].items()}
+    with lzma.open(saved) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        names = [m.name for m in tar]
+    assert names[:6] == [
+        "amd64",
+        "amd64/blobs",
+        "amd64/blobs/sha256",
+        "amd64/oci-layout",
+        "amd64/podsec-contents.json",
+        "amd64/index.json",
+    ]
+    # busybox base layer stored once although all three images use it
+    blobs = [n for n in names if "/blobs/sha256/" in n]
+    assert len(blobs) == len(set(blobs)) == 1 + 3 * 3  # base + (manifest, config, layer) each
+
+
+def test_save_readable_by_skopeo(saved: Path, tmp_path: Path) -> None:
+    subprocess.run(["tar", "-xJf", str(saved), "-C", str(tmp_path)], check=True)
+    out = subprocess.run(
+        ["skopeo", "--insecure-policy", "inspect", f"oci:{tmp_path}/amd64:p10/alpha:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Architecture"] == "amd64"
+
+
+def test_load_sign_then_pull_under_policy(setup: Setup) -> None:
+    result = setup.load()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {i["status"] for i in report["images"]} == {"pushed"}
+    for name in NAMES:
+        short = name.split("/", 1)[1]
+        digest = setup.head(short)
+        assert digest == setup.digests[name]  # layers stay uncompressed: same digest
+        assert (setup.signature_dir(short, digest) / "signature-1").is_file()
+        pulled = setup.pull(short)
+        assert pulled.returncode == 0, pulled.stderr
+    # a re-run skips everything and adds no second signature
+    again = setup.load()
+    assert again.returncode == 0, again.stderr
+    assert {i["status"] for i in json.loads(again.stdout)["images"]} == {"skipped"}
+    for name in NAMES:
+        short = name.split("/", 1)[1]
+        assert not (setup.signature_dir(short, setup.digests[name]) / "signature-2").exists()
+
+
+def test_untrusted_signer_is_rolled_back(setup: Setup) -> None:
+    result = setup.podsec(
+        "images",
+        "load-sign",
+        str(setup.archive),
+        "amd64",
+        setup.gpg.other.email,
+        setup.path,
+        "--registry-url",
+        setup.registry.url,
+    )
+    assert result.returncode != 0
+    assert "policy refuses" in result.stderr
+    for name in NAMES:
+        assert setup.head(name.split("/", 1)[1]) is None
+
+
+def test_wrong_arch(setup: Setup) -> None:
+    result = setup.podsec(
+        "images",
+        "load-sign",
+        str(setup.archive),
+        "arm64",
+        setup.gpg.nopass.email,
+        setup.path,
+        "--registry-url",
+        setup.registry.url,
+    )
+    assert result.returncode != 0
+    assert "holds amd64 images, not arm64" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_missing_signer_key(setup: Setup) -> None:
+    result = setup.podsec(
+        "images",
+        "load-sign",
+        str(setup.archive),
+        "amd64",
+        "nobody@podsec.test",
+        setup.path,
+        "--registry-url",
+        setup.registry.url,
+    )
+    assert result.returncode != 0
+    assert "no secret key for nobody@podsec.test" in result.stderr
+    for name in NAMES:
+        assert setup.head(name.split("/", 1)[1]) is None
+
+
+def _tamper(archive: Path, dest: Path, member_suffix: str, *, truncate: bool = False) -> Path:
+    """Copy ``archive`` with one byte flipped in the member ending with ``member_suffix``
+    (or cut in the middle of it)."""
+    raw = lzma.decompress(archive.read_bytes())
+    tar_path = dest.with_suffix("")
+    tar_path.write_bytes(raw)
+    with tarfile.open(tar_path) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(member_suffix))
+        offset = member.offset_data + member.size // 2
+    data = bytearray(raw)
+    if truncate:
+        data = data[:offset]
+    else:
+        data[offset] ^= 0xFF
+    dest.write_bytes(lzma.compress(bytes(data)))
+    tar_path.unlink()
+    return dest
+
+
+def test_corrupt_layer_publishes_nothing_unsigned(setup: Setup, tmp_path: Path) -> None:
+    base_layer = _contents(setup.archive)["images"][0]["layers"][0]["digest"].split(":")[1]
+    bad = _tamper(setup.archive, tmp_path / "bad.tar.xz", base_layer)
+    result = setup.podsec(
+        "images",
+        "load-sign",
+        str(bad),
+        "amd64",
+        setup.gpg.nopass.email,
+        setup.path,
+        "--registry-url",
+        setup.registry.url,
+    )
+    assert result.returncode != 0
+    assert "corrupt" in result.stderr
+    for name in NAMES:  # every image needs the base layer: none may be visible
+        assert setup.head(name.split("/", 1)[1]) is None
+    good = setup.load()
+    assert good.returncode == 0, good.stderr
+    _published_are_signed(setup)
+
+
+def test_truncated_archive_then_rerun(setup: Setup, tmp_path: Path) -> None:
+    last_layer = _contents(setup.archive)["images"][-1]["layers"][-1]["digest"].split(":")[1]
+    cut = _tamper(setup.archive, tmp_path / "cut.tar.xz", last_layer, truncate=True)
+    result = setup.podsec(
+        "images",
+        "load-sign",
+        str(cut),
+        "amd64",
+        setup.gpg.nopass.email,
+        setup.path,
+        "--registry-url",
+        setup.registry.url,
+    )
+    assert result.returncode != 0
+    assert "truncated" in result.stderr or "corrupt" in result.stderr
+    _published_are_signed(setup)
+    good = setup.load()
+    assert good.returncode == 0, good.stderr
+    statuses = {i["ref"]: i["status"] for i in json.loads(good.stdout)["images"]}
+    assert "pushed" in statuses.values()
+    _published_are_signed(setup)
+    assert all(setup.head(n.split("/", 1)[1]) for n in NAMES)
+
+
+def test_not_an_archive(setup: Setup, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar.xz"
+    junk.write_bytes(b"hello world" * 100)
+    result = setup.podsec(
+        "images",
+        "load-sign",
+        str(junk),
+        "amd64",
+        setup.gpg.nopass.email,
+        setup.path,
+    )
+    assert result.returncode != 0
+    assert "not an xz, zstd or tar archive" in result.stderr
+
+
+class _DroppingProxy:
+    """A TCP proxy to the registry that cuts every connection after ``budget`` bytes of
+    requests in total: the registry "goes away" in the middle of an upload."""
+
+    def __init__(self, target: tuple[str, int], budget: int):
+        self.target = target
+        self.budget = budget
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _addr = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if counted:
+                    with self.lock:
+                        self.budget -= len(data)
+                        cut = self.budget < 0
+                    if cut:
+                        break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_registry_down_mid_load_then_rerun(setup: Setup) -> None:
+    proxy = _DroppingProxy((setup.registry.address, setup.registry.port), 1_500_000)
+    try:
+        result = setup.load(url=f"http://127.0.0.1:{proxy.port}")
+    finally:
+        proxy.close()
+    assert result.returncode != 0
+    assert "cannot reach the registry" in result.stderr or "HTTP" in result.stderr
+    _published_are_signed(setup)
+    good = setup.load()
+    assert good.returncode == 0, good.stderr
+    assert all(setup.head(n.split("/", 1)[1]) for n in NAMES)
+    _published_are_signed(setup)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    require_root()
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "podsec-test-full", str(mnt)], check=True
+    )
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_save_to_full_disk(small_tmpfs: Path, layout: tuple[Path, dict[str, str]]) -> None:
+    src, _d = layout
+    out = small_tmpfs / "oci"
+    result = subprocess.run(
+        [*PODSEC, "images", "save", str(out), "amd64", f"oci:{src}", "p10/alpha:1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "space" in result.stderr.lower()
+    assert list(out.iterdir()) == [] if out.exists() else True
+
+
+def test_save_argument_errors(tmp_path: Path) -> None:
+    bad_arch = subprocess.run(
+        [*PODSEC, "images", "save", str(tmp_path / "o"), "amd64,sparc", "docker://", "x/y:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad_arch.returncode == 2
+    assert "unknown architecture 'sparc'" in bad_arch.stderr
+    no_image = subprocess.run(
+        [*PODSEC, "images", "save", str(tmp_path / "o"), "amd64", "docker://"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert no_image.returncode == 2
