@@ -248,3 +248,53 @@ def test_generated_v1beta2_join_config_is_accepted(
     assert "cluster-info discovery client" in out, out[-2000:]
     assert 'requesting info from "127.0.0.1:9"' in out
     assert "unknown field" not in out and "Invalid value" not in out
+
+
+def test_fetch_tags_anonymous_bearer_token_flow() -> None:
+    """A registry that wants an anonymous bearer token (as docker.io and registry.k8s.io do):
+    a stdlib HTTP server on loopback playing both the registry and its token realm."""
+    import http.server
+    import json
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            port = self.server.server_address[1]
+            if self.path.startswith("/token"):
+                body = json.dumps({"token": "t0k"}).encode()
+            elif self.path == "/v2/p10/pause/tags/list":
+                if self.headers.get("Authorization") != "Bearer t0k":
+                    self.send_response(401)
+                    self.send_header(
+                        "WWW-Authenticate",
+                        f'Bearer realm="http://127.0.0.1:{port}/token",service="reg",scope="repository:p10/pause:pull"',
+                    )
+                    self.end_headers()
+                    return
+                body = json.dumps({"name": "p10/pause", "tags": ["3.2", "3.9"]}).encode()
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"127.0.0.1:{server.server_address[1]}"
+        assert probe.fetch_tags(f"{base}/p10/pause") == ["3.2", "3.9"]
+        assert any(p.startswith("/token?") and "scope=repository" in p for p in seen)
+        assert probe.fetch_tags(f"{base}/p10/nothing") is None  # 404: no such repository
+    finally:
+        server.shutdown()
+        server.server_close()
