@@ -1,0 +1,331 @@
+"""The whole image-trust flow with real components, under scripts/test-env (real names):
+
+podsec writes the registry node's policy and an image maker (key, signedBy rule for
+registry.local/<repo path>); the maker pushes with ``podman push --sign-by`` and with
+podsec's Python signer; then podman as root, podman as a rootless user and ``skopeo copy``
+— all with the policy and registries.d podsec wrote — pull the signed images, and refuse an
+unsigned image, another registry, an untrusted key, a tampered signature and a signature
+made for another repository, each with containers/image's reason. ``policy explain`` and
+``images audit`` are checked against the same registry.
+
+Only one thing is adapted: key paths in the policy are absolute paths of the configured
+system (/var/sigstore/keys/...), which lives under a --root tree here, so the copy handed to
+the tools has them prefixed with that tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.fixtures.images import make_podman_env, require_real_names, skopeo_copy
+
+from podsec.host.paths import Host
+from podsec.registry import audit, explain
+from podsec.registry.client import RegistryClient
+from podsec.trust import keys, setup, signature, users
+from podsec.trust import policy as pol
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.rootless]
+
+REJECTED = "Source image rejected"
+
+
+def _root_tree(base: Path) -> Path:
+    root = base / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "home").mkdir()
+    (root / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+    )
+    (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (root / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
+    (root / "etc/gshadow").write_text("root:*::\n")
+    for n in ("shadow", "gshadow"):
+        (root / "etc" / n).chmod(0o600)
+    for n in ("subuid", "subgid"):
+        (root / "etc" / n).write_text("")
+    (root / "etc/hosts").write_text("127.0.0.1 localhost\n")
+    return root
+
+
+def _mapped_policy(root: Path, key_dir: Path | None = None) -> str:
+    """podsec's policy with key paths resolved for tools outside the --root tree."""
+    data = json.loads((root / "etc/containers/policy.json").read_text())
+    for scopes in data["transports"].values():
+        for reqs in scopes.values():
+            for r in reqs:
+                if "keyPath" in r:
+                    src = Path(r["keyPath"])
+                    r["keyPath"] = str(
+                        (key_dir / src.name) if key_dir else root / str(src).lstrip("/")
+                    )
+    return json.dumps(data)
+
+
+class Flow:
+    pass
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
+    require_real_names()
+    from tests.conftest import require_root, require_tool
+
+    require_root()
+    require_tool("podman", "skopeo", "gpg", "useradd")
+    base = tmp_path_factory.mktemp("e2e-trust")
+    root = _root_tree(base)
+    host = Host(root)
+    f = Flow()
+    f.root, f.host = root, host
+    f.repo = f"e2e{os.getpid()}"
+    f.maker = f"mk{os.getpid() % 100000}"
+    setup.create_policy(host, registry.address, registry_node=True)
+    (report,) = users.create_imagemakers(host, users.parse_maker_specs([f"{f.maker}@{f.repo}"]))
+    f.fingerprint = report.fingerprint
+    f.sign_by = report.sign_by
+    # publish like sigstore.local does: keys/ served by the fixture's nginx
+    for k in (root / "var/sigstore/keys").iterdir():
+        shutil.copy(k, sigstore.keys_dir / k.name)
+    # the maker's push environment: podsec's registries.d with the staging dir mapped
+    push = make_podman_env(base / "push")
+    (push.config_dir / "policy.json").write_text(
+        '{"default": [{"type": "insecureAcceptAnything"}]}'
+    )
+    regd = push.config_dir / "registries.d"
+    regd.mkdir()
+    maker_yaml = (root / f"home/{f.maker}/.config/containers/registries.d/default.yaml").read_text()
+    (regd / "default.yaml").write_text(maker_yaml.replace(setup.STAGING, sigstore.staging))
+    gnupg = root / f"home/{f.maker}/.gnupg"
+    with keys.short_home(gnupg) as gh:
+        env = {**push.env, "GNUPGHOME": str(gh)}
+        push_env = dict(env)
+        # (a) podman push --sign-by, the production path
+        image_id = subprocess.run(
+            ["podman", "pull", "-q", test_images.ref("alpha")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        r = subprocess.run(
+            [
+                "podman",
+                "push",
+                "--sign-by",
+                f.sign_by,
+                image_id,
+                f"registry.local/{f.repo}/alpha:1",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        # (b) podsec's Python signer
+        skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/beta:1"), env=env)
+        client = RegistryClient(registry.url)
+        f.beta_digest = client.head_manifest(f"{f.repo}/beta", "1")
+        sig = signature.sign(
+            signature.make_payload(f"registry.local/{f.repo}/beta:1", f.beta_digest), f.sign_by, gh
+        )
+        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/beta", f.beta_digest, sig)
+        # (c) unsigned
+        skopeo_copy(test_images.ref("busybox"), registry.ref(f"{f.repo}/unsigned:1"), env=env)
+        # (e) tampered: a valid maker signature with one bit flipped
+        skopeo_copy(test_images.ref("busybox"), registry.ref(f"{f.repo}/tampered:1"), env=env)
+        bb = client.head_manifest(f"{f.repo}/tampered", "1")
+        good = signature.sign(
+            signature.make_payload(f"registry.local/{f.repo}/tampered:1", bb), f.sign_by, gh
+        )
+        bad = bytearray(good)
+        bad[len(bad) - 20] ^= 0x01
+        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/tampered", bb, bytes(bad))
+        # (f) a valid signature copied to another repository
+        skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/otherrepo:1"), env=env)
+        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/otherrepo", f.beta_digest, sig)
+    # (d) signed by a key nobody trusts
+    skopeo_copy(
+        test_images.ref("busybox"),
+        registry.ref(f"{f.repo}/untrusted:1"),
+        env={**os.environ, **gnupg_home.env},
+        sign_by=gnupg_home.other.email,
+        registries_d=sigstore.registries_d,
+    )
+    # an orphaned signature dir (image deleted long ago)
+    (sigstore.sigstore_dir / f"{f.repo}/gone@sha256={'f' * 64}").mkdir(parents=True)
+    f.push_env = push_env
+    f.policy_text = _mapped_policy(root)
+    return f
+
+
+REFUSALS = [
+    ("unsigned:1", "A signature was required, but no signature exists"),
+    ("untrusted:1", "Invalid GPG signature"),
+    (
+        "tampered:1",
+        "GPG signature",
+    ),  # "Invalid GPG signature" (RSA) / "Unexpected GPG signature count 0" (ed25519)
+    ("otherrepo:1", "is not accepted"),
+]
+
+
+def _skopeo(flow, ref, tmp_path):
+    policy = tmp_path / "policy.json"
+    policy.write_text(flow.policy_text)
+    return subprocess.run(
+        [
+            "skopeo",
+            "--policy",
+            str(policy),
+            "--registries.d",
+            str(flow.root / "etc/containers/registries.d"),
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{ref}",
+            f"dir:{tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_podsec_policy_files_are_what_tools_read(flow):
+    p = pol.load(flow.root / "etc/containers/policy.json")
+    assert (
+        p.transports["docker"][f"registry.local/{flow.repo}"][0].key_path
+        == f"/var/sigstore/keys/{flow.maker}.pgp"
+    )
+    assert (
+        "lookaside: http://sigstore.local:81/sigstore/"
+        in (flow.root / "etc/containers/registries.d/default.yaml").read_text()
+    )
+
+
+@pytest.mark.parametrize("name", ["alpha:1", "beta:1"])
+def test_skopeo_accepts_signed(flow, tmp_path, name):
+    r = _skopeo(flow, f"registry.local/{flow.repo}/{name}", tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(("name", "reason"), REFUSALS)
+def test_skopeo_refuses(flow, tmp_path, name, reason):
+    r = _skopeo(flow, f"registry.local/{flow.repo}/{name}", tmp_path)
+    assert r.returncode != 0
+    assert REJECTED in r.stderr and reason in r.stderr, r.stderr
+
+
+def test_skopeo_refuses_other_registry(flow, registry, tmp_path):
+    r = _skopeo(flow, f"{registry.address}/{flow.repo}/beta:1", tmp_path)
+    assert REJECTED in r.stderr and "is rejected by policy" in r.stderr, r.stderr
+
+
+def test_podman_root(flow, registry, tmp_path):
+    env = make_podman_env(tmp_path / "root-pull", insecure=("registry.local", registry.address))
+    (env.config_dir / "policy.json").write_text(flow.policy_text)
+    shutil.copytree(flow.root / "etc/containers/registries.d", env.config_dir / "registries.d")
+    for name in ("alpha:1", "beta:1"):
+        env.run("podman", "pull", f"registry.local/{flow.repo}/{name}")
+    out = env.run("podman", "run", "--rm", "--network=none", f"registry.local/{flow.repo}/alpha:1")
+    assert "hello from alpha" in out.stdout
+    for name, reason in [*REFUSALS, ("@other", "is rejected by policy")]:
+        ref = (
+            f"{registry.address}/{flow.repo}/beta:1"
+            if name == "@other"
+            else f"registry.local/{flow.repo}/{name}"
+        )
+        r = env.run("podman", "pull", ref, check=False)
+        assert r.returncode != 0 and reason in r.stderr, (name, r.stderr)
+
+
+def test_podman_rootless(flow, rootless_user):
+    u = rootless_user
+    cfg = u.home / ".config/containers"
+    u.run("mkdir", "-p", str(cfg / "registries.d"), str(u.home / "keys"))
+    for k in (flow.root / "var/sigstore/keys").glob("*.pgp"):
+        u.run("sh", "-c", f"cat > {u.home}/keys/{k.name}", input=k.read_text())
+    u.run("sh", "-c", f"cat > {cfg}/policy.json", input=_mapped_policy(flow.root, u.home / "keys"))
+    u.run(
+        "sh",
+        "-c",
+        f"cat > {cfg}/registries.d/default.yaml",
+        input=(flow.root / "etc/containers/registries.d/default.yaml").read_text(),
+    )
+    u.run(
+        "sh",
+        "-c",
+        f"cat > {cfg}/registries.conf",
+        input='[[registry]]\nlocation = "registry.local"\ninsecure = true\n',
+    )
+    env_conf = ["env", f"CONTAINERS_REGISTRIES_CONF={cfg}/registries.conf"]
+    u.run(*env_conf, "podman", "pull", f"registry.local/{flow.repo}/alpha:1")
+    out = u.run(
+        *env_conf, "podman", "run", "--rm", "--network=none", f"registry.local/{flow.repo}/alpha:1"
+    )
+    assert "hello from alpha" in out.stdout
+    for name, reason in REFUSALS:
+        r = u.run(*env_conf, "podman", "pull", f"registry.local/{flow.repo}/{name}", check=False)
+        assert r.returncode != 0 and reason in r.stderr, (name, r.stderr)
+
+
+def test_explain(flow):
+    e = explain.explain(flow.host, f"registry.local/{flow.repo}/alpha:1", None)
+    v = e.verdict
+    assert v.accepted, v.reason
+    assert e.policy_file == "/etc/containers/policy.json" and e.transport == "docker"
+    assert v.scope == f"registry.local/{flow.repo}"
+    assert v.keys == (f"/var/sigstore/keys/{flow.maker}.pgp",)
+    assert v.lookaside_url.startswith(
+        f"http://sigstore.local:81/sigstore/{flow.repo}/alpha@sha256="
+    )
+    assert v.signatures[0].fingerprint == flow.fingerprint
+    for name, reason in REFUSALS:
+        v = explain.explain(flow.host, f"registry.local/{flow.repo}/{name}", None).verdict
+        assert not v.accepted
+        assert reason.split(" GPG")[0] in v.reason or "GPG signature" in v.reason, (name, v.reason)
+    v = explain.explain(flow.host, "docker.io/library/busybox:latest", None).verdict
+    assert v.scope == pol.DEFAULT_SCOPE and not v.accepted
+    v = explain.explain(flow.host, "oci:/srv/x:y", None).verdict
+    assert v.accepted and v.scope == ""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "podsec.cli",
+            "--root",
+            str(flow.root),
+            "policy",
+            "explain",
+            f"registry.local/{flow.repo}/unsigned:1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["reason"] == "A signature was required, but no signature exists"
+
+
+def test_audit(flow, sigstore):
+    rep = audit.audit(flow.host, registry="registry.local", signatures_dir=sigstore.sigstore_dir)
+    mine = {
+        i.repository.split("/", 1)[1]: i
+        for i in rep.items
+        if i.repository.startswith(flow.repo + "/")
+    }
+    assert mine["alpha"].status == audit.OK and mine["alpha"].signer == flow.fingerprint
+    assert mine["beta"].status == audit.OK
+    assert mine["unsigned"].status == audit.UNSIGNED
+    assert mine["untrusted"].status == audit.BAD
+    assert mine["tampered"].status == audit.BAD
+    assert mine["otherrepo"].status == audit.BAD and "is not accepted" in mine["otherrepo"].reason
+    assert f"{flow.repo}/gone@sha256={'f' * 64}" in rep.orphans
+    assert rep.findings >= 5
