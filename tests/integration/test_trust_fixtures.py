@@ -8,7 +8,6 @@ import json
 import urllib.request
 
 import pytest
-
 from tests.fixtures.images import skopeo_copy
 
 pytestmark = pytest.mark.integration

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import require_root, require_tool
 
 from podsec.errors import PodsecError, UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.registry import service
 from podsec.trust import policy as pol
 from podsec.trust import setup, users
-from tests.conftest import require_root, require_tool
 
 pytestmark = pytest.mark.integration
 IP = "10.20.30.40"
