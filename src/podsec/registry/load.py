@@ -555,7 +555,7 @@ def _policy_accepts(
             reasons.append(why)
         if not good:
             return False, reasons[0] if reasons else _("no signature")
-    return True, _("accepted")
+    return True, _("accepted by this node's policy")
 
 
 def _read(reader: IO[bytes], size: int) -> bytes:
