@@ -481,3 +481,61 @@ def test_kubeconfig_owner_via_core(rb: Env, alice: str) -> None:
     _entry, kube = account.kube_dir(host, alice)
     text = (kube / "config").read_text()
     assert account.write_config(host, alice, kube, text) is False
+
+
+def test_token_admin_kubeconfig_through_kubeconfig_env(rb: Env, alice: str, tmp_path: Path) -> None:
+    """A bearer-token admin (a ServiceAccount bound to cluster-admin) found through KUBECONFIG
+    (a merged path list) works for both the fast read path and the official client's writes."""
+    sa = f"podsec-admin{TAG}"
+    rb.cp.kubectl("-n", "kube-system", "create", "serviceaccount", sa, check=False)
+    rb.cp.kubectl(
+        "create",
+        "clusterrolebinding",
+        sa,
+        "--clusterrole=cluster-admin",
+        f"--serviceaccount=kube-system:{sa}",
+        check=False,
+    )
+    token = ""
+    deadline = time.monotonic() + 30
+    while not token and time.monotonic() < deadline:
+        out = rb.cp.kubectl("-n", "kube-system", "get", "secrets", "-o", "json")
+        for item in json.loads(out.stdout)["items"]:
+            ann = item["metadata"].get("annotations") or {}
+            if ann.get("kubernetes.io/service-account.name") == sa and item.get("data", {}).get(
+                "token"
+            ):
+                import base64
+
+                token = base64.b64decode(item["data"]["token"]).decode()
+        time.sleep(0.2)
+    assert token, "the token controller made no token"
+    kc = tmp_path / "token.kubeconfig"
+    kc.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "t",
+                        "cluster": {
+                            "server": rb.cp.server,
+                            "certificate-authority": str(rb.cp.ca_cert),
+                        },
+                    }
+                ],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "sa"}}],
+                "current-context": "t",
+            }
+        )
+    )
+    env = rb.env(KUBECONFIG=f"{tmp_path / 'missing'}:{kc}")
+    argv = [str(BIN / "podsec"), "--root", str(rb.root), "rbac"]
+    bind = f"tok{TAG}"
+    r = rb._run([*argv, "bind", alice, "clusterrole", "view", bind, "--json"], env, False)
+    assert r.returncode == 0 and json.loads(r.stdout)["action"] == "created", r.stderr
+    r = rb._run([*argv, "roles", alice, "--no-groups"], env, True)
+    assert any(i["bindRoleName"] == bind for i in json.loads(r.stdout)[alice]["clusterRoles"])
+    rb._run([*argv, "unbind", alice, "clusterrole", "view", bind], env, True)

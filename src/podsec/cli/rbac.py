@@ -742,6 +742,7 @@ def who_can_cmd(
     from podsec.rbac import whocan
 
     env = context.with_json(ctx, json_output)
+    whocan.check_args(verb, resource, namespace)
     with _api(env.host, kubeconfig, kube_context, request_timeout) as api:
         grants = whocan.who_can(api, verb, resource, namespace, all_namespaces=all_namespaces)
     if env.json:

@@ -57,6 +57,15 @@ def parse_resource(text: str) -> tuple[str, str | None, str]:
     return name.lower(), (group.lower() if dot else None), sub
 
 
+def check_args(verb: str, resource: str, namespace: str | None) -> tuple[str, str | None, str]:
+    """Validate the command line before any connection; return the parsed resource."""
+    if verb != "*" and not verb.replace("-", "").isalpha():
+        raise UsageError(_("invalid verb {value!r}").format(value=verb))
+    if namespace:
+        names.namespace(namespace)
+    return parse_resource(resource)
+
+
 def resolve_group(api: Api, resource: str) -> str:
     """The API group serving ``resource`` (the core group "" first)."""
     core = api.get("/api/v1")
@@ -97,11 +106,7 @@ def who_can(
     *,
     all_namespaces: bool = False,
 ) -> list[Grant]:
-    if verb != "*" and not verb.replace("-", "").isalpha():
-        raise UsageError(_("invalid verb {value!r}").format(value=verb))
-    if namespace:
-        names.namespace(namespace)
-    name, group, sub = parse_resource(resource)
+    name, group, sub = check_args(verb, resource, namespace)
     if group is None:
         group = resolve_group(api, name)
     full = f"{name}/{sub}" if sub else name
