@@ -233,7 +233,8 @@ def check(
                 _("user {user}: {err}").format(user=account.name, err=account.error)
             )
             continue
-        as_user = account.name if me == 0 and account.uid != 0 else None
+        # each user scans their own storage; in a --root tree there are no such accounts
+        as_user = account.name if me == 0 and account.uid != 0 and host.is_live else None
         for image in images:
             scan = scan_image(image, server, user=account.name, as_user=as_user)
             result.scans.append(scan)
