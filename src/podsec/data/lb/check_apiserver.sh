@@ -3,6 +3,9 @@
 # Exit 0 while haproxy relays the API on this node, and through the VIP when this node holds it.
 # POSIX sh, no bashisms: keepalived runs it with /bin/sh (dash on Debian).
 
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
 APISERVER_DEST_PORT=@PORT@
 APISERVER_VIP=@VIP@
 LOCAL_ADDRESS=@LOCAL@
