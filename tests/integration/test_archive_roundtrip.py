@@ -80,7 +80,10 @@ class Setup:
         req = urllib.request.Request(
             f"{self.registry.url}/v2/{repo}/manifests/1",
             method="HEAD",
-            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            headers={
+                "Accept": "application/vnd.oci.image.manifest.v1+json, "
+                "application/vnd.docker.distribution.manifest.v2+json"
+            },
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
@@ -477,3 +480,142 @@ def test_save_argument_errors(tmp_path: Path) -> None:
         timeout=60,
     )
     assert no_image.returncode == 2
+
+
+# ------------------------------------------------------------------------------ bundles
+@dataclass(frozen=True)
+class Bundle:
+    setup: Setup
+    archive: Path
+    refs: tuple[str, ...]  # REGISTRY/PATH/p10/<name>:1 as signed
+
+
+def _delete(s: Setup, ref: str) -> None:
+    """Remove an image and its signatures: the "fresh" target of the round trip."""
+    name, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    req = urllib.request.Request(
+        f"{s.registry.url}/v2/{name}/manifests/{tag}",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            digest = resp.headers["Docker-Content-Digest"]
+    except urllib.error.HTTPError:
+        return
+    urllib.request.urlopen(
+        urllib.request.Request(f"{s.registry.url}/v2/{name}/manifests/{digest}", method="DELETE"),
+        timeout=10,
+    )
+    sig_dir = s.sigstore.sigstore_dir / f"{name}@sha256={digest.split(':')[1]}"
+    for f in sig_dir.glob("signature-*"):
+        f.unlink()
+
+
+@pytest.fixture
+def bundle(setup: Setup, layout: tuple[Path, dict[str, str]], tmp_path: Path) -> Bundle:
+    """Images pushed and signed (skopeo --sign-by) into the registry, then saved with
+    --with-signatures, then removed from the registry and the lookaside."""
+    from tests.fixtures.images import skopeo_copy
+
+    src, _digests = layout
+    refs = []
+    for name in NAMES:
+        ref = f"{setup.path}/{name}:1"
+        skopeo_copy(
+            f"oci:{src}:{name}:1",
+            f"docker://{ref}",
+            env={**os.environ, **setup.gpg.env},
+            sign_by=setup.gpg.nopass.email,
+            registries_d=setup.sigstore.registries_d,
+        )
+        refs.append(ref)
+    out = tmp_path / "bundle"
+    result = setup.podsec(
+        "images",
+        "save",
+        str(out),
+        "amd64",
+        "docker://",
+        *refs,
+        "--with-signatures",
+        "--no-src-tls-verify",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    for ref, name in zip(refs, NAMES, strict=True):
+        _delete(setup, ref)
+        assert setup.head(name) is None
+    return Bundle(setup, out / "amd64.tar.xz", tuple(refs))
+
+
+def _load_verify(b: Bundle, archive: Path) -> subprocess.CompletedProcess[str]:
+    return b.setup.podsec(
+        "images",
+        "load",
+        "--verify",
+        str(archive),
+        "amd64",
+        b.setup.path,
+        "--registry-url",
+        b.setup.registry.url,
+        "--json",
+    )
+
+
+def _nothing_pushed(b: Bundle) -> None:
+    for name in NAMES:
+        assert b.setup.head(name) is None
+
+
+def test_bundle_round_trip_without_resigning(bundle: Bundle) -> None:
+    contents = _contents(bundle.archive)
+    assert contents["layers"] == "original"
+    assert contents["keys"] and contents["policy"] == "podsec-policy.json"
+    assert all(i["signatures"] for i in contents["images"])
+    result = _load_verify(bundle, bundle.archive)
+    assert result.returncode == 0, result.stderr
+    carried = {i["digest"] for i in contents["images"]}
+    for name in NAMES:
+        digest = bundle.setup.head(name)
+        assert digest in carried  # the originals, byte for byte
+        sig = bundle.setup.signature_dir(name, digest) / "signature-1"
+        assert sig.is_file()
+        assert not (sig.parent / "signature-2").exists()  # not re-signed
+        pulled = bundle.setup.pull(name)
+        assert pulled.returncode == 0, pulled.stderr
+
+
+def test_bundle_tampered_layer_pushes_nothing(bundle: Bundle, tmp_path: Path) -> None:
+    layer = _contents(bundle.archive)["images"][1]["layers"][-1]["digest"].split(":")[1]
+    bad = _tamper(bundle.archive, tmp_path / "bad.tar.xz", layer)
+    result = _load_verify(bundle, bad)
+    assert result.returncode != 0
+    assert "corrupt" in result.stderr
+    _nothing_pushed(bundle)
+
+
+def test_bundle_tampered_signature_pushes_nothing(bundle: Bundle, tmp_path: Path) -> None:
+    sig = _contents(bundle.archive)["images"][2]["signatures"][0]
+    bad = _tamper(bundle.archive, tmp_path / "badsig.tar.xz", sig)
+    result = _load_verify(bundle, bad)
+    assert result.returncode != 0
+    assert "refused by the policy of this node" in result.stderr
+    _nothing_pushed(bundle)
+
+
+def test_bundle_untrusted_signer_pushes_nothing(bundle: Bundle) -> None:
+    _policy(
+        bundle.setup.env,
+        bundle.setup.sigstore,
+        bundle.setup.path,
+        bundle.setup.gpg.other.public_key,
+    )
+    result = _load_verify(bundle, bundle.archive)
+    assert result.returncode != 0
+    assert "refused by the policy of this node" in result.stderr
+    assert "podsec-keys/" in result.stderr  # the hint names the carried key
+    _nothing_pushed(bundle)
