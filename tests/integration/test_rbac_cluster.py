@@ -539,3 +539,35 @@ def test_token_admin_kubeconfig_through_kubeconfig_env(rb: Env, alice: str, tmp_
     r = rb._run([*argv, "roles", alice, "--no-groups"], env, True)
     assert any(i["bindRoleName"] == bind for i in json.loads(r.stdout)[alice]["clusterRoles"])
     rb._run([*argv, "unbind", alice, "clusterrole", "view", bind], env, True)
+
+
+def test_concurrent_binds_lose_nobody(rb: Env) -> None:
+    """Five processes add five users to one new binding at once: resourceVersion + retry."""
+    bind = f"crowd{TAG}"
+    users = [f"system:crowd{TAG}-{i}" for i in range(5)]
+    argv = [str(BIN / "podsec"), "--root", str(rb.root), "rbac", "bind"]
+    procs = [
+        subprocess.Popen(
+            [*argv, u, "clusterrole", "view", bind, *rb.admin()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=rb.env(),
+        )
+        for u in users
+    ]
+    codes = [p.wait(120) for p in procs]
+    assert codes == [0] * 5, [p.stderr.read() for p in procs if p.stderr]
+    got = json.loads(rb.cp.kubectl("get", "clusterrolebinding", bind, "-o", "json").stdout)
+    assert sorted(s["name"] for s in got["subjects"]) == sorted(users)
+    rb.cp.kubectl("delete", "clusterrolebinding", bind)
+
+
+def test_revoke_without_certificate_removes_bindings(rb: Env) -> None:
+    user = f"system:nocert{TAG}"
+    bind = f"nocert{TAG}"
+    rb.podsec("bind", user, "clusterrole", "view", bind, *rb.admin(), check=True)
+    r = rb.podsec("revoke", user, "--no-cert", *rb.admin(), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["serial"] == "" and data["changes"][0]["action"] == "deleted"
+    assert rb.cp.kubectl("get", "clusterrolebinding", bind, check=False).returncode != 0

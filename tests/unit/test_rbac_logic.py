@@ -478,3 +478,57 @@ def test_revocation_record_shape(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(ValidationError, match="JSON list"):
         revoke.load_records(host)
+
+
+# ----------------------------------------------------------------------------- CSR round trip
+class CsrApi:
+    """Records requests; signs on the first GET after approval (a stand-in for the signer in
+    pure-logic tests — the real signer is exercised in tests/integration/test_rbac_cluster.py)."""
+
+    def __init__(self, outcome: str = "sign") -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+        self.outcome = outcome
+
+    def request(self, method: str, url: str, body: Any = None, query: Any = None) -> Any:
+        self.calls.append((method, url, body))
+        if method == "GET":
+            status: dict[str, Any] = {}
+            if self.outcome == "sign":
+                status["certificate"] = base64.b64encode(b"CERT").decode()
+            elif self.outcome == "deny":
+                status["conditions"] = [{"type": "Denied", "status": "True", "message": "no"}]
+            return {"metadata": {"name": url.rsplit("/", 1)[-1]}, "status": status}
+        return {}
+
+    def retry_conflicts(self, action: Any) -> Any:
+        return action()
+
+
+def test_csr_body_expiration_and_cleanup() -> None:
+    from podsec.rbac import csr
+
+    api = CsrApi()
+    got = csr.issue(api, "alice", b"PEM", expiration=7200, timeout=5)  # type: ignore[arg-type]
+    assert got.cert_pem == b"CERT"
+    method, _url, body = api.calls[0]
+    assert method == "POST"
+    assert body["spec"] == {
+        "request": base64.b64encode(b"PEM").decode(),
+        "signerName": "kubernetes.io/kube-apiserver-client",
+        "usages": ["client auth"],
+        "expirationSeconds": 7200,
+    }
+    assert body["metadata"]["name"].startswith("podsec-alice-")
+    approval = next(c for c in api.calls if c[1].endswith("/approval"))
+    assert approval[2]["status"]["conditions"][-1]["type"] == "Approved"
+    assert api.calls[-1][0] == "DELETE"  # the CSR object is always removed
+
+
+def test_csr_denied_still_deleted() -> None:
+    from podsec.rbac import csr
+
+    api = CsrApi("deny")
+    with pytest.raises(csr.CsrError, match="denied"):
+        csr.issue(api, "alice", b"PEM", expiration=None, timeout=5)  # type: ignore[arg-type]
+    assert "expirationSeconds" not in api.calls[0][2]["spec"]
+    assert api.calls[-1][0] == "DELETE"

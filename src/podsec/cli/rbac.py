@@ -634,6 +634,11 @@ def roles_cmd(
     type=click.Path(dir_okay=False),
     help=_("The certificate to revoke (default: the one in ~USER/.kube/config)."),
 )
+@click.option(
+    "--no-cert",
+    is_flag=True,
+    help=_("No certificate is at hand: only remove USER from every binding (nothing recorded)."),
+)
 @click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
 @click.pass_context
 def revoke_cmd(
@@ -645,14 +650,20 @@ def revoke_cmd(
     request_timeout: float,
     keep_groups: tuple[str, ...],
     cert_file: str | None,
+    no_cert: bool,
     json_output: bool,
 ) -> None:
-    from podsec.errors import NotFoundError
+    from podsec.errors import NotFoundError, UsageError
     from podsec.rbac import certs, issue, names, revoke
 
     env = context.with_json(ctx, json_output)
     names.subject(user)
-    if cert_file:
+    cert: certs.CertInfo | None = None
+    if no_cert and cert_file:
+        raise UsageError(_("--cert and --no-cert exclude each other"))
+    if no_cert:
+        pass
+    elif cert_file:
         try:
             cert = certs.info(Path(cert_file).read_bytes())
         except OSError as exc:
@@ -697,11 +708,12 @@ def revoke_cmd(
                 deleted=_(" (deleted: no subject left)") if c.action == "deleted" else "",
             )
         )
-    output.result(
-        _("certificate CN={cn} serial {serial} recorded in {path}").format(
-            cn=res.cn, serial=res.serial, path=res.record_file
+    if res.record_file:
+        output.result(
+            _("certificate CN={cn} serial {serial} recorded in {path}").format(
+                cn=res.cn, serial=res.serial, path=res.record_file
+            )
         )
-    )
 
 
 # --------------------------------------------------------------------------- who-can
