@@ -329,3 +329,32 @@ def test_audit(flow, sigstore):
     assert mine["otherrepo"].status == audit.BAD and "is not accepted" in mine["otherrepo"].reason
     assert f"{flow.repo}/gone@sha256={'f' * 64}" in rep.orphans
     assert rep.findings >= 5
+
+
+def _cli(flow, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "podsec.cli", "--root", str(flow.root), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LANG": "C"},
+    )
+
+
+def test_cli_show_audit_status(flow, registry, sigstore):
+    r = _cli(flow, "policy", "show", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["policy_file"] == "/etc/containers/policy.json"
+    assert f"registry.local/{flow.repo}" in data["signed_registries"]
+    assert data["default_lookaside"] == "http://sigstore.local:81/sigstore/"
+    r = _cli(flow, "images", "audit", "--json")
+    assert r.returncode == 1, r.stderr
+    rep = json.loads(r.stdout)
+    statuses = {i["repository"]: i["status"] for i in rep["items"]}
+    assert statuses[f"{flow.repo}/alpha"] == "ok"
+    assert statuses[f"{flow.repo}/unsigned"] == "unsigned"
+    assert rep["findings"] >= 4
+    r = _cli(flow, "services", "status", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(s["answering"] for s in json.loads(r.stdout))
