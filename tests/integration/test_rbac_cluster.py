@@ -366,6 +366,16 @@ def test_revoke_takes_effect_at_once_and_is_recorded(rb: Env) -> None:
         "clusterRoles": [],
         "roles": {"allNamespaces": [], "namespaces": []},
     }
+    # the revoked certificate still authenticates: re-binding its CN or groups is refused
+    again = rb.podsec("bind", user, "role=clusterrole", "edit", "eds", ns, *rb.admin())
+    assert again.returncode == 1 and "revoked certificate" in again.stderr, again.stderr
+    grp = rb.podsec("bind", "--group", group, "clusterrole", "view", f"opsview{TAG}", *rb.admin())
+    assert grp.returncode == 1 and "revoked certificate" in grp.stderr
+    rb.podsec(
+        "bind", user, "role=clusterrole", "view", "forced", ns, "--force", *rb.admin(), check=True
+    )
+    assert rb.can_i(user, "list", "pods", ns) == "yes"  # why the refusal matters
+    rb.podsec("unbind", user, "role=clusterrole", "view", "forced", ns, *rb.admin(), check=True)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -532,3 +532,16 @@ def test_csr_denied_still_deleted() -> None:
         csr.issue(api, "alice", b"PEM", expiration=None, timeout=5)  # type: ignore[arg-type]
     assert "expirationSeconds" not in api.calls[0][2]["spec"]
     assert api.calls[-1][0] == "DELETE"
+
+
+def test_rebinding_a_revoked_name_is_refused_until_expiry(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    info = certs.CertInfo("bob", ("ops",), 5, now, now + dt.timedelta(days=30), "00", "rsa")
+    revoke.record(host, info, "bob", now)
+    with pytest.raises(ValidationError, match="revoked certificate valid until 2026-02-01"):
+        revoke.refuse_rebinding(host, "User", "bob", now)
+    with pytest.raises(ValidationError):
+        revoke.refuse_rebinding(host, "Group", "ops", now)
+    revoke.refuse_rebinding(host, "User", "alice", now)
+    revoke.refuse_rebinding(host, "User", "bob", now + dt.timedelta(days=31))  # expired: fine

@@ -426,6 +426,12 @@ def _binding_command(name: str, unbind: bool) -> Callable[[F], F]:
         f = click.option(
             "--any-user", is_flag=True, help=_("Do not require a Linux account for USER.")
         )(f)
+        if not unbind:
+            f = click.option(
+                "--force",
+                is_flag=True,
+                help=_("Bind even a name a revoked, still valid certificate carries."),
+            )(f)
         f = click.option("--group", "is_group", is_flag=True, help=_("USER names a group."))(f)
         f = admin_options(f)
         f = click.argument("namespace", required=False)(f)
@@ -473,12 +479,15 @@ def _run_binding(
     is_group: bool,
     any_user: bool,
     json_output: bool,
+    force: bool = False,
 ) -> None:
-    from podsec.rbac import bindings
+    from podsec.rbac import bindings, revoke
 
     env = context.with_json(ctx, json_output)
     target = bindings.target(role_type, role, binding, namespace)
     subject = _subject(env.host, user, is_group, any_user)
+    if not unbind and not force:
+        revoke.refuse_rebinding(env.host, subject.kind, subject.name)
     with _api(env.host, kubeconfig, kube_context, request_timeout) as api:
         change = (bindings.unbind if unbind else bindings.bind)(api, subject, target)
     if env.json:

@@ -61,6 +61,41 @@ def load_records(host: Host) -> list[dict[str, Any]]:
     return [r for r in data if isinstance(r, dict)]
 
 
+def still_valid(
+    host: Host, kind: str, name: str, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """Revoked certificates, not yet expired, that a binding of ``kind`` ``name`` would
+    empower again (bindings name CNs and groups, not certificates)."""
+    moment = now or dt.datetime.now(dt.UTC)
+    hits = []
+    for rec in load_records(host):
+        try:
+            expires = dt.datetime.fromisoformat(str(rec.get("not_after")))
+        except ValueError:
+            expires = moment + dt.timedelta(days=1)  # unknown expiry: assume still valid
+        if expires <= moment:
+            continue
+        if (kind == "User" and rec.get("cn") == name) or (
+            kind == "Group" and name in (rec.get("groups") or [])
+        ):
+            hits.append(rec)
+    return hits
+
+
+def refuse_rebinding(host: Host, kind: str, name: str, now: dt.datetime | None = None) -> None:
+    """Refuse to bind a user or group that a revoked, still valid certificate carries."""
+    hits = still_valid(host, kind, name, now)
+    if hits:
+        last = max(str(h.get("not_after")) for h in hits)
+        raise ValidationError(
+            _(
+                "{kind} {name} is named by a revoked certificate valid until {date}: binding it "
+                "would give that certificate these rights again"
+            ).format(kind=kind.lower(), name=name, date=last[:10]),
+            hint=_("use another name, wait until the certificate expires, or pass --force"),
+        )
+
+
 def record(host: Host, cert: certs.CertInfo, user: str, now: dt.datetime) -> Path:
     path = host.path(REVOKED_FILE)
     records = [r for r in load_records(host) if r.get("serial") != str(cert.serial)]
