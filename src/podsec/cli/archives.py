@@ -97,6 +97,12 @@ def _policy(env: context.CliEnv) -> Path:
 @click.argument("rest", metavar="[TRANSPORT] IMAGE...", nargs=-1, required=True)
 @click.option("--zstd", is_flag=True, help=_("Compress with zstd instead of xz."))
 @click.option(
+    "--level",
+    type=int,
+    metavar="N",
+    help=_("Compression level (xz 0-9, default 9; zstd 1-22, default 19)."),
+)
+@click.option(
     "--with-signatures",
     is_flag=True,
     help=_(
@@ -125,6 +131,7 @@ def save_cmd(
     arches: str,
     rest: tuple[str, ...],
     zstd: bool,
+    level: int | None,
     with_signatures: bool,
     threads: int,
     src_tls_verify: bool | None,
@@ -147,7 +154,7 @@ def save_cmd(
         out_dir=out_dir.absolute(),
         arches=arch_list,
         sources=sources,
-        codec=compress.ZSTD if zstd else compress.XZ,
+        codec=(compress.ZSTD if zstd else compress.XZ).with_level(level),
         threads=threads,
         with_signatures=with_signatures,
         src_tls_verify=src_tls_verify,
@@ -203,6 +210,12 @@ def save_cmd(
 )
 @click.option("--zstd", is_flag=True, help=_("Compress with zstd instead of xz."))
 @click.option(
+    "--level",
+    type=int,
+    metavar="N",
+    help=_("Compression level (xz 0-9, default 9; zstd 1-22, default 19)."),
+)
+@click.option(
     "--threads",
     type=click.IntRange(1, 64),
     default=2,
@@ -227,6 +240,7 @@ def save_k8s_cmd(
     flannel_tag: str | None,
     flannel_cni_plugin_tag: str | None,
     zstd: bool,
+    level: int | None,
     threads: int,
     yes: bool,
     dry_run: bool,
@@ -275,7 +289,7 @@ def save_k8s_cmd(
         out_dir=out_dir.absolute(),
         arches=(the_arch,),
         sources=tuple(naming.Source(transport, i) for i in image_set.images),
-        codec=compress.ZSTD if zstd else compress.XZ,
+        codec=(compress.ZSTD if zstd else compress.XZ).with_level(level),
         threads=threads,
     )
     with output.progress(not env.json) as progress:

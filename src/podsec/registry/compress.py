@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -36,18 +36,38 @@ _BCJ = {"amd64": "--x86", "386": "--x86", "arm64": "--arm64", "arm": "--arm"}
 class Codec:
     name: str
     suffix: str
+    level: int = 9
+    extreme: bool = False
+
+    def with_level(self, level: int | None) -> Codec:
+        """The codec at another level (xz 0-9, zstd 1-22); None keeps the default."""
+        if level is None:
+            return self
+        top = 9 if self.name == "xz" else 22
+        if not 0 <= level <= top:
+            raise ValidationError(
+                _("compression level {level} is out of range for {name} (0-{top})").format(
+                    level=level, name=self.name, top=top
+                )
+            )
+        return replace(self, level=level)
 
     def compress_argv(self, arch: str, threads: int, blocks: Sequence[int] = ()) -> list[str]:
         if self.name == "xz":
             argv = ["xz", f"-T{threads}", "-q"]
             if arch in _BCJ:
                 argv.append(_BCJ[arch])
-            argv.append("--lzma2=preset=9,dict=192MiB,nice=32")
+            argv.append(
+                f"--lzma2=preset={self.level}e"
+                if self.extreme
+                else f"--lzma2=preset={self.level},nice=32"
+            )
             if blocks:
                 argv.append("--block-list=" + ",".join(str(b) for b in [*blocks, 0]))
             return [*argv, "-c"]
         if self.name == "zstd":
-            return ["zstd", "-q", "-19", "--long=28", f"-T{threads}", "-c"]
+            ultra = ["--ultra"] if self.level > 19 else []
+            return ["zstd", "-q", *ultra, f"-{self.level}", "--long=28", f"-T{threads}", "-c"]
         return ["cat"]
 
     def decompress_argv(self, path: Path) -> list[str]:
@@ -58,9 +78,9 @@ class Codec:
         return ["cat", "--", str(path)]
 
 
-XZ = Codec("xz", ".tar.xz")
-ZSTD = Codec("zstd", ".tar.zst")
-TAR = Codec("tar", ".tar")
+XZ = Codec("xz", ".tar.xz", 9)
+ZSTD = Codec("zstd", ".tar.zst", 19)
+TAR = Codec("tar", ".tar", 0)
 
 
 def detect(path: Path) -> Codec:
@@ -152,7 +172,7 @@ def write_archive(
     total = sum(m.stream_size for m in members)
     task = task or out.name
     progress.start(task, float(total), "B")
-    blocks = block_offsets(members, splits) if codec is XZ else []
+    blocks = block_offsets(members, splits) if codec.name == "xz" else []
     argv = codec.compress_argv(arch, threads, blocks)
     err_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     try:
