@@ -297,3 +297,22 @@ def test_services_create_units_verify(node):
     assert "autoindex_format json" in conf and "root /var/sigstore;" in conf
     again = json.loads(podsec(node, "services", "create", "--no-enable", "--json").stdout)
     assert again["changed"] == []
+
+
+def test_pause_image_dropin(node):
+    r = podsec(
+        node,
+        "policy",
+        "create",
+        IP,
+        "--registry-node",
+        "--pause-image",
+        "registry.local/k8s-p10/pause:3.9",
+    )
+    assert r.returncode == 0, r.stderr
+    conf = (node / "etc/containers/containers.conf.d/podsec.conf").read_text()
+    assert 'infra_image = "registry.local/k8s-p10/pause:3.9"' in conf
+    before = snapshot(node)
+    r = podsec(node, "policy", "create", IP, "--registry-node", "--pause-image", "Bad Image!")
+    assert r.returncode == 2 and "not a valid image reference" in r.stderr
+    assert snapshot(node) == before

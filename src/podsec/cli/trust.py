@@ -67,6 +67,11 @@ def _as_json(obj: Any) -> Any:
     default=None,
     help=_("Override the automatic check whether REGISTRY_IP is an address of this node."),
 )
+@click.option(
+    "--pause-image",
+    metavar="IMAGE",
+    help=_("Pod infra (pause) image for podman, e.g. registry.local/k8s-p10/pause:3.9."),
+)
 @click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
 @click.pass_context
 def create_policy_cmd(
@@ -76,6 +81,7 @@ def create_policy_cmd(
     force: bool,
     trust: tuple[str, ...],
     registry_node: bool | None,
+    pause_image: str | None,
     json_output: bool,
 ) -> None:
     from podsec.trust import setup
@@ -88,6 +94,7 @@ def create_policy_cmd(
             force=force,
             trust=trust,
             registry_node=registry_node,
+            pause_image=pause_image,
             progress=prog,
         )
     if env.json:

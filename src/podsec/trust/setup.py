@@ -18,7 +18,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from podsec.i18n import _
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.trust import keys as gpgkeys
 from podsec.trust import policy as pol
+from podsec.trust import reference
 from podsec.trust import registries_d as rd
 
 REGISTRY = "registry.local"
@@ -44,6 +45,7 @@ STAGING = "file:///var/sigstore/sigstore/"
 PUBLISHED_POLICY = "/var/sigstore/keys/policy.json"
 REGISTRIES_D_FILE = "/etc/containers/registries.d/default.yaml"
 REGISTRIES_CONF_DROPIN = "/etc/containers/registries.conf.d/podsec.conf"
+CONTAINERS_CONF_DROPIN = "/etc/containers/containers.conf.d/podsec.conf"
 SYSCTL_FILE = "99-podman.conf"
 GROUP_USERS = "podman"
 GROUP_MAKERS = "podman_dev"
@@ -323,6 +325,35 @@ def pin_values(host: Host) -> list[str]:
     return ["sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()]
 
 
+def _base_system(
+    host: Host, ip: str, local: bool, force: bool, note: Callable[[str, bool], None]
+) -> None:
+    """/etc/hosts, groups, the userns sysctl and /var/sigstore/keys."""
+    root = host.root
+    note("/etc/hosts", etc_hosts.ensure_names(host, ip, HOST_NAMES, force=force))
+    for group in (GROUP_USERS, GROUP_MAKERS):
+        note(f"group {group}", accounts.ensure_group(host, group))
+    if sysctl.read(host, "kernel.unprivileged_userns_clone") is not None or not host.is_live:
+        note(
+            f"/etc/sysctl.d/{SYSCTL_FILE}",
+            sysctl.ensure_file(
+                host,
+                SYSCTL_FILE,
+                {"kernel.unprivileged_userns_clone": "1"},
+                comment=HEADER,
+                apply=sysctl.read(host, "kernel.unprivileged_userns_clone") is not None,
+            ),
+        )
+    owner_group = GROUP_MAKERS if local else GROUP_USERS
+    note(SIGSTORE_ROOT, files.ensure_dir(host.path(SIGSTORE_ROOT), mode=0o755, owner=0, group=0))
+    note(
+        KEYS_DIR,
+        files.ensure_dir(
+            host.path(KEYS_DIR), mode=0o775, owner=0, group=owner_group, accounts_root=root
+        ),
+    )
+
+
 def create_policy(
     host: Host,
     address: str,
@@ -331,10 +362,17 @@ def create_policy(
     trust: Sequence[str] = (),
     registry_node: bool | None = None,
     keys_url: str = KEYS_URL,
+    pause_image: str | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> PolicyReport:
-    """Configure the node's container trust (see the module docstring)."""
+    """Configure the node's container trust (see the module docstring).
+
+    ``pause_image`` (e.g. registry.local/k8s-p10/pause:3.9) becomes podman's infra image in
+    podsec's containers.conf drop-in — never by editing the vendor containers.conf.
+    """
     ip = check_address(address)
+    if pause_image is not None:
+        pause_image = str(reference.parse(pause_image))
     pins = parse_pins(trust)
     local = is_local_address(ip) if registry_node is None else registry_node
     # Validate everything that can be wrong BEFORE the first write.
@@ -359,29 +397,8 @@ def create_policy(
     def note(path: str, did: bool) -> None:
         (changed if did else unchanged).append(path)
 
+    _base_system(host, ip, local, force, note)
     root = host.root
-    note("/etc/hosts", etc_hosts.ensure_names(host, ip, HOST_NAMES, force=force))
-    for group in (GROUP_USERS, GROUP_MAKERS):
-        note(f"group {group}", accounts.ensure_group(host, group))
-    if sysctl.read(host, "kernel.unprivileged_userns_clone") is not None or not host.is_live:
-        note(
-            f"/etc/sysctl.d/{SYSCTL_FILE}",
-            sysctl.ensure_file(
-                host,
-                SYSCTL_FILE,
-                {"kernel.unprivileged_userns_clone": "1"},
-                comment=HEADER,
-                apply=sysctl.read(host, "kernel.unprivileged_userns_clone") is not None,
-            ),
-        )
-    owner_group = GROUP_MAKERS if local else GROUP_USERS
-    note(SIGSTORE_ROOT, files.ensure_dir(host.path(SIGSTORE_ROOT), mode=0o755, owner=0, group=0))
-    note(
-        KEYS_DIR,
-        files.ensure_dir(
-            host.path(KEYS_DIR), mode=0o775, owner=0, group=owner_group, accounts_root=root
-        ),
-    )
     if local:
         note(
             SIGNATURES_DIR,
@@ -417,6 +434,15 @@ def create_policy(
         REGISTRIES_CONF_DROPIN,
         files.atomic_write(host.path(REGISTRIES_CONF_DROPIN), REGISTRIES_CONF, mode=0o644),
     )
+    if pause_image is not None:
+        note(
+            CONTAINERS_CONF_DROPIN,
+            files.atomic_write(
+                host.path(CONTAINERS_CONF_DROPIN),
+                f'# {HEADER}\n[engine]\ninfra_image = "{pause_image}"\n',
+                mode=0o644,
+            ),
+        )
     if local and not signed_scopes(policy):
         notes.append(
             _(

@@ -112,9 +112,13 @@ def check_image(
             accepted, reason = False, _("signatures can only be checked for docker:// images")
             break
         if fetched is None:
-            fetched = signature.fetch_signatures(
-                host_url(host, lookaside), reference.parse(image_ref).path, manifest_digest
-            )
+            try:
+                fetched = signature.fetch_signatures(
+                    host_url(host, lookaside), reference.parse(image_ref).path, manifest_digest
+                )
+            except PodsecError as exc:  # a dead signature server is a refusal, not a crash
+                accepted, reason = False, exc.message
+                break
         ok, why, checks = _signed_by(host, req, fetched, image_ref, manifest_digest)
         if not ok:
             accepted, reason = False, why
