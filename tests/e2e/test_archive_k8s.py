@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import IMAGES_DIR, require_path, require_tool
-from tests.fixtures.images import GnupgHome, Registry, Sigstore, make_podman_env
+from tests.fixtures.images import (
+    GnupgHome,
+    PodmanEnv,
+    Registry,
+    Sigstore,
+    _umount_under,
+    make_podman_env,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -114,6 +121,15 @@ def test_save_k8s_load_sign_pull(
     }
     (penv.config_dir / "policy.json").write_text(json.dumps(policy))
     shutil.copytree(sigstore.registries_d, penv.config_dir / "registries.d")
+    try:
+        _load_and_pull(archive, path, penv, registry, gnupg_home)
+    finally:
+        _umount_under(tmp_path / "penv")
+
+
+def _load_and_pull(
+    archive: Path, path: str, penv: PodmanEnv, registry: Registry, gnupg_home: GnupgHome
+) -> None:
     loaded = subprocess.run(
         [
             PODSEC,

@@ -27,6 +27,7 @@ from tests.fixtures.images import (
     PodmanEnv,
     Registry,
     Sigstore,
+    _umount_under,
     build_oci_layout,
     make_podman_env,
 )
@@ -160,13 +161,16 @@ def setup(
     gnupg_home: GnupgHome,
     saved: Path,
     layout: tuple[Path, dict[str, str]],
-) -> Setup:
+) -> Iterator[Setup]:
     path = f"{registry.host}/arch{os.getpid()}-{next(_counter)}"
     base = tmp_path / "penv"
     base.mkdir()
     env = make_podman_env(base, insecure=(registry.host,))
     _policy(env, sigstore, path, gnupg_home.nopass.public_key)
-    return Setup(registry, sigstore, gnupg_home, env, saved, path, layout[1])
+    try:
+        yield Setup(registry, sigstore, gnupg_home, env, saved, path, layout[1])
+    finally:
+        _umount_under(base)
 
 
 def _contents(archive: Path) -> dict:

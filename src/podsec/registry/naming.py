@@ -148,8 +148,9 @@ def split_source(arg: str, default_transport: str) -> Source:
                 return Source(f"{prefix}{store}]", image)
             return Source(prefix, image)
     if arg.startswith("oci:"):
-        path, sep, ref = arg[4:].rpartition(":")
-        if sep and Path(path).is_dir():
+        # like containers/image: the path ends at the first colon
+        path, sep, ref = arg[4:].partition(":")
+        if sep and ref and Path(path).is_dir():
             return Source(f"oci:{path}", ref)
     return Source(default_transport, arg)
 
@@ -213,7 +214,7 @@ def detect_platform(host: Host) -> str | None:
     if branch:
         return "c10f" if branch.startswith("c10f") else branch
     cpe = values.get("CPE_NAME", "").split(":")
-    if len(cpe) > 5:
+    if len(cpe) >= 5:
         product, version = cpe[3], cpe[4].split(".")[0]
         if product == "spserver":
             return "c10f"
