@@ -623,3 +623,75 @@ def test_bundle_untrusted_signer_pushes_nothing(bundle: Bundle) -> None:
     assert "refused by the policy of this node" in result.stderr
     assert "podsec-keys/" in result.stderr  # the hint names the carried key
     _nothing_pushed(bundle)
+
+
+# ------------------------------------------------------------------------------ compatibility
+def test_original_archive_loads(
+    setup: Setup, layout: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """An archive made the original way (skopeo oci: with uncompressed layers, tar | xz; no
+    contents file, blobs in directory order) is unpacked to a temp dir and loaded."""
+    src, _digests = layout
+    work = tmp_path / "orig"
+    (work / "amd64").mkdir(parents=True)
+    for name in NAMES:
+        subprocess.run(
+            [
+                "skopeo",
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--dest-oci-accept-uncompressed-layers",
+                f"oci:{src}:{name}:1",
+                f"oci:{work}/amd64:{name}:1",
+            ],
+            check=True,
+            timeout=120,
+        )
+    tar = subprocess.run(
+        ["tar", "cf", "-", "-C", str(work), "amd64"], check=True, capture_output=True, timeout=120
+    ).stdout
+    archive = tmp_path / "amd64.tar.xz"
+    archive.write_bytes(lzma.compress(tar))
+    result = setup.podsec(
+        "images",
+        "load-sign",
+        str(archive),
+        "amd64",
+        setup.gpg.nopass.email,
+        setup.path,
+        "--registry-url",
+        setup.registry.url,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["images"]) == 3
+    for name in NAMES:
+        pulled = setup.pull(name.split("/", 1)[1])
+        assert pulled.returncode == 0, pulled.stderr
+
+
+def test_legacy_names_and_every_arch_checked(
+    layout: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    src, _digests = layout
+    legacy = Path(PODSEC[0]).with_name("podsec-save-oci")
+    ok = subprocess.run(
+        [str(legacy), str(tmp_path / "a"), "amd64", f"oci:{src}", "p10/alpha:1", "p10/beta:1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "a" / "amd64.tar.xz").is_file()
+    # the test images exist for amd64 only: the arm64 archive must not pretend otherwise
+    bad = subprocess.run(
+        [str(legacy), str(tmp_path / "b"), "amd64,arm64", f"oci:{src}", "p10/alpha:1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0
+    assert "not arm64" in bad.stderr
+    assert not (tmp_path / "b" / "arm64.tar.xz").exists()
+    assert not list((tmp_path / "b").glob(".podsec-save-*"))
