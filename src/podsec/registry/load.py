@@ -574,11 +574,12 @@ def load(host: Host, req: LoadRequest, progress: Progress = NULL_PROGRESS) -> Lo
     compress.detect(req.archive)  # a clear error for a missing or foreign file first
     if req.verify_bundle:
         # pass 1: every blob and signature checked before anything is sent
-        checker = _Loader(host, req, NULL_PROGRESS)
+        checker = _Loader(host, req, progress)
         checker.dry_run = True
+        checker.task_bytes = _("verify {name}").format(name=req.archive.name)
         try:
             checker.configure()
-            _stream(checker, progress, _("verify {name}").format(name=req.archive.name))
+            _stream(checker, progress, checker.task_bytes)
         finally:
             checker.close()
     loader = _Loader(host, req, progress)
@@ -612,7 +613,6 @@ def load(host: Host, req: LoadRequest, progress: Progress = NULL_PROGRESS) -> Lo
 
 def _stream(loader: _Loader, progress: Progress, task: str) -> None:  # noqa: PLR0912
     req = loader.req
-    total = req.archive.stat().st_size
     with compress.open_archive(req.archive) as archive:
         spool: Path | None = None
         started = False
@@ -626,7 +626,6 @@ def _stream(loader: _Loader, progress: Progress, task: str) -> None:  # noqa: PL
                             found=top, arch=req.arch
                         )
                     )
-                progress.start(task, float(total), "B")
             if top != req.arch:
                 raise ValidationError(
                     _("unexpected entry {name} in the archive").format(name=info.name)
@@ -652,8 +651,7 @@ def _stream(loader: _Loader, progress: Progress, task: str) -> None:  # noqa: PL
                     _spool(archive, info, spool / rel)
                     continue
                 loader.plan(oci.Contents.parse(loader.meta[oci.CONTENTS], oci.CONTENTS))
-                if not loader.dry_run:
-                    loader.progress.start(loader.task_bytes, float(_blob_total(loader)), "B")
+                progress.start(task, float(_blob_total(loader)), "B")
             reader = archive.extract(info)
             if info.size <= SMALL and (
                 digest in {i.entry.digest for i in loader.images}
