@@ -88,32 +88,34 @@ def test_ports_cli_add_list_remove(rk: Rootlesskit, api: RootlesskitApi, tmp_pat
 
 def test_reconcile_touches_only_what_podsec_owns(api: RootlesskitApi, tmp_path: Path) -> None:
     static = api.add_port(PortForward(free_node_port(), 6443))  # the runtime's own forward
-    state = portsync.State.load(tmp_path / "state.json")
+    path = tmp_path / "state.json"
     p1, p2, manual_port = free_node_port(), free_node_port(), free_node_port()
     svc1, svc2 = PortForward(p1, p1), PortForward(p2, p2, "udp")
-    manual = portsync.add(api, state, PortForward(manual_port, manual_port))
+    manual = portsync.add(api, path, PortForward(manual_port, manual_port))
 
-    changes = portsync.reconcile(api, {svc1: "ns/a", svc2: "ns/b"}, state)
+    def reconcile(want: dict[PortForward, str]) -> list[portsync.Change]:
+        with portsync.State.locked(path) as state:
+            return portsync.reconcile(api, want, state)
+
+    changes = reconcile({svc1: "ns/a", svc2: "ns/b"})
     assert {(c.action, c.forward) for c in changes} == {("add", svc1), ("add", svc2)}
-    assert portsync.reconcile(api, {svc1: "ns/a", svc2: "ns/b"}, state) == []  # idempotent
+    assert reconcile({svc1: "ns/a", svc2: "ns/b"}) == []  # idempotent
 
     # ns/b goes away; the manual forward is lost (a RootlessKit restart): put back, b removed
     api.remove_port(manual.id)
-    changes = portsync.reconcile(api, {svc1: "ns/a"}, state)
+    changes = reconcile({svc1: "ns/a"})
     assert {(c.action, c.forward) for c in changes} == {
         ("remove", svc2),
         ("add", manual.forward),
     }
     forwards = {p.forward for p in api.list_ports()}
     assert forwards == {static.forward, svc1, manual.forward}
-    entries = {
-        e.forward: e.owner for e in portsync.list_ports(api, portsync.State.load(state.path))
-    }
+    entries = {e.forward: e.owner for e in portsync.list_ports(api, path)}
     assert entries == {static.forward: "", svc1: "ns/a", manual.forward: "manual"}
 
     # a wanted host port held by someone else is reported, never stolen
     clash = PortForward(static.forward.host_port, static.forward.host_port)
-    changes = portsync.reconcile(api, {svc1: "ns/a", clash: "ns/c"}, state)
+    changes = reconcile({svc1: "ns/a", clash: "ns/c"})
     assert [(c.action, c.forward) for c in changes] == [("failed", clash)]
     assert static.forward in {p.forward for p in api.list_ports()}
 
@@ -168,7 +170,8 @@ def test_controller_follows_services(
         control_plane.kubectl("delete", "service", "web", "-n", ns)
         assert wait_until(lambda: web not in forwards()), log.read_text()
         assert read_marker("127.0.0.1", node_port) is None
-        assert "forwarded" in log.read_text() and "removed" in log.read_text()
+        assert wait_until(lambda: "removed" in log.read_text()), log.read_text()
+        assert f"forwarded {web.spec()} ({ns}/web)" in log.read_text()
     finally:
         lb_env.stop(proc)
 

@@ -31,7 +31,7 @@ def _api(ctx: click.Context, socket: str | None, state: str | None) -> tuple[Any
     env = context.get(ctx)
     sock = Path(socket) if socket else default_socket(env.host)
     state_path = Path(state) if state else portsync.default_state_path(sock)
-    return RootlesskitApi(sock), portsync.State.load(state_path)
+    return RootlesskitApi(sock), state_path
 
 
 def _common(func: Any) -> Any:

@@ -20,11 +20,13 @@ loses every forward; the next pass puts them back).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
@@ -93,25 +95,16 @@ class ServiceInfo:
         return f"{self.namespace}/{self.name}"
 
     @classmethod
-    def from_api(cls, obj: Any) -> ServiceInfo:
-        """From a kubernetes-client ``V1Service`` (or its dict form)."""
-        if isinstance(obj, Mapping):
-            meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-            ports = [
-                ServicePort(int(p["port"]), p.get("nodePort"), str(p.get("protocol") or "TCP"))
-                for p in spec.get("ports") or []
-            ]
-            return cls(
-                meta.get("namespace", ""),
-                meta.get("name", ""),
-                spec.get("type") or "",
-                tuple(ports),
-            )
+    def from_api(cls, obj: Mapping[str, Any]) -> ServiceInfo:
+        """From a Service as the API returns it (JSON)."""
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         ports = [
-            ServicePort(int(p.port), p.node_port, str(p.protocol or "TCP"))
-            for p in (obj.spec.ports or [])
+            ServicePort(int(p["port"]), p.get("nodePort"), str(p.get("protocol") or "TCP"))
+            for p in spec.get("ports") or []
         ]
-        return cls(obj.metadata.namespace, obj.metadata.name, obj.spec.type or "", tuple(ports))
+        return cls(
+            meta.get("namespace", ""), meta.get("name", ""), spec.get("type") or "", tuple(ports)
+        )
 
 
 def _proto(text: str) -> Proto:
@@ -174,6 +167,20 @@ class State:
     def save(self) -> None:
         data = {"version": 1, "forwards": dict(sorted(self.owners.items()))}
         files.atomic_write(self.path, json.dumps(data, indent=2) + "\n", mode=0o644, backup=False)
+
+    @classmethod
+    @contextlib.contextmanager
+    def locked(cls, path: Path) -> Iterator[State]:
+        """Load, hand out, and save (when changed) under an exclusive lock: the controller and
+        a manual ``ports add`` never lose each other's entries."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.with_name(path.name + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = cls.load(path)
+            before = dict(state.owners)
+            yield state
+            if state.owners != before or not path.exists():
+                state.save()
 
     def forwards(self) -> dict[PortForward, str]:
         return {parse_spec(spec): owner for spec, owner in self.owners.items()}
@@ -240,7 +247,6 @@ def reconcile(api: RootlesskitApi, want: Mapping[PortForward, str], state: State
             changes.append(Change("add", fwd, owner))
         except PortApiError as exc:
             changes.append(Change("failed", fwd, owner, exc.message))
-    state.save()
     return changes
 
 
@@ -252,38 +258,34 @@ class Entry:
     owner: str  # ns/name, "manual", or "" (the runtime's own forwards)
 
 
-def list_ports(api: RootlesskitApi, state: State) -> list[Entry]:
-    return [
-        Entry(p.id, p.forward, state.owners.get(p.forward.spec(), "")) for p in api.list_ports()
-    ]
+def list_ports(api: RootlesskitApi, state_path: Path) -> list[Entry]:
+    owners = State.load(state_path).owners
+    return [Entry(p.id, p.forward, owners.get(p.forward.spec(), "")) for p in api.list_ports()]
 
 
-def add(api: RootlesskitApi, state: State, fwd: PortForward) -> Entry:
-    for port in api.list_ports():
-        if port.forward == fwd:
-            state.owners[fwd.spec()] = MANUAL
-            state.save()
-            return Entry(port.id, fwd, MANUAL)
-    port = api.add_port(fwd)
-    state.owners[fwd.spec()] = MANUAL
-    state.save()
+def add(api: RootlesskitApi, state_path: Path, fwd: PortForward) -> Entry:
+    """A manual forward (kept, and restored by the controller, until :func:`remove`)."""
+    with State.locked(state_path) as state:
+        existing = [p for p in api.list_ports() if p.forward == fwd]
+        port = existing[0] if existing else api.add_port(fwd)
+        state.owners[fwd.spec()] = MANUAL
     return Entry(port.id, port.forward, MANUAL)
 
 
-def remove(api: RootlesskitApi, state: State, what: str) -> Entry:
+def remove(api: RootlesskitApi, state_path: Path, what: str) -> Entry:
     """Remove a forward by its id or spec (``31000``, ``0.0.0.0:31000:31000/tcp``)."""
-    ports = api.list_ports()
-    if what.isdigit() and any(p.id == int(what) for p in ports):
-        port = next(p for p in ports if p.id == int(what))
-    else:
-        fwd = parse_spec(what)
-        matches = [p for p in ports if p.forward == fwd]
-        if not matches:
-            raise PodsecError(_("no forward {spec} in RootlessKit").format(spec=fwd.spec()))
-        port = matches[0]
-    api.remove_port(port.id)
-    owner = state.owners.pop(port.forward.spec(), "")
-    state.save()
+    with State.locked(state_path) as state:
+        ports = api.list_ports()
+        if what.isdigit() and any(p.id == int(what) for p in ports):
+            port = next(p for p in ports if p.id == int(what))
+        else:
+            fwd = parse_spec(what)
+            matches = [p for p in ports if p.forward == fwd]
+            if not matches:
+                raise PodsecError(_("no forward {spec} in RootlessKit").format(spec=fwd.spec()))
+            port = matches[0]
+        api.remove_port(port.id)
+        owner = state.owners.pop(port.forward.spec(), "")
     return Entry(port.id, port.forward, owner)
 
 
@@ -299,81 +301,131 @@ class Options:
     retry_seconds: float = 5.0
 
 
+class ApiStatusError(PodsecError):
+    """The Kubernetes API answered with an error status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(
+            _("Kubernetes API: HTTP {status}: {message}").format(status=status, message=message)
+        )
+        self.status = status
+
+
+class ServicesApi:
+    """``GET /api/v1/services`` (list, and watch as JSON lines) through the official client's
+    ApiClient: it loads the kubeconfig like kubectl and does TLS, client certificates and
+    tokens. ``CoreV1Api`` is not used — its 40,000-line module alone costs ~20 MB of the
+    daemon's 60 MB budget — and objects stay plain JSON (no model classes)."""
+
+    def __init__(self, kubeconfig: Path | None = None, context: str | None = None):
+        from kubernetes import config
+
+        self._client: Any = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig) if kubeconfig else None, context=context
+        )
+
+    def _get(self, query: list[tuple[str, str]], timeout: Any) -> Any:
+        param = self._client.param_serialize(
+            method="GET",
+            resource_path="/api/v1/services",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        resp = self._client.call_api(*param, _request_timeout=timeout)
+        if resp.status != 200:
+            raw = resp.read() or b""
+            try:
+                message = json.loads(raw).get("message", "")
+            except (ValueError, AttributeError):
+                message = raw.decode(errors="replace")[:200]
+            raise ApiStatusError(resp.status, message or str(resp.reason))
+        return resp
+
+    def list(self) -> tuple[list[dict[str, Any]], str]:
+        """Every Service and the list's resourceVersion."""
+        data = json.loads(self._get([], 60).read())
+        return list(data.get("items") or []), str(data["metadata"]["resourceVersion"])
+
+    def watch(self, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
+        """Watch events (``{"type": ..., "object": {...}}``) until the server ends the watch."""
+        from kubernetes.watch.watch import iter_resp_lines
+
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(seconds)),
+            ("allowWatchBookmarks", "true"),
+        ]
+        resp = self._get(query, (10, seconds + 30))
+        try:
+            for line in iter_resp_lines(resp.response):  # type: ignore[no-untyped-call]
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            resp.response.release_conn()
+
+
 def _report(changes: list[Change]) -> None:
     for c in changes:
         if c.action == "failed":
             log.warning("cannot forward %s for %s: %s", c.forward.spec(), c.owner, c.detail)
         else:
-            log.info(
-                "%s %s (%s)",
-                "forwarded" if c.action == "add" else "removed",
-                c.forward.spec(),
-                c.owner,
-            )
+            verb = "forwarded" if c.action == "add" else "removed"
+            log.info("%s %s (%s)", verb, c.forward.spec(), c.owner)
 
 
-def _core_api(opts: Options) -> Any:
-    from kubernetes import client, config
-
-    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(opts.kubeconfig) if opts.kubeconfig else None, context=opts.context
-    )
-    return client.CoreV1Api(api_client)
+def _services(items: Iterable[dict[str, Any]]) -> dict[str, ServiceInfo]:
+    return {str(o["metadata"].get("uid", "")): ServiceInfo.from_api(o) for o in items}
 
 
-def sync_once(opts: Options) -> list[Change]:
-    """List Services once and reconcile (``ports sync --once``)."""
-    core = _core_api(opts)
-    services = [ServiceInfo.from_api(s) for s in core.list_service_for_all_namespaces().items]
-    api = RootlesskitApi(opts.socket)
-    changes = reconcile(api, desired(services, opts.host_ip), State.load(opts.state))
+def _apply(opts: Options, api: RootlesskitApi, want: Mapping[PortForward, str]) -> list[Change]:
+    with State.locked(opts.state) as state:
+        changes = reconcile(api, want, state)
     _report(changes)
     return changes
 
 
-def _watch(
-    core: Any,
+def sync_once(opts: Options) -> list[Change]:
+    """List Services once and reconcile (``ports sync --once``)."""
+    items, _rv = ServicesApi(opts.kubeconfig, opts.context).list()
+    want = desired(_services(items).values(), opts.host_ip)
+    return _apply(opts, RootlesskitApi(opts.socket), want)
+
+
+def _cycle(
+    kube: ServicesApi,
     opts: Options,
     api: RootlesskitApi,
     stop: threading.Event,
     on_pass: Callable[[list[Change]], None] | None,
 ) -> None:
-    """One list + watch cycle; returns when the watch ends."""
-    from kubernetes import watch
-
-    def apply(want: dict[PortForward, str]) -> None:
-        changes = reconcile(api, want, State.load(opts.state))
-        _report(changes)
-        if on_pass:
-            on_pass(changes)
-
-    listed = core.list_service_for_all_namespaces()
-    services = {s.metadata.uid: ServiceInfo.from_api(s) for s in listed.items}
+    """One list + watch cycle; returns when the watch ends (timeout, expiry, stop)."""
+    items, rv = kube.list()
+    services = _services(items)
     want = desired(services.values(), opts.host_ip)
-    apply(want)
-    w = watch.Watch()  # type: ignore[no-untyped-call]
-    for event in w.stream(  # type: ignore[no-untyped-call]
-        core.list_service_for_all_namespaces,
-        resource_version=listed.metadata.resource_version,
-        timeout_seconds=opts.watch_seconds,
-        allow_watch_bookmarks=True,
-    ):
+    changes = _apply(opts, api, want)
+    if on_pass:
+        on_pass(changes)
+    for event in kube.watch(rv, opts.watch_seconds):
         if stop.is_set():
-            w.stop()  # type: ignore[no-untyped-call]
             return
-        kind, obj = event["type"], event["object"]
+        kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
-            return  # 410 Gone and friends: list again
+            return  # 410 Gone (resourceVersion too old) and friends: list again
         if kind == "BOOKMARK":
             continue
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
         if kind == "DELETED":
-            services.pop(obj.metadata.uid, None)
+            services.pop(uid, None)
         else:
-            services[obj.metadata.uid] = ServiceInfo.from_api(obj)
+            services[uid] = ServiceInfo.from_api(obj)
         new = desired(services.values(), opts.host_ip)
         if new != want:
             want = new
-            apply(want)
+            changes = _apply(opts, api, want)
+            if on_pass:
+                on_pass(changes)
 
 
 def run(
@@ -384,24 +436,23 @@ def run(
     """The controller loop (``podsec u7s ports sync``); returns when ``stop`` is set.
 
     list → reconcile → watch from that resourceVersion, reconciling on each change; when the
-    watch ends (timeout, 410 Gone, API or RootlessKit trouble) start over after a pause. Blocks
-    on the watch: no polling while nothing changes.
+    watch ends (its timeout, 410 Gone, API or RootlessKit trouble) start over — after a pause
+    when something failed. Blocks on the watch: no polling while nothing changes.
     """
-    from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
     stop = stop or threading.Event()
     api = RootlesskitApi(opts.socket)
-    core = None
+    kube: ServicesApi | None = None
     while not stop.is_set():
         try:
-            if core is None:
-                core = _core_api(opts)
-            _watch(core, opts, api, stop, on_pass)
-        except PortApiError as exc:
+            if kube is None:
+                kube = ServicesApi(opts.kubeconfig, opts.context)
+            _cycle(kube, opts, api, stop, on_pass)
+        except PodsecError as exc:  # RootlessKit down, API error status
             log.warning("%s", exc.message)
             stop.wait(opts.retry_seconds)
-        except (ApiException, HTTPError, OSError) as exc:
+        except (HTTPError, OSError, ValueError, KeyError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.warning("Kubernetes API: %s", first)
             stop.wait(opts.retry_seconds)
