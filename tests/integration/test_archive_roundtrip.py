@@ -695,3 +695,28 @@ def test_legacy_names_and_every_arch_checked(
     assert "not arm64" in bad.stderr
     assert not (tmp_path / "b" / "arm64.tar.xz").exists()
     assert not list((tmp_path / "b").glob(".podsec-save-*"))
+
+
+def test_full_lookaside_disk_then_rerun(setup: Setup, small_tmpfs: Path) -> None:
+    """The signatures cannot be written (full disk): nothing is published, no partial
+    signature file stays, and after freeing space the re-run completes."""
+    regd = setup.env.config_dir / "registries.d" / "default.yaml"
+    regd.write_text(
+        f"default-docker:\n  lookaside: file://{small_tmpfs}/\n"
+        f"  lookaside-staging: file://{small_tmpfs}/\n"
+    )
+    filler = small_tmpfs / "filler"
+    with filler.open("wb") as fh, contextlib.suppress(OSError):
+        fh.write(b"\0" * (2 << 20))
+    result = setup.load()
+    assert result.returncode != 0
+    assert "cannot write the signature" in result.stderr
+    for name in NAMES:
+        assert setup.head(name.split("/", 1)[1]) is None
+    assert not [p for p in small_tmpfs.rglob("signature-*") if p.stat().st_size == 0]
+    filler.unlink()
+    good = setup.load()
+    assert good.returncode == 0, good.stderr
+    for name in NAMES:
+        short = name.split("/", 1)[1]
+        assert setup.head(short) == setup.digests[name]

@@ -319,7 +319,7 @@ class _Loader:
         if self.req.verify_bundle:
             stored = None
             for sig in image.bundle_sigs:
-                stored = signature.store_signature(self.staging, image.target.repo, digest, sig)
+                stored = self._store(image, sig)
             return stored
         assert self.req.signer is not None and self.signer_key is not None
         existing = self._existing_signature(image)
@@ -327,7 +327,27 @@ class _Loader:
             return existing
         payload = signature.make_payload(ref, digest)
         sig = signature.sign(payload, self.req.signer, self.req.gnupg_home, self.req.passphrase)
-        return signature.store_signature(self.staging, image.target.repo, digest, sig)
+        return self._store(image, sig)
+
+    def _store(self, image: _Image, sig: bytes) -> Path:
+        """Write a signature file; a failed write (full disk) leaves no partial file."""
+        assert self.staging is not None
+        algo, _sep, hexpart = image.entry.digest.partition(":")
+        folder = self.staging / f"{image.target.repo}@{algo}={hexpart}"
+        before = set(folder.glob("signature-*")) if folder.is_dir() else set()
+        try:
+            return signature.store_signature(
+                self.staging, image.target.repo, image.entry.digest, sig
+            )
+        except OSError as exc:
+            for path in set(folder.glob("signature-*")) - before:
+                path.unlink(missing_ok=True)
+            raise PodsecError(
+                _("cannot write the signature of {ref} under {path}: {err}").format(
+                    ref=image.target, path=self.staging, err=exc.strerror or exc
+                ),
+                hint=_("free some space and re-run: the image was not published"),
+            ) from exc
 
     def _existing_signature(self, image: _Image) -> Path | None:
         """A signature by our key for this image left by an interrupted run: reuse it."""
