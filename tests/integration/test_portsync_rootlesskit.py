@@ -4,6 +4,9 @@ reconciliation, and the port-sync controller following Services of a real contro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,3 +190,60 @@ def test_controller_follows_services(
     finally:
         lb_env.stop(proc)
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.mark.cluster
+def test_sync_once_json(
+    control_plane: ControlPlane, rk: Rootlesskit, api: RootlesskitApi, tmp_path: Path
+) -> None:
+    node_port = free_node_port()
+    ns = f"once-{os.getpid()}"
+    control_plane.kubectl("create", "namespace", ns)
+    try:
+        control_plane.kubectl(
+            "create",
+            "service",
+            "nodeport",
+            "once",
+            "--tcp=80:8080",
+            f"--node-port={node_port}",
+            "-n",
+            ns,
+        )
+        r = lb_env.ports_cli(
+            "sync",
+            "--once",
+            "--json",
+            "--socket",
+            str(rk.socket),
+            "--state",
+            str(tmp_path / "state.json"),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+        )
+        assert r.returncode == 0, r.stderr
+        assert {
+            "action": "add",
+            "spec": f"0.0.0.0:{node_port}:{node_port}/tcp",
+            "owner": f"{ns}/once",
+            "detail": "",
+        } in json.loads(r.stdout)
+        assert PortForward(node_port, node_port) in {p.forward for p in api.list_ports()}
+    finally:
+        control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    from tests.conftest import require_tool
+
+    require_tool("systemd-analyze")
+    podsec_bin = Path(sys.executable).with_name("podsec")
+    unit = portsync.unit(str(podsec_bin), kubeconfig="/var/lib/u7s-admin/.kube/config")
+    path = tmp_path / unit.name
+    path.write_text(unit.render())
+    # system mode: the user manager cannot run here; the unit syntax checks are the same
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert str(path) not in done.stderr and unit.name not in done.stderr, done.stderr
