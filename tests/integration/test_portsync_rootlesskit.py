@@ -247,3 +247,18 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert str(path) not in done.stderr and unit.name not in done.stderr, done.stderr
+
+
+def test_state_written_by_root_stays_the_users(tmp_path: Path) -> None:
+    """root's `ports add` must not lock u7s-admin's controller out of its own state file."""
+    from tests.conftest import require_root
+
+    require_root()
+    runtime = tmp_path / "usernetes"
+    runtime.mkdir()
+    os.chown(runtime, 65534, 65534)
+    path = runtime / "podsec-ports.json"
+    with portsync.State.locked(path) as state:
+        state.owners["0.0.0.0:31000:31000/tcp"] = portsync.MANUAL
+    for f in (path, path.with_name(path.name + ".lock")):
+        assert (f.stat().st_uid, f.stat().st_gid) == (65534, 65534), f

@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -166,7 +167,15 @@ class State:
 
     def save(self) -> None:
         data = {"version": 1, "forwards": dict(sorted(self.owners.items()))}
-        files.atomic_write(self.path, json.dumps(data, indent=2) + "\n", mode=0o644, backup=False)
+        uid, gid = _dir_owner(self.path)
+        files.atomic_write(
+            self.path,
+            json.dumps(data, indent=2) + "\n",
+            mode=0o644,
+            owner=uid,
+            group=gid,
+            backup=False,
+        )
 
     @classmethod
     @contextlib.contextmanager
@@ -174,7 +183,11 @@ class State:
         """Load, hand out, and save (when changed) under an exclusive lock: the controller and
         a manual ``ports add`` never lose each other's entries."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.with_name(path.name + ".lock").open("a") as lock:
+        lock_path = path.with_name(path.name + ".lock")
+        with lock_path.open("a") as lock:
+            uid, gid = _dir_owner(path)
+            if uid is not None and gid is not None:
+                os.fchown(lock.fileno(), uid, gid)
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = cls.load(path)
             before = dict(state.owners)
@@ -184,6 +197,15 @@ class State:
 
     def forwards(self) -> dict[PortForward, str]:
         return {parse_spec(spec): owner for spec, owner in self.owners.items()}
+
+
+def _dir_owner(path: Path) -> tuple[int | None, int | None]:
+    """root running ``ports add`` for u7s-admin must leave the files to u7s-admin (the
+    directory's owner), or the controller running as u7s-admin could not update them."""
+    if os.geteuid() != 0:
+        return None, None
+    st = path.parent.stat()
+    return st.st_uid, st.st_gid
 
 
 def default_state_path(socket_path: Path) -> Path:
