@@ -202,7 +202,7 @@ class State:
 def _dir_owner(path: Path) -> tuple[int | None, int | None]:
     """root running ``ports add`` for u7s-admin must leave the files to u7s-admin (the
     directory's owner), or the controller running as u7s-admin could not update them."""
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or not path.parent.is_dir():
         return None, None
     st = path.parent.stat()
     return st.st_uid, st.st_gid
