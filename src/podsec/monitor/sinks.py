@@ -53,10 +53,13 @@ class Syslog:
     sent: int = 0
     _sock: socket.socket | None = field(default=None, repr=False)
     _stream: bool = False
+    _retry_at: float = 0.0
 
     def _connect(self) -> socket.socket | None:
         if self._sock is not None:
             return self._sock
+        if time.monotonic() < self._retry_at:
+            return None  # the socket was just unreachable: do not retry for every line
         for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
             sock = socket.socket(socket.AF_UNIX, kind)
             try:
@@ -66,6 +69,7 @@ class Syslog:
                 if exc.errno == errno.EPROTOTYPE:
                     continue
                 self._note(exc)
+                self._retry_at = time.monotonic() + 5.0
                 return None
             self._sock, self._stream = sock, kind == socket.SOCK_STREAM
             return sock
