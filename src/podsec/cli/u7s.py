@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from podsec.cli import context, output
+from podsec.cli.main import legacy
+from podsec.host.paths import Host
 from podsec.i18n import _
 
 
@@ -111,9 +113,6 @@ def nsenter_cmd(timeout: float, command: tuple[str, ...]) -> int:
     return node.nsenter(env.host, list(command), timeout=timeout)
 
 
-nsenter_main = None  # set below (the original name nsenter_u7s)
-
-
 @u7s.command("child", hidden=True)
 @click.option("--spec", type=click.Path(path_type=Path), required=True)
 def child_cmd(spec: Path) -> int:
@@ -135,3 +134,124 @@ def service_cmd(name: str) -> None:
     full["PATH"] = os.environ.get("PATH", full["PATH"])
     sys.stdout.flush()
     os.execvpe(argv[0], argv, full)  # noqa: S606 - the service becomes its program
+
+
+KUBEADM_EPILOG = _(
+    "Examples:\n\n"
+    "  export PATH=/usr/libexec/podsec/u7s/bin/:$PATH; kubeadm init\n\n"
+    "  podsec u7s kubeadm init --pod-network-cidr=10.244.0.0/16\n\n"
+    "  podsec u7s kubeadm join 192.168.1.10:6443 --token T --discovery-token-ca-cert-hash sha256:H\n\n"
+    "  podsec u7s kubeadm reset\n\n"
+    "  podsec u7s kubeadm token list   # any other subcommand runs inside the namespace"
+)
+
+
+@u7s.command(
+    "kubeadm",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+        "help_option_names": [],
+    },
+    help=_(
+        "kubeadm for a rootless node: init and join plan the node, pull the images, start "
+        "rootlesskit, the CRI and the kubelet as u7s-admin and run the real kubeadm inside "
+        "the namespace; reset undoes it; other subcommands run inside the namespace."
+    ),
+    epilog=KUBEADM_EPILOG,
+)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def kubeadm_cmd(argv: tuple[str, ...]) -> int:
+    from podsec.errors import UsageError
+    from podsec.u7s import flags, node, probe, runtime, wrapper
+
+    env = context.get()
+    host = env.host
+    args = flags.parse(list(argv))
+    if args.command == "reset" and not args.help:
+        _need_root()
+        layout = runtime.layout_for(host)
+        rest = [a for a in args.raw if a not in ("reset", "-f", "--force")]
+        return node.reset(host, layout, rest, _StepProgress())
+    if not args.planned:
+        return _passthrough(host, args.passthrough_argv())
+    _need_root()
+    found = wrapper.existing_state(host)
+    if found and not args.force:
+        if sys.stdin.isatty() and click.confirm(
+            _("{path} exists: remove the previous cluster state of this node?").format(
+                path=found[0]
+            ),
+            default=False,
+            err=True,
+        ):
+            args = flags.parse([*argv, "--force"])
+        else:
+            wrapper.refuse_destructive(host, force=False)
+    # offline: the images come from an OCI layout (tests, the demo's local build)
+    oci = os.environ.get("PODSEC_U7S_OCI_IMAGES")
+    if oci and not Path(oci).is_dir():
+        raise UsageError(_("PODSEC_U7S_OCI_IMAGES={path} is not a directory").format(path=oci))
+    plan = wrapper.build_plan(
+        env.settings, host, args, probe=probe.HostProbe(host), verify_images=not oci
+    )
+    layout = runtime.ensure_account(host)
+    plan = node.runtime_phases(plan)
+    return node.deploy(
+        host,
+        plan,
+        layout=layout,
+        force=args.force,
+        progress=_StepProgress(),
+        oci_layout=Path(oci) if oci else None,
+        pull=not oci,
+    )
+
+
+class _StepProgress:
+    """One line per step on stderr: kubeadm's own output streams to stdout in between."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._t0 = time.monotonic()
+        self._clock = time.monotonic
+
+    def start(self, task: str, total: float | None = None, unit: str = "") -> None:
+        output.info(
+            _("[podsec {t:5.1f}s] {task} ...").format(t=self._clock() - self._t0, task=task)
+        )
+
+    def advance(self, task: str, amount: float = 1) -> None:
+        pass
+
+    def finish(self, task: str, note: str = "") -> None:
+        output.info(
+            _("[podsec {t:5.1f}s] {task} done").format(t=self._clock() - self._t0, task=task)
+        )
+
+
+def _need_root() -> None:
+    from podsec.errors import PodsecError
+
+    if os.geteuid() != 0:
+        raise PodsecError(_("kubeadm init, join and reset must be run as root"))
+
+
+def _passthrough(host: Host, argv: list[str]) -> int:
+    """Other subcommands: inside the namespace when it runs, else the real kubeadm here."""
+    from podsec.host import run as hostrun
+    from podsec.u7s import node, probe, runtime, supervisor
+
+    kubeadm = probe.real_kubeadm()
+    if runtime.user_exists(runtime.user_name()):
+        layout = runtime.layout_for(host)
+        if supervisor.running_pid(host, layout) is not None:
+            return node.in_namespace(
+                host, layout, [kubeadm, *argv], capture=False, check=False, timeout=None
+            ).returncode
+    return hostrun.run([kubeadm, *argv], capture=False, check=False, timeout=None).returncode
+
+
+kubeadm_main = legacy("podsec.cli.u7s:kubeadm_cmd", "podsec-u7s-kubeadm")
+nsenter_u7s_main = legacy("podsec.cli.u7s:nsenter_cmd", "nsenter_u7s")

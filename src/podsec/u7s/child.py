@@ -9,6 +9,7 @@ with the CRI's status, which makes rootlesskit exit and the supervisor notice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,6 +50,11 @@ def setup(spec: dict[str, Any]) -> None:
     for src, dst in spec["binds"]:
         _bind(src, dst)
     _bind(spec["cni_bin"], "/opt/cni/bin")
+    for link, target in spec.get("links", {}).items():
+        path = Path(link)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.symlink_to(target)
     run(["ip", "link", "set", "lo", "up"], timeout=10)
     run(["ip", "addr", "replace", f"{spec['node_ip']}/32", "dev", "lo"], timeout=10)
 
@@ -65,10 +71,8 @@ def serve(spec: dict[str, Any]) -> int:
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             cri.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

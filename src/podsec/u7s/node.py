@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +141,7 @@ def check_ports(plan: NodePlan) -> None:
 
 
 def write_plan(host: Host, plan: NodePlan, layout: Layout) -> None:
-    files.atomic_write(
-        host.path(PLAN_FILE), plan.to_json(), mode=0o640, group=layout.gid
-    )
+    files.atomic_write(host.path(PLAN_FILE), plan.to_json(), mode=0o640, group=layout.gid)
 
 
 def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
@@ -152,19 +149,9 @@ def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
 
 
 def kubeadm_argv(plan: NodePlan, config: Path) -> list[str]:
-    try:
-        from podsec.u7s import wrapper
+    from podsec.u7s import probe, wrapper
 
-        built = getattr(wrapper, "kubeadm_argv", None)
-        if built is not None:
-            return list(built(plan, config))
-    except ImportError:
-        pass
-    sub = "init" if plan.role == "init" else "join"
-    args = ["kubeadm", sub, f"--config={config}"]
-    if plan.skip_phases:
-        args.append("--skip-phases=" + ",".join(plan.skip_phases))
-    return [*args, *plan.kubeadm_args]
+    return wrapper.kubeadm_argv(plan, str(config), kubeadm=probe.real_kubeadm())
 
 
 def ctr(layout: Layout, *args: str, timeout: float = 600) -> hostrun.Result:
@@ -196,9 +183,7 @@ def import_oci_layout(layout: Layout, oci_dir: Path, tmp: Path) -> None:
 def _copy_kubeconfig(host: Host, layout: Layout) -> None:
     admin = host.path(ADMIN_CONF)
     if not admin.is_file() or admin.stat().st_size == 0:
-        raise NodeError(
-            _("kubeadm wrote no {path}").format(path=ADMIN_CONF), exit_code=2
-        )
+        raise NodeError(_("kubeadm wrote no {path}").format(path=ADMIN_CONF), exit_code=2)
     text = admin.read_bytes()
     root_kube = host.path("/root/.kube")
     root_kube.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -211,11 +196,17 @@ def _copy_kubeconfig(host: Host, layout: Layout) -> None:
     files.atomic_write(user_kube / "config", text, mode=0o600, owner=layout.uid, group=layout.gid)
 
 
-def kubectl(host: Host, *args: str, timeout: float = 60, check: bool = True,
-            input: str | None = None) -> hostrun.Result:
+def kubectl(
+    host: Host, *args: str, timeout: float = 60, check: bool = True, input: str | None = None
+) -> hostrun.Result:
     """kubectl with the cluster admin's kubeconfig (run on the host, as root)."""
     return hostrun.run(
-        ["kubectl", f"--kubeconfig={host.path(ADMIN_CONF)}", f"--request-timeout={int(timeout)}s", *args],
+        [
+            "kubectl",
+            f"--kubeconfig={host.path(ADMIN_CONF)}",
+            f"--request-timeout={int(timeout)}s",
+            *args,
+        ],
         timeout=timeout + 10,
         check=check,
         input=input,
@@ -229,7 +220,9 @@ def wait_api(host: Host, timeout: float = 120) -> None:
         if r.ok:
             return
         if time.monotonic() > deadline:
-            raise NodeError(_("the API server did not become ready: {err}").format(err=r.stderr.strip()[-200:]))
+            raise NodeError(
+                _("the API server did not become ready: {err}").format(err=r.stderr.strip()[-200:])
+            )
         time.sleep(1)
 
 
@@ -242,8 +235,12 @@ def post_init(host: Host, plan: NodePlan, layout: Layout, progress: Progress) ->
         # kube-proxy runs from the supervisor with the node's credentials (addon/kube-proxy
         # is skipped: its image would need iptables), so nodes get the proxier role
         kubectl(
-            host, "create", "clusterrolebinding", PROXIER_BINDING,
-            "--clusterrole=system:node-proxier", "--group=system:nodes",
+            host,
+            "create",
+            "clusterrolebinding",
+            PROXIER_BINDING,
+            "--clusterrole=system:node-proxier",
+            "--group=system:nodes",
         )
     if plan.cni == "flannel":
         apply_flannel(host, plan, progress)
@@ -255,10 +252,10 @@ FLANNEL_MANIFEST = "/etc/podsec/u7s/manifests/kube-flannel.yml"
 def apply_flannel(host: Host, plan: NodePlan, progress: Progress, timeout: float = 120) -> None:
     """Apply the flannel manifest (kept outside kubelet's static-pod dir), retrying until the
     API accepts it or ``timeout``."""
-    from podsec.u7s import images
+    from podsec.u7s import wrapper
 
     manifest = host.path(FLANNEL_MANIFEST)
-    files.atomic_write(manifest, images.flannel_manifest(plan))
+    files.atomic_write(manifest, wrapper.flannel_manifest(plan))
     progress.start("flannel")
     deadline = time.monotonic() + timeout
     while True:
@@ -266,7 +263,11 @@ def apply_flannel(host: Host, plan: NodePlan, progress: Progress, timeout: float
         if r.ok:
             break
         if time.monotonic() > deadline:
-            raise NodeError(_("applying {path} failed: {err}").format(path=FLANNEL_MANIFEST, err=r.stderr.strip()[-200:]))
+            raise NodeError(
+                _("applying {path} failed: {err}").format(
+                    path=FLANNEL_MANIFEST, err=r.stderr.strip()[-200:]
+                )
+            )
         time.sleep(2)
     progress.finish("flannel")
 
@@ -279,7 +280,7 @@ def deploy(
     force: bool = False,
     progress: Progress,
     oci_layout: Path | None = None,
-    pull: Callable[[Layout, NodePlan], None] | None = None,
+    pull: bool = True,
 ) -> int:
     """``kubeadm init|join`` on this host: everything up to a running node; returns kubeadm's
     exit status (its output goes straight to our stdout so the join commands appear as
@@ -304,34 +305,76 @@ def deploy(
     files.atomic_write(
         host.path(str(config)), plan.kubeadm_config, mode=0o600, owner=layout.uid, group=layout.gid
     )
-    progress.start("runtime")
-    start(host, layout)
-    progress.finish("runtime")
-    progress.start("images")
-    if oci_layout is not None:
-        import tempfile
+    kubeadm_ran = False
+    try:
+        progress.start("runtime")
+        start(host, layout)
+        progress.finish("runtime")
+        _load_images(host, plan, layout, progress, oci_layout, pull)
+        progress.start("kubeadm")
+        kubeadm_ran = True
+        result = in_namespace(
+            host, layout, kubeadm_argv(plan, config), capture=False, check=False, timeout=900
+        )
+        progress.finish("kubeadm")
+        if result.returncode != 0:
+            raise NodeError(
+                _("kubeadm {cmd} failed (exit {code})").format(
+                    cmd="init" if plan.role == "init" else "join", code=result.returncode
+                ),
+                hint=_("the logs are in {dir}; nothing was kept").format(dir=layout.log_dir),
+            )
+        if plan.role != "join-worker":
+            post_init(host, plan, layout, progress)
+    except BaseException:
+        # nothing half-done: the node goes back to where it was before this command
+        _undo(host, plan, layout, kubeadm_ran)
+        raise
+    return 0
 
-        with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
+
+def _load_images(  # noqa: PLR0917 - internal step of deploy
+    host: Host,
+    plan: NodePlan,
+    layout: Layout,
+    progress: Progress,
+    oci_layout: Path | None,
+    pull: bool,
+) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
+        if oci_layout is not None:
+            progress.start("import")
             import_oci_layout(layout, oci_layout, Path(tmp))
-    if pull is not None:
-        pull(layout, plan)
+            progress.finish("import")
+        elif pull:
+            pull_images(layout, plan, progress, Path(tmp))
     missing_images = [i for i in plan.images if i not in present_images(layout)]
     if missing_images:
         raise NodeError(
             _("image {image} is not available").format(image=missing_images[0]),
             hint=_("check U7S_REGISTRY / U7S_PLATFORM and the registry's tags"),
         )
-    progress.finish("images")
-    progress.start("kubeadm")
-    result = in_namespace(
-        host, layout, kubeadm_argv(plan, config), capture=False, check=False, timeout=900
-    )
-    progress.finish("kubeadm")
-    if result.returncode != 0:
-        return result.returncode
-    if plan.role != "join-worker":
-        post_init(host, plan, layout, progress)
-    return 0
+
+
+def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool) -> None:
+    import contextlib
+
+    with contextlib.suppress(PodsecError):
+        if kubeadm_ran and supervisor.running_pid(host, layout) is not None:
+            in_namespace(
+                host,
+                layout,
+                [_real_kubeadm(), "reset", "-f", f"--cri-socket={runtime.CRI_SOCKETS[plan.cri]}"],
+                check=False,
+                timeout=120,
+            )
+    with contextlib.suppress(PodsecError):
+        supervisor.stop(host, layout)
+    if kubeadm_ran:
+        clean_kube_state(host)
+    host.path(PLAN_FILE).unlink(missing_ok=True)
 
 
 def clean_kube_state(host: Host) -> None:
@@ -352,12 +395,19 @@ def clean_kube_state(host: Host) -> None:
 
 def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> int:
     """``kubeadm reset`` inside the namespace, stop the node, remove podsec's state."""
-    import shutil
+    from podsec.u7s import probe
 
     code = 0
     if supervisor.running_pid(host, layout) is not None:
         progress.start("kubeadm reset")
-        r = in_namespace(host, layout, ["kubeadm", "reset", "-f", *extra], capture=False, check=False)
+        argv = [probe.real_kubeadm(), "reset", "-f", *extra]
+        if not any(a.startswith("--cri-socket") for a in extra):
+            try:
+                plan = supervisor.load_plan(host)
+                argv.append(f"--cri-socket={runtime.CRI_SOCKETS[plan.cri]}")
+            except PodsecError:
+                pass
+        r = in_namespace(host, layout, argv, capture=False, check=False)
         code = r.returncode
         progress.finish("kubeadm reset")
         supervisor.stop(host, layout)
@@ -370,7 +420,74 @@ def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> i
     host.path(PLAN_FILE).unlink(missing_ok=True)
     root_conf = host.path("/root/.kube/config")
     user_conf = host.path(str(layout.home / ".kube/config"))
-    if root_conf.is_file() and user_conf.is_file() and root_conf.read_bytes() == user_conf.read_bytes():
+    if (
+        root_conf.is_file()
+        and user_conf.is_file()
+        and root_conf.read_bytes() == user_conf.read_bytes()
+    ):
         root_conf.unlink()
     user_conf.unlink(missing_ok=True)
     return code
+
+
+def runtime_phases(plan: NodePlan) -> NodePlan:
+    """Phases the rootless runtime replaces: kube-proxy runs from the supervisor (with its
+    conntrack writes off), CoreDNS only when its image is planned, preflight only where
+    crictl exists (kubeadm's preflight fails without it)."""
+    from dataclasses import replace
+
+    if plan.role != "init":
+        skip = list(plan.skip_phases)
+        if hostrun.which("crictl") is None and "preflight" not in skip:
+            skip.append("preflight")
+        return replace(plan, skip_phases=tuple(skip))
+    skip = list(plan.skip_phases)
+    wanted = ["addon/kube-proxy"]
+    if not any("/coredns" in i.rsplit(":", 1)[0] for i in plan.images):
+        wanted.append("addon/coredns")
+    if hostrun.which("crictl") is None:
+        wanted.insert(0, "preflight")
+    skip += [p for p in wanted if p not in skip]
+    return replace(plan, skip_phases=tuple(skip))
+
+
+def _insecure(ref: str) -> bool:
+    host = ref.split("/", 1)[0]
+    name = host.rsplit(":", 1)[0]
+    return name in ("registry.local", "localhost") or name.replace(".", "").isdigit()
+
+
+def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -> None:
+    """Pull every planned image missing from the node's store, through skopeo, so the host's
+    signature policy (/etc/containers/policy.json, registries.d) is enforced on the way in."""
+    have = present_images(layout)
+    todo = [i for i in plan.images if i not in have]
+    progress.start("images", total=len(todo) or None)
+    for ref in todo:
+        archive = tmp / "image.tar"
+        argv = ["skopeo", "copy", "--quiet"]
+        if _insecure(ref):
+            argv.append("--src-tls-verify=false")
+        try:
+            hostrun.run([*argv, f"docker://{ref}", f"oci-archive:{archive}:{ref}"], timeout=900)
+        except PodsecError as exc:
+            raise NodeError(
+                _("cannot pull {image}: {err}").format(image=ref, err=exc.message),
+                hint=_("check the registry (U7S_REGISTRY), the tag and the image's signature"),
+            ) from exc
+        try:
+            import_archive(layout, archive)
+        finally:
+            archive.unlink(missing_ok=True)
+        progress.advance("images")
+    from podsec.u7s import wrapper
+
+    for pulled, expected in wrapper.retag_pairs(plan):
+        ctr(layout, "images", "tag", "--force", pulled, expected)
+    progress.finish("images")
+
+
+def _real_kubeadm() -> str:
+    from podsec.u7s import probe
+
+    return probe.real_kubeadm()

@@ -31,7 +31,7 @@ class NotRunning(PodsecError):
 
 def _ns(pid: int | str, kind: str) -> str | None:
     try:
-        return os.readlink(f"/proc/{pid}/ns/{kind}")
+        return str(Path(f"/proc/{pid}/ns/{kind}").readlink())
     except OSError:
         return None
 

@@ -61,7 +61,7 @@ class PortsClient:
         result = self._request("GET", "/info")
         return result if isinstance(result, dict) else {}
 
-    def list(self) -> list[dict[str, Any]]:
+    def ports(self) -> list[dict[str, Any]]:
         """Current forwards: ``[{"id": N, "spec": {"proto", "parentIP", "parentPort", "childPort"}}]``."""
         result = self._request("GET", "/ports")
         return list(result or [])
@@ -81,16 +81,16 @@ class PortsClient:
 
     def sync(self, wanted: tuple[PortForward, ...]) -> list[PortForward]:
         """Make the forwards exactly ``wanted``; return the ones added."""
-        current = self.list()
+        current = self.ports()
         have = {}
         for entry in current:
             s = entry["spec"]
             key = (
                 s.get("proto"),
-                s.get("parentIP") or "0.0.0.0",
+                s.get("parentIP") or "0.0.0.0",  # noqa: S104
                 s.get("parentPort"),
                 s.get("childPort"),
-            )  # noqa: S104
+            )
             have[key] = entry["id"]
         want = {(p.proto, p.host_ip, p.host_port, p.child_port): p for p in wanted}
         for key, port_id in have.items():

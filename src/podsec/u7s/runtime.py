@@ -22,7 +22,7 @@ from podsec.host.paths import Host
 from podsec.host.run import which
 from podsec.i18n import _
 from podsec.u7s import containerd, crio
-from podsec.u7s.plan import ETCD_DATA_DIR, U7S_BIN, U7S_HOME, U7S_USER, NodePlan
+from podsec.u7s.plan import AUDIT_DIR, ETCD_DATA_DIR, U7S_BIN, U7S_HOME, U7S_USER, NodePlan
 
 RUN_DIR = "/run/podsec/u7s"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -33,6 +33,10 @@ KUBE_DIR = "/etc/kubernetes"
 OWNED_DIRS = (KUBE_DIR, f"{KUBE_DIR}/manifests", f"{KUBE_DIR}/pki", ETCD_DATA_DIR)
 # kubelet 1.20 writes these global sysctls unless it already reads the wanted values.
 SYSCTL_OVERRIDES = {"kernel/panic": "10", "kernel/panic_on_oops": "1", "vm/overcommit_memory": "1"}
+
+
+# where kubeadm's configuration (and crictl's default) look for each CRI inside the namespace
+CRI_SOCKETS = {"containerd": "/run/containerd/containerd.sock", "crio": "/run/crio/crio.sock"}
 
 
 class RuntimeError_(PodsecError):
@@ -181,18 +185,20 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
         _mkdir(host.path(d), uid, gid, 0o700 if "etcd" in d else 0o755)
     host.path(RUN_DIR).mkdir(parents=True, exist_ok=True)
     _mkdir(host.path(LOG_DIR), uid, gid, 0o750)
-    own = {"owner": uid, "group": gid}
+    _install_audit_policy(host, uid, gid)
     if plan.cri == "crio":
         files.atomic_write(
             host.path(str(layout.config_dir / "crio/crio.conf")),
             crio.render_config(plan, layout),
-            **own,
+            owner=uid,
+            group=gid,
         )
     else:
         files.atomic_write(
             host.path(str(layout.config_dir / "containerd/config.toml")),
             containerd.render_config(plan, layout),
-            **own,
+            owner=uid,
+            group=gid,
         )
     from podsec.u7s import cni
 
@@ -201,14 +207,28 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
     files.atomic_write(
         host.path(str(layout.child_spec_file)),
         json.dumps(child_spec(plan, layout), indent=2) + "\n",
-        **own,
+        owner=uid,
+        group=gid,
     )
     for rel, value in SYSCTL_OVERRIDES.items():
         files.atomic_write(
             host.path(str(layout.config_dir / "sysctl" / rel.replace("/", "_"))),
             value + "\n",
-            **own,
+            owner=uid,
+            group=gid,
         )
+
+
+def _install_audit_policy(host: Host, uid: int, gid: int) -> None:
+    """The apiserver's audit policy (kubeadm's configuration mounts AUDIT_DIR); an
+    administrator's edited copy is kept."""
+    from importlib import resources
+
+    target = host.path(f"{AUDIT_DIR}/policy.yaml")
+    _mkdir(target.parent, uid, gid, 0o750)
+    if not target.exists():
+        text = resources.files("podsec").joinpath("data/audit-policy.yaml").read_text()
+        files.atomic_write(target, text, mode=0o640, owner=uid, group=gid)
 
 
 # bind mounts of persistent per-user directories over the namespace's view
@@ -251,6 +271,8 @@ def child_spec(plan: NodePlan, layout: Layout) -> dict[str, Any]:
         "make_dirs": ["/etc/cni/net.d", "/opt/cni/bin"],
         "binds": binds,
         "cni_bin": _cni_bin_dir(),
+        # the sockets kubeadm's configuration names, pointing at the per-user one
+        "links": {CRI_SOCKETS[plan.cri]: str(layout.cri_socket)},
         "node_ip": str(plan.advertise_address),
         "cri_argv": cri_argv,
         "cri_socket": str(layout.cri_socket),
@@ -323,7 +345,7 @@ def child_pid(layout: Layout) -> int | None:
 
 
 def uid_of_pid(pid: int) -> int:
-    return os.stat(f"/proc/{pid}").st_uid
+    return Path(f"/proc/{pid}").stat().st_uid
 
 
 def user_exists(name: str) -> bool:
