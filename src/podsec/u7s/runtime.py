@@ -203,7 +203,9 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
     from podsec.u7s import cni
 
     for name, text in cni.net_conf_files(plan).items():
-        files.atomic_write(host.path(str(layout.config_dir / "cni/net.d" / name)), text, **own)
+        files.atomic_write(
+            host.path(str(layout.config_dir / "cni/net.d" / name)), text, owner=uid, group=gid
+        )
     files.atomic_write(
         host.path(str(layout.child_spec_file)),
         json.dumps(child_spec(plan, layout), indent=2) + "\n",
