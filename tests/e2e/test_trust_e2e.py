@@ -270,6 +270,7 @@ def test_podman_rootless(flow, rootless_user):
         *env_conf, "podman", "run", "--rm", "--network=none", f"registry.local/{flow.repo}/alpha:1"
     )
     assert "hello from alpha" in out.stdout
+    u.run(*env_conf, "podman", "pull", f"registry.local/{flow.repo}/beta:1")
     for name, reason in REFUSALS:
         r = u.run(*env_conf, "podman", "pull", f"registry.local/{flow.repo}/{name}", check=False)
         assert r.returncode != 0 and reason in r.stderr, (name, r.stderr)
