@@ -212,18 +212,21 @@ def main() -> int:
         script.write_text(ORIGINAL_METHOD)
 
         ours = [str(BIN / "podsec"), "--root", str(root), "rbac", "roles", USER]
-        c, c_out = timed(ours, env, args.runs)
-        c_rules, c_rules_out = timed([*ours, "showRules"], env, args.runs)
-        legacy, _out = timed(
-            [str(BIN / "podsec-k8s-rbac-get-userroles"), USER],
-            {**env, "PODSEC_ROOT": str(root)},
-            args.runs,
-        )
-        b, b_out = timed(
-            ["jq", SINGLE_FILTER],
-            env,
-            args.runs,
-            stdin_from=["kubectl", "get", "rolebindings,clusterrolebindings", "-A", "-o", "json"],
+        kubectl_all = ["kubectl", "get", "rolebindings,clusterrolebindings", "-A", "-o", "json"]
+        legacy_env = {**env, "PODSEC_ROOT": str(root)}
+        # interleaved rounds: the machine's load drifts, every contender sees the same drift
+        samples: dict[str, list[float]] = {"c": [], "c_rules": [], "legacy": [], "b": []}
+        for _ in range(args.runs):
+            t, c_out = timed(ours, env, 1)
+            samples["c"].append(t)
+            t, c_rules_out = timed([*ours, "showRules"], env, 1)
+            samples["c_rules"].append(t)
+            t, _out = timed([str(BIN / "podsec-k8s-rbac-get-userroles"), USER], legacy_env, 1)
+            samples["legacy"].append(t)
+            t, b_out = timed(["jq", SINGLE_FILTER], env, 1, stdin_from=kubectl_all)
+            samples["b"].append(t)
+        c, c_rules, legacy, b = (
+            statistics.median(samples[k]) for k in ("c", "c_rules", "legacy", "b")
         )
         a, a_out = timed(["bash", str(script), USER], env, args.original_runs)
         a_rules, _out = timed(["bash", str(script), USER, "showRules"], env, args.original_runs)
