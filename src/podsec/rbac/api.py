@@ -20,7 +20,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -54,28 +54,41 @@ def path(*segments: str) -> str:
 
 @dataclass
 class _Creds:
-    """Client credentials written to a private temp dir for the TLS libraries (they read
-    only files); removed by :meth:`close`."""
+    """Client credentials as paths for the TLS libraries (they read only files).
+
+    On Linux they are anonymous memory files (``memfd``, reached as ``/proc/self/fd/N``): a
+    key never touches a disk and nothing is left behind even if the process is killed.
+    Elsewhere a private temp dir (0700, files 0600) is used and removed by :meth:`close`.
+    """
 
     directory: Path | None = None
+    fds: list[int] = field(default_factory=list)
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
 
     @classmethod
     def write(cls, conn: Connection) -> _Creds:
+        creds = cls()
         if not (conn.ca_pem or conn.cert_pem):
-            return cls()
-        directory = Path(tempfile.mkdtemp(prefix="podsec-rbac-"))  # mode 0700
-        creds = cls(directory)
+            return creds
+        memfd = getattr(os, "memfd_create", None)
 
         def put(name: str, data: bytes | None) -> str | None:
             if data is None:
                 return None
-            fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if memfd is not None:
+                fd = memfd(name, os.MFD_CLOEXEC)  # never inherited by a child
+                os.write(fd, data)
+                creds.fds.append(fd)
+                return f"/proc/self/fd/{fd}"
+            if creds.directory is None:
+                creds.directory = Path(tempfile.mkdtemp(prefix="podsec-rbac-"))  # 0700
+            target = creds.directory / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            return str(directory / name)
+            return str(target)
 
         creds.ca, creds.cert, creds.key = (
             put("ca.crt", conn.ca_pem),
@@ -85,6 +98,9 @@ class _Creds:
         return creds
 
     def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
