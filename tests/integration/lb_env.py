@@ -160,9 +160,14 @@ def rootlesskit(work: Path, netns: str | None = None) -> Iterator[Rootlesskit]:
         "private",
         "sh",
         "-c",
-        'mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@"',
+        # scripts/test-env's /etc/hosts is a bind mount of a deleted file; nothing (RootlessKit's
+        # own hosts file included) can be mounted over that (ENOENT): put a live copy there
+        'mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && '
+        'cat /etc/hosts > "$2" && { umount /etc/hosts 2>/dev/null; true; } && '
+        'mount --bind "$2" /etc/hosts && shift 2 && exec "$@"',
         "sh",
         str(subid),
+        str(work / "hosts"),
         "rootlesskit",
         f"--state-dir={state}",
         "--net=slirp4netns",
