@@ -83,6 +83,8 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
     assert portsync.State.load(path).forwards() == {PortForward(31000, 31000): "manual"}
     path.write_text("{not json")
     assert portsync.State.load(path).owners == {}
+    path.write_text('{"forwards": {"garbage": "x", "0.0.0.0:31001:31001/udp": "ns/a"}}')
+    assert portsync.State.load(path).forwards() == {PortForward(31001, 31001, "udp"): "ns/a"}
 
 
 def test_default_state_path_is_beside_rootlesskit_state() -> None:

@@ -163,6 +163,12 @@ class State:
                 owners = {str(k): str(v) for k, v in (data.get("forwards") or {}).items()}
             except (ValueError, AttributeError):
                 log.warning("%s is not valid JSON; starting with an empty state", path)
+        for spec in list(owners):
+            try:
+                parse_spec(spec)
+            except UsageError:
+                log.warning("%s: dropping invalid entry %r", path, spec)
+                del owners[spec]
         return cls(path, owners)
 
     def save(self) -> None:
