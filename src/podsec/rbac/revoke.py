@@ -149,8 +149,9 @@ def revoke(
             )
         )
     subjects = [Subject("User", user), *(Subject("Group", g) for g in removable)]
-    changes = bindings.remove_subjects(api, subjects)
+    # recorded first: the audit watcher flags the certificate even if a removal fails midway
     path = record(host, cert, user, moment) if cert is not None else None
+    changes = bindings.remove_subjects(api, subjects)
     return Revocation(
         cn=user,
         serial=str(cert.serial) if cert is not None else "",
