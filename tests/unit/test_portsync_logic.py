@@ -99,6 +99,16 @@ def test_unit_runs_the_controller() -> None:
     assert u.get("Service", "Restart") == ["always"]
     assert u.get("Service", "Environment") == ["KUBECONFIG=/var/lib/u7s-admin/.kube/config"]
     assert "rootlesskit.service" in u.get("Unit", "After")[0]
+    assert portsync.command(["python3", "-m", "podsec.cli"], kubeconfig=Path("/k")) == [
+        "python3",
+        "-m",
+        "podsec.cli",
+        "u7s",
+        "ports",
+        "sync",
+        "--kubeconfig",
+        "/k",
+    ]
     assert portsync.command("podsec", socket=Path("/s")) == [
         "podsec",
         "u7s",

@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
@@ -488,12 +488,24 @@ def run(
 
 # ---------------------------------------------------------------------------------- supervision
 def command(
-    podsec: str = "/usr/bin/podsec", *, socket: Path | None = None, kubeconfig: Path | None = None
+    podsec: str | Sequence[str] = "/usr/bin/podsec",
+    *,
+    socket: Path | None = None,
+    kubeconfig: Path | None = None,
+    state: Path | None = None,
 ) -> list[str]:
-    """argv that runs the controller (for the built-in supervisor and the unit)."""
-    argv = [podsec, "u7s", "ports", "sync"]
+    """argv that runs the controller, for the unit and for the node runtime's supervisor::
+
+    # in supervisor.service_exec("port-sync"), as u7s-admin:
+    portsync.command([sys.executable, "-m", "podsec.cli"], socket=layout.api_socket,
+                     kubeconfig=layout.home / ".kube/config")
+    """
+    argv = [podsec] if isinstance(podsec, str) else list(podsec)
+    argv += ["u7s", "ports", "sync"]
     if socket is not None:
         argv += ["--socket", str(socket)]
+    if state is not None:
+        argv += ["--state", str(state)]
     if kubeconfig is not None:
         argv += ["--kubeconfig", str(kubeconfig)]
     return argv
