@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -99,6 +100,11 @@ class Drain:
         self.sock.close()
 
 
+def cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_sampled(
     argv: list[str], env: dict[str, str]
 ) -> tuple[float, int, subprocess.CompletedProcess[bytes]]:
@@ -135,14 +141,16 @@ def catch_up(work: Path) -> None:
     jq = shutil.which("jq")
     if jq is None:
         print("jq is not installed: no baseline (apt-get install jq)")
-        jq_wall = float("nan")
+        jq_wall = jq_cpu = float("nan")
     else:
         t = time.perf_counter()
+        cpu0 = cpu_children()
         with open(os.devnull, "wb") as null:
             subprocess.run(
                 [jq, "-c", "select(.responseStatus.code >= 400)", str(log)], stdout=null, check=True
             )
         jq_wall = time.perf_counter() - t
+        jq_cpu = cpu_children() - cpu0
 
     drain = Drain(work / "syslog.sock")
     env = {
@@ -150,7 +158,9 @@ def catch_up(work: Path) -> None:
         "PODSEC_ROOT": str(work / "root"),
         "PODSEC_SYSLOG_SOCKET": str(work / "syslog.sock"),
     }
+    cpu0 = cpu_children()
     wall, peak, res = run_sampled([str(BIN / "podsec-inotify-check-kubeapi"), "-d", "--once"], env)
+    cpu = cpu_children() - cpu0
     time.sleep(0.3)
     drain.close()
     if res.returncode != 0:
@@ -161,8 +171,10 @@ def catch_up(work: Path) -> None:
         f"jq baseline: {jq_wall:.2f} s   podsec watch-kubeapi -d --once: {wall:.2f} s "
         f"({records:,} records, {drain.count:,} syslog lines)"
     )
+    print(f"CPU time (user+sys): jq {jq_cpu:.2f} s, podsec {cpu:.2f} s (both cores counted)")
     print(
-        f"RATIO catch-up vs jq: {jq_wall / wall:.1f}x (goal >= 20x)   peak RssAnon {peak / 1024:.1f} MB (goal < 100 MB)"
+        f"RATIO catch-up vs jq: {jq_wall / wall:.1f}x wall, {jq_cpu / cpu:.1f}x CPU (goal >= 20x)   "
+        f"peak RssAnon {peak / 1024:.1f} MB (goal < 100 MB)   load average {os.getloadavg()[0]:.1f}"
     )
     log.unlink()
 

@@ -273,3 +273,20 @@ def test_install_audit_bad_manifest(tmp_path: Path) -> None:
         ka.patch_manifest("spec: [unclosed")
     with pytest.raises(ValidationError):
         ka.patch_manifest("spec:\n  containers: []\n")
+
+
+def test_parallel_scan_finds_the_same_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = paths(tmp_path)
+    write_log(p.log, [event(i, 403 if i % 37 == 0 else 200) for i in range(4000)])
+    monkeypatch.setattr(ka, "_PARALLEL_MIN", 1 << 16)  # fork the second half even for this log
+    fd = os.open(p.log, os.O_RDONLY)
+    try:
+        serial, off1 = ka.scan_file(fd, 0, ka.Scanner(parallel=False))
+        par, off2 = ka.scan_file(fd, 0, ka.Scanner(parallel=True))
+    finally:
+        os.close(fd)
+    assert off1 == off2 == p.log.stat().st_size
+    assert [r.audit_id for r in par] == [r.audit_id for r in serial]
+    assert len(serial) == len(range(0, 4000, 37))

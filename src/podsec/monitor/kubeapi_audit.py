@@ -16,6 +16,7 @@ server accepted the mail. The two modes coordinate with ``flock`` on the state d
 
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import json
@@ -46,6 +47,7 @@ FORBIDDEN_CODES = (401, 403)
 _MMAP_MIN = 1 << 20
 _READ_MAX = 64 << 20
 _SEEN_MAX = 20000
+_PARALLEL_MIN = 64 << 20
 
 
 # ------------------------------------------------------------------------------- records
@@ -218,15 +220,15 @@ class Stats:
 class Scanner:
     """Finds records in byte buffers; remembers audit IDs so a request is reported once."""
 
-    def __init__(self, revoked: frozenset[str] = frozenset()):
+    def __init__(self, revoked: frozenset[str] = frozenset(), *, parallel: bool = True):
         self.revoked = revoked
+        self.parallel = parallel
         self.patterns = candidate_patterns(revoked)
         self.stats = Stats()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def scan(self, buf: bytes | mmap.mmap, start: int, end: int) -> list[Record]:
-        """Records in complete lines of ``buf[start:end]`` (``end`` is just past a newline)."""
-        self.stats.bytes += end - start
+    def candidates(self, buf: bytes | mmap.mmap, start: int, end: int) -> dict[int, int]:
+        """{line start: line end} of the lines in ``buf[start:end]`` the prefilters match."""
         lines: dict[int, int] = {}
         for pattern in self.patterns:
             search = pattern.search
@@ -241,6 +243,64 @@ class Scanner:
                     line_end = end
                 lines[line_start] = line_end
                 pos = line_end + 1
+        return lines
+
+    def mapped_candidates(self, buf: mmap.mmap, start: int, end: int) -> dict[int, int]:
+        """:meth:`candidates` after populating the page tables of the range in one call
+        (faulting 4 KiB pages one by one doubled the scan time of an 800 MB log)."""
+        _populate(buf, start, end)
+        return self.candidates(buf, start, end)
+
+    def parallel_candidates(self, buf: mmap.mmap, start: int, end: int) -> dict[int, int]:
+        """:meth:`candidates` with the second half scanned by a forked child (2 cores: the
+        catch-up of a large log is bound by the byte scan, not by JSON)."""
+        middle = buf.find(b"\n", start + (end - start) // 2, end) + 1
+        if middle <= start or middle >= end:
+            return self.candidates(buf, start, end)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: scan [middle, end), send the offsets, leave without cleanup
+            code = 1
+            try:
+                os.close(read_fd)
+                found = self.mapped_candidates(buf, middle, end)
+                data = array.array("q", [v for item in found.items() for v in item]).tobytes()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(write_fd, view) :]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        try:
+            lines = self.mapped_candidates(buf, start, middle)
+            chunks = []
+            while chunk := os.read(read_fd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            os.close(read_fd)
+            _pid, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            return lines | self.candidates(buf, middle, end)  # the child failed: do it here
+        values = array.array("q")
+        values.frombytes(b"".join(chunks))
+        lines.update(zip(values[::2], values[1::2], strict=True))
+        return lines
+
+    def scan(self, buf: bytes | mmap.mmap, start: int, end: int) -> list[Record]:
+        """Records in complete lines of ``buf[start:end]`` (``end`` is just past a newline)."""
+        self.stats.bytes += end - start
+        if (
+            self.parallel
+            and isinstance(buf, mmap.mmap)
+            and end - start >= _PARALLEL_MIN
+            and (os.cpu_count() or 1) > 1
+        ):
+            lines = self.parallel_candidates(buf, start, end)
+        elif isinstance(buf, mmap.mmap):
+            lines = self.mapped_candidates(buf, start, end)
+        else:
+            lines = self.candidates(buf, start, end)
         out: list[Record] = []
         for line_start in sorted(lines):
             self.stats.candidates += 1
@@ -261,6 +321,16 @@ class Scanner:
             out.append(record)
         self.stats.records += len(out)
         return out
+
+
+MADV_POPULATE_READ = 22  # Linux >= 5.14; older kernels say EINVAL and we fault as before
+
+
+def _populate(buf: mmap.mmap, start: int, end: int) -> None:
+    page = mmap.PAGESIZE
+    first = start - start % page
+    with contextlib.suppress(OSError, ValueError):
+        buf.madvise(MADV_POPULATE_READ, first, end - first)
 
 
 def scan_file(
