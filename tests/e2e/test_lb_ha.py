@@ -479,6 +479,9 @@ def test_ha_control_plane_and_node_ports(tmp_path: Path) -> None:
             assert kubectl("get", "service", "ingress-nginx-controller").returncode == 0
 
             # ---- haproxy on the MASTER dies: the VIP moves, kubectl keeps working --------
+            # until now the track script (local and VIP checks) kept passing on ha1
+            assert net.holds_vip("ha1") and not net.holds_vip("ha2"), net.log("keepalived-ha1")
+            assert "check_apiserver" in net.log("keepalived-ha1")
             net.stop("haproxy-ha1")
             assert wait_until(lambda: net.holds_vip("ha2") and not net.holds_vip("ha1"), 30), (
                 net.log("keepalived-ha1") + net.log("keepalived-ha2")
