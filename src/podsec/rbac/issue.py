@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podsec.errors import NotFoundError, UsageError, ValidationError
-from podsec.host import files
 from podsec.host.paths import Host
 from podsec.host.run import run
 from podsec.i18n import _
@@ -249,10 +248,3 @@ def renew(
             progress=progress,
         )
     return Renewal(user, True, issued.not_after, issued)
-
-
-def remove_backup(kube: Path) -> None:
-    """Drop ``config.podsec-bak`` (it holds the previous key) after a revocation."""
-    backup = kube / ("config" + files.BACKUP_SUFFIX)
-    if backup.exists():
-        backup.unlink()
