@@ -545,3 +545,12 @@ def test_rebinding_a_revoked_name_is_refused_until_expiry(tmp_path: Path) -> Non
         revoke.refuse_rebinding(host, "Group", "ops", now)
     revoke.refuse_rebinding(host, "User", "alice", now)
     revoke.refuse_rebinding(host, "User", "bob", now + dt.timedelta(days=31))  # expired: fine
+
+
+def test_user_at_remote_user() -> None:
+    from podsec.rbac import issue
+
+    assert issue.split_user("alice") == ("alice", "u7s-admin")  # rootless default
+    assert issue.split_user("alice@root") == ("alice", "root")
+    with pytest.raises(UsageError):
+        issue.split_user("alice@")

@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group(help=_("Kubernetes RBAC users: certificates, kubeconfigs, role bindings."))
+@click.group(
+    help=_("Kubernetes RBAC users: certificates, kubeconfigs, role bindings."),
+    epilog=_(
+        "Examples:\n\n  podsec rbac create-user alice\n\n  podsec rbac create-kubeconfig alice\n\n"
+        "  podsec rbac bind alice role=clusterrole edit devs-edit devs\n\n"
+        "  podsec rbac roles alice --format table"
+    ),
+)
 def rbac() -> None:
     pass
 
