@@ -56,7 +56,7 @@ def test_subids_respect_login_defs(host_root: Path) -> None:
 
 
 def test_names_are_validated() -> None:
-    for bad in ("Root", "a b", "x;reboot", "$(id)", "", "-x"):
+    for bad in ("Root", "a b", "x;reboot", "$(id)", "", "-x", "alice\n", "."):
         assert not accounts.valid_name(bad)
     assert accounts.valid_name("u7s-admin") and accounts.valid_name("podman_dev")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import grp
 import pwd
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from podsec.host.run import run
 from podsec.i18n import _
 
 SUBID_COUNT = 65536
-NAME_RE = r"^[a-z_][a-z0-9_-]{0,30}[$]?$"
+NAME_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}[$]?")
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,8 @@ class SubRange:
 
 
 def valid_name(name: str) -> bool:
-    import re
-
-    return bool(re.match(NAME_RE, name)) and name not in (".", "..")
+    # fullmatch: "$" in a pattern also matches before a trailing newline ("alice\n").
+    return bool(NAME_RE.fullmatch(name))
 
 
 def check_name(name: str) -> str:
