@@ -204,3 +204,27 @@ def test_watch_budget_exhaustion_is_reported(
 
 def test_display_escapes() -> None:
     assert cw.display(b"a\nb\xff") == "a\\x0ab\\xff"
+
+
+def test_vfs_driver_layout(host_root: Path) -> None:
+    # rootless podman without fuse-overlayfs uses vfs: vfs/dir/<layer> holds the files
+    graph = host_root / "home/eve/.local/share/containers/storage"
+    for d in ("vfs-layers", "vfs-containers", "vfs-images"):
+        (graph / d).mkdir(parents=True)
+    (graph / "vfs/dir" / CT_LAYER / "usr/bin").mkdir(parents=True)
+    (graph / "vfs-layers/layers.json").write_text(json.dumps([{"id": CT_LAYER}]))
+    (graph / "vfs-containers/containers.json").write_text(
+        json.dumps([{"id": "d" * 64, "names": ["rootless-web"], "image": "", "layer": CT_LAYER}])
+    )
+    with (host_root / "etc/passwd").open("a") as fh:
+        fh.write("eve:x:3002:3002::/home/eve:/bin/bash\n")
+    events: list[cw.ContainerEvent] = []
+    w = cw.ContainersWatcher(Host(host_root), events.append)
+    try:
+        w.rescan()
+        (graph / "vfs/dir" / CT_LAYER / "usr/bin/x").write_text("1")
+        pump(w)
+    finally:
+        w.close()
+    assert events and events[0].owner == "eve" and events[0].name == "rootless-web"
+    assert events[0].path == b"/usr/bin/x"

@@ -23,7 +23,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.monitor import inotify as ino
 from podsec.monitor.accounts import Account, container_accounts
-from podsec.monitor.storage import StorageIndex, load_index
+from podsec.monitor.storage import LAYOUTS, StorageIndex, drivers, load_index
 
 TAG = "podsec-inotify-check-containers"
 EXCLUDED = (b"var", b"proc", b"tmp", b"run")
@@ -224,33 +224,42 @@ class ContainersWatcher:
         storage = self.storages.get(key)
         if storage is None:
             storage = self.storages[key] = _Storage(owner, graphroot)
-        overlay = key + b"/overlay"
-        self._add(overlay, DIR_MASK, _Watch("overlay", overlay, storage))
-        for meta in (b"/overlay-layers", b"/overlay-containers", b"/overlay-images"):
-            path = key + meta
-            if os.path.isdir(path):  # noqa: PTH112 - bytes paths (names are data)
-                self._add(path, META_MASK, _Watch("meta", path, storage))
+        for driver in drivers(graphroot):
+            layers_dir = key + b"/" + LAYOUTS[driver][0].encode()
+            if not os.path.isdir(layers_dir):  # noqa: PTH112 - bytes paths
+                self._anchor(Path(os.fsdecode(layers_dir)))
+                continue
+            self._add(layers_dir, DIR_MASK, _Watch("overlay", layers_dir, storage))
+            for meta in (b"-layers", b"-containers", b"-images"):
+                path = key + b"/" + driver.encode() + meta
+                if os.path.isdir(path):  # noqa: PTH112 - bytes paths (names are data)
+                    self._add(path, META_MASK, _Watch("meta", path, storage))
         self._sync_layers(storage, report=False)
 
     def _sync_layers(self, storage: _Storage, report: bool) -> None:
-        overlay = os.fsencode(storage.graphroot) + b"/overlay"
-        try:
-            names = [
-                os.fsencode(e.name) for e in os.scandir(overlay) if e.is_dir(follow_symlinks=False)
-            ]
-        except OSError:
-            return
-        for raw in names:
-            layer = raw.decode("utf-8", "replace")
-            if raw == b"l" or layer in storage.watched_layers:
+        graph = os.fsencode(storage.graphroot)
+        for driver in drivers(storage.graphroot):
+            sub_dir, files_dir = LAYOUTS[driver]
+            layers_dir = graph + b"/" + sub_dir.encode()
+            try:
+                names = [
+                    os.fsencode(e.name)
+                    for e in os.scandir(layers_dir)
+                    if e.is_dir(follow_symlinks=False)
+                ]
+            except OSError:
                 continue
-            layer_dir = overlay + b"/" + raw
-            diff = layer_dir + b"/diff"
-            if os.path.isdir(diff):  # noqa: PTH112 - bytes paths
-                storage.watched_layers.add(layer)
-                self._watch_tree(storage, layer, diff, b"", report)
-            else:  # created a moment ago: wait for its diff dir
-                self._add(layer_dir, DIR_MASK, _Watch("layerdir", layer_dir, storage, layer))
+            for raw in names:
+                layer = raw.decode("utf-8", "replace")
+                if raw == b"l" or layer in storage.watched_layers:
+                    continue
+                layer_dir = layers_dir + b"/" + raw
+                content = layer_dir + b"/" + files_dir.encode() if files_dir else layer_dir
+                if os.path.isdir(content):  # noqa: PTH112 - bytes paths
+                    storage.watched_layers.add(layer)
+                    self._watch_tree(storage, layer, content, b"", report)
+                else:  # created a moment ago: wait for its diff dir
+                    self._add(layer_dir, DIR_MASK, _Watch("layerdir", layer_dir, storage, layer))
 
     def _anchor(self, target: Path) -> None:
         """Watch the nearest existing ancestor of ``target`` so its creation is noticed."""

@@ -1,8 +1,9 @@
 """containers/storage metadata read directly from a graph root (no podman child needed).
 
-``overlay-images/images.json``, ``overlay-layers/layers.json`` (+ ``volatile-layers.json``)
-and ``overlay-containers/containers.json`` (+ ``volatile-containers.json``) say which image
-and container an overlay layer belongs to. Unreadable or malformed files give empty
+``<driver>-images/images.json``, ``<driver>-layers/layers.json`` (+ ``volatile-layers.json``)
+and ``<driver>-containers/containers.json`` (+ ``volatile-containers.json``) say which image
+and container a layer belongs to (driver ``overlay`` normally; ``vfs`` where rootless
+overlay is unavailable). :data:`LAYOUTS` says where each driver keeps a layer's files. Unreadable or malformed files give empty
 results and an ``errors`` entry, never an exception.
 """
 
@@ -12,6 +13,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# driver → (directory holding one entry per layer, path of the files inside an entry)
+LAYOUTS: dict[str, tuple[str, str]] = {"overlay": ("overlay", "diff"), "vfs": ("vfs/dir", "")}
+
+
+def drivers(graphroot: Path) -> list[str]:
+    """Storage drivers with metadata in ``graphroot`` (overlay first)."""
+    found = [
+        d
+        for d in LAYOUTS
+        if (graphroot / f"{d}-images").is_dir() or (graphroot / f"{d}-layers").is_dir()
+    ]
+    return found or ["overlay"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,12 @@ def _strs(value: Any) -> tuple[str, ...]:
 def load_images(graphroot: Path, errors: list[str] | None = None) -> list[StoredImage]:
     errs = errors if errors is not None else []
     out = []
-    for item in _load_list(graphroot / "overlay-images" / "images.json", errs):
+    items = [
+        item
+        for driver in drivers(graphroot)
+        for item in _load_list(graphroot / f"{driver}-images" / "images.json", errs)
+    ]
+    for item in items:
         digests = {
             v
             for k, v in (item.get("big-data-digests") or {}).items()
@@ -128,16 +147,27 @@ def load_index(graphroot: Path) -> StorageIndex:
         index.images[image.id] = image
         if image.top_layer:
             index.image_by_top_layer[image.top_layer] = image
-    for name in ("layers.json", "volatile-layers.json"):
-        for item in _load_list(graphroot / "overlay-layers" / name, index.errors):
+    found = drivers(graphroot)
+    layer_files = [
+        graphroot / f"{d}-layers" / n
+        for d in found
+        for n in ("layers.json", "volatile-layers.json")
+    ]
+    container_files = [
+        graphroot / f"{d}-containers" / n
+        for d in found
+        for n in ("containers.json", "volatile-containers.json")
+    ]
+    for path in layer_files:
+        for item in _load_list(path, index.errors):
             flags = item.get("flags")
             index.layers[item["id"]] = LayerInfo(
                 item["id"],
                 _str(item.get("parent")),
                 isinstance(flags, dict) and bool(flags.get("incomplete")),
             )
-    for name in ("containers.json", "volatile-containers.json"):
-        for item in _load_list(graphroot / "overlay-containers" / name, index.errors):
+    for path in container_files:
+        for item in _load_list(path, index.errors):
             layer = item.get("layer")
             if not isinstance(layer, str):
                 continue
