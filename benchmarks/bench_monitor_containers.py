@@ -140,5 +140,55 @@ def main() -> None:  # noqa: PLR0915 - one linear measurement script
         shutil.rmtree(work, ignore_errors=True)
 
 
+def many_watches(count: int = 100_000) -> None:
+    """RSS of the watcher holding ``count`` watches (goal < 120 MB)."""
+    work = Path(tempfile.mkdtemp(prefix="podsec-bench-watches."))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(work / "syslog.sock"))
+    sock.settimeout(120)
+    proc = None
+    try:
+        target = make_tree(work / "root")
+        t = time.perf_counter()
+        for i in range(count // 100):
+            top = target / f"d{i}"
+            top.mkdir()
+            for j in range(99):
+                (top / f"s{j}").mkdir()
+        print(f"built {count:,} directories in {time.perf_counter() - t:.1f} s")
+        env = {**os.environ, "PODSEC_ROOT": str(work / "root")}
+        t = time.perf_counter()
+        proc = subprocess.Popen(
+            [
+                str(BIN / "podsec-inotify-check-containers"),
+                "--syslog-socket",
+                str(work / "syslog.sock"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while True:
+            data = sock.recv(65536)
+            if b"Debug: watching" in data:
+                break
+        ready = time.perf_counter() - t
+        rss = 0
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+        print(
+            f"{data.decode(errors='replace').split(': ', 1)[1]}: ready in {ready:.1f} s, "
+            f"RSS {rss / 1024:.0f} MB (goal < 120 MB with 100,000 watches)"
+        )
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        sock.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main()
+    many_watches()
