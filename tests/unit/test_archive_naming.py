@@ -10,7 +10,7 @@ from podsec.errors import UsageError
 from podsec.host.paths import Host
 from podsec.registry import naming
 from podsec.registry.archive import group_layers
-from podsec.registry.compress import Member, block_offsets
+from podsec.registry.compress import Member, segments
 
 
 def test_arches_every_element_validated() -> None:
@@ -125,7 +125,8 @@ def test_group_layers_balances_two_blocks() -> None:
     assert group_layers({"only": 5}) == [["only"]]
 
 
-def test_block_offsets_follow_ustar_headers() -> None:
+def test_segments_cut_after_the_split_indexes() -> None:
     members = [Member("a/"), Member("a/x", Path("x"), 1), Member("a/y", Path("y"), 1024)]
-    assert block_offsets(members, [1]) == [512 + 512 + 512]
-    assert block_offsets(members, [0, 2]) == [512, 512 + 512 + 512 + 1024]
+    assert segments(members, [1]) == [members[:2], members[2:]]
+    assert segments(members, []) == [members]
+    assert segments(members, [2]) == [members]

@@ -12,16 +12,17 @@ balanced blocks at a member boundary lets two threads work with full-size dictio
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from podsec.errors import PodsecError, ValidationError
 from podsec.host import run
@@ -29,6 +30,8 @@ from podsec.i18n import _
 from podsec.progress import NULL_PROGRESS, Progress
 
 BLOCK = 512
+_RECORD = 20 * BLOCK
+_CHUNK = 1 << 20
 _BCJ = {"amd64": "--x86", "386": "--x86", "arm64": "--arm64", "arm": "--arm"}
 
 
@@ -37,7 +40,6 @@ class Codec:
     name: str
     suffix: str
     level: int = 9
-    extreme: bool = False
 
     def with_level(self, level: int | None) -> Codec:
         """The codec at another level (xz 0-9, zstd 1-22); None keeps the default."""
@@ -52,19 +54,15 @@ class Codec:
             )
         return replace(self, level=level)
 
-    def compress_argv(self, arch: str, threads: int, blocks: Sequence[int] = ()) -> list[str]:
+    def compress_argv(self, arch: str, threads: int, dict_mib: int | None = None) -> list[str]:
         if self.name == "xz":
             argv = ["xz", f"-T{threads}", "-q"]
             if arch in _BCJ:
                 argv.append(_BCJ[arch])
-            argv.append(
-                f"--lzma2=preset={self.level}e"
-                if self.extreme
-                else f"--lzma2=preset={self.level},nice=32"
-            )
-            if blocks:
-                argv.append("--block-list=" + ",".join(str(b) for b in [*blocks, 0]))
-            return [*argv, "-c"]
+            lzma2 = f"--lzma2=preset={self.level},nice=32"
+            if dict_mib is not None and self.level >= 6:
+                lzma2 += f",dict={dict_mib}MiB"
+            return [*argv, lzma2, "-c"]
         if self.name == "zstd":
             ultra = ["--ultra"] if self.level > 19 else []
             return ["zstd", "-q", *ultra, f"-{self.level}", "--long=28", f"-T{threads}", "-c"]
@@ -118,36 +116,6 @@ class Member:
         return BLOCK + padded
 
 
-def block_offsets(members: Sequence[Member], splits: Sequence[int]) -> list[int]:
-    """xz block sizes ending after the members at the given indexes (USTAR headers)."""
-    sizes: list[int] = []
-    start = 0
-    offset = 0
-    for index, member in enumerate(members):
-        offset += member.stream_size
-        if index in splits:
-            sizes.append(offset - start)
-            start = offset
-    return sizes
-
-
-class _CountingWriter:
-    def __init__(self, fh: IO[bytes], progress: Progress, task: str):
-        self._fh = fh
-        self._progress = progress
-        self._task = task
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self._fh.write(data)
-        self.count += len(data)
-        self._progress.advance(self._task, len(data))
-        return len(data)
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-
 def _space_error(path: Path, err: str) -> PodsecError:
     return PodsecError(
         _("{path}: cannot write the archive: {err}").format(path=path, err=err),
@@ -155,7 +123,63 @@ def _space_error(path: Path, err: str) -> PodsecError:
     )
 
 
-def write_archive(
+def segments(members: Sequence[Member], splits: Sequence[int]) -> list[list[Member]]:
+    """Cut the member list after the given indexes."""
+    out: list[list[Member]] = [[]]
+    for index, member in enumerate(members):
+        out[-1].append(member)
+        if index in splits and index != len(members) - 1:
+            out.append([])
+    return out
+
+
+def _header(member: Member, mtime: int) -> bytes:
+    info = tarfile.TarInfo(member.name)
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    if member.source is None:
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    else:
+        info.size = member.size
+        info.mode = 0o644
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+
+
+def _write_segment(
+    members: Sequence[Member], sink: IO[bytes], mtime: int, last: bool, count: Callable[[int], None]
+) -> None:
+    """Raw USTAR bytes of ``members`` (the end-of-archive blocks only after the last
+    segment): consecutive segments concatenate into one valid tar."""
+    written = 0
+    for member in members:
+        header = _header(member, mtime)
+        sink.write(header)
+        written += len(header)
+        if member.source is None:
+            continue
+        remaining = member.size
+        with member.source.open("rb") as fh:
+            while remaining:
+                chunk = fh.read(min(_CHUNK, remaining))
+                if not chunk:
+                    raise PodsecError(
+                        _("{path} shrank while it was archived").format(path=member.source)
+                    )
+                sink.write(chunk)
+                remaining -= len(chunk)
+                count(len(chunk))
+        pad = -member.size % BLOCK
+        sink.write(b"\0" * pad)
+        written += member.size + pad
+    if last:
+        end = 2 * BLOCK
+        end += -(written + end) % _RECORD
+        sink.write(b"\0" * end)
+
+
+def write_archive(  # noqa: PLR0912, PLR0915 - start, feed and check the compressors
     members: Sequence[Member],
     out: Path,
     codec: Codec,
@@ -166,71 +190,91 @@ def write_archive(
     progress: Progress = NULL_PROGRESS,
     task: str = "",
 ) -> int:
-    """Write ``members`` as a compressed tar to ``out`` (atomically); returns its size."""
-    part = out.with_name(out.name + ".part")
+    """Write ``members`` as a compressed tar to ``out`` (atomically); returns its size.
+
+    xz with ``splits`` and more than one thread: each segment goes to its own xz process
+    (its own dictionary size) fed by its own thread, and the compressed streams are
+    concatenated — a valid .xz file that ``xz -d``/``tar -xJf`` read as one tar.
+    """
     mtime = int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
-    total = sum(m.stream_size for m in members)
     task = task or out.name
-    progress.start(task, float(total), "B")
-    blocks = block_offsets(members, splits) if codec.name == "xz" else []
-    argv = codec.compress_argv(arch, threads, blocks)
-    err_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    progress.start(task, float(sum(m.size for m in members)), "B")
+    parallel = codec.name == "xz" and threads > 1 and splits
+    parts = segments(members, splits) if parallel else [list(members)]
+    outputs = [out.with_name(f"{out.name}.part{n}") for n in range(len(parts))]
+    procs: list[Any] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def count(n: int) -> None:
+        with lock:
+            progress.advance(task, n)
+
+    def feed(index: int) -> None:
+        proc = procs[index]
+        try:
+            _write_segment(parts[index], proc.stdin, mtime, index == len(parts) - 1, count)
+            proc.stdin.close()
+        except BaseException as exc:
+            errors.append(exc)
+            proc.kill()
+
+    err_files = [tempfile.TemporaryFile() for _ in parts]  # noqa: SIM115 - closed below
     try:
-        with part.open("wb") as sink:
-            proc = run.Popen(argv, stdin=run.PIPE, stdout=sink, stderr=err_file)
-            assert proc.stdin is not None
-            writer = _CountingWriter(proc.stdin, progress, task)
-            try:
-                with tarfile.open(
-                    fileobj=cast(IO[bytes], writer),
-                    mode="w|",
-                    format=tarfile.USTAR_FORMAT,
-                    bufsize=1 << 20,
-                ) as tar:
-                    tar.copybufsize = 1 << 20  # type: ignore[attr-defined]
-                    for member in members:
-                        _add(tar, member, mtime)
-            except (BrokenPipeError, OSError) as exc:
+        for index, part in enumerate(parts):
+            if parallel:
+                argv = codec.compress_argv(arch, 1, dict_mib=_dict_for(part))
+            else:
+                argv = codec.compress_argv(arch, threads)
+            with outputs[index].open("wb") as sink:
+                procs.append(run.Popen(argv, stdin=run.PIPE, stdout=sink, stderr=err_files[index]))
+        feeders = [threading.Thread(target=feed, args=(i,), daemon=True) for i in range(len(parts))]
+        for thread in feeders:
+            thread.start()
+        for thread in feeders:
+            thread.join()
+        codes = [proc.wait() for proc in procs]
+        failed = [i for i, code in enumerate(codes) if code != 0]
+        if failed or errors:
+            message = ""
+            for index in failed:
+                err_files[index].seek(0)
+                message = err_files[index].read().decode(errors="replace").strip() or message
+            if not message and errors:
+                message = str(errors[0])
+            raise _space_error(out.parent, message.splitlines()[-1] if message else "?")
+        if len(outputs) > 1:
+            with outputs[0].open("ab") as sink:
+                for extra in outputs[1:]:
+                    with extra.open("rb") as src:
+                        shutil.copyfileobj(src, sink, 1 << 20)
+        with outputs[0].open("rb+") as done:
+            os.fsync(done.fileno())
+        outputs[0].rename(out)
+    except OSError as exc:
+        raise _space_error(out.parent, exc.strerror or str(exc)) from exc
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-                err_file.seek(0)
-                message = err_file.read().decode(errors="replace").strip() or str(exc)
-                raise _space_error(out.parent, message.splitlines()[-1]) from exc
-            finally:
-                if proc.stdin and not proc.stdin.closed:
-                    with contextlib.suppress(OSError):
-                        proc.stdin.close()
-            code = proc.wait()
-            if code != 0:
-                err_file.seek(0)
-                message = err_file.read().decode(errors="replace").strip()
-                raise _space_error(out.parent, message.splitlines()[-1] if message else str(code))
-            sink.flush()
-            os.fsync(sink.fileno())
-        part.rename(out)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    finally:
-        err_file.close()
+        for path in outputs:
+            path.unlink(missing_ok=True)
+        for err in err_files:
+            err.close()
     progress.finish(task)
     return out.stat().st_size
 
 
-def _add(tar: tarfile.TarFile, member: Member, mtime: int) -> None:
-    info = tarfile.TarInfo(member.name)
-    info.mtime = mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    if member.source is None:
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        tar.addfile(info)
-        return
-    info.size = member.size
-    info.mode = 0o644
-    with member.source.open("rb") as fh:
-        tar.addfile(info, fh)
+def _dict_for(part: Sequence[Member]) -> int:
+    """Dictionary (MiB) for one segment: large enough to reach back over the segment's
+    biggest file, so the next similar binary finds its twin (Go binaries of one release
+    share most code), capped to keep memory and match-finder time sane."""
+    biggest = max((m.size for m in part), default=0)
+    for mib in (64, 128):
+        if mib << 20 >= biggest * 1.1:
+            return mib
+    return 192
 
 
 class ArchiveReader:
