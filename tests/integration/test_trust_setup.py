@@ -228,6 +228,8 @@ def test_imagemakers_keys_policy_and_other_users_untouched(node):
         signature.sign(payload, f"{a}@registry.local", gh, passphrase="wrong")
     subprocess.run(["gpgconf", "--homedir", str(gh), "--kill", "all"], capture_output=True)
     before = snapshot(node)
+    r = podsec(node, "policy", "create", IP, "--registry-node", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["changed"] == []  # makers are kept
     r = podsec(node, "users", "create-imagemaker", f"{a}@team/apps", b, "--json")
     assert r.returncode == 0, r.stderr
     assert all(x["changed"] == [] for x in json.loads(r.stdout))
