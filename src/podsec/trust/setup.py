@@ -230,8 +230,10 @@ def fetch_published(url: str = KEYS_URL, timeout: float = 15.0) -> dict[str, byt
         ) from exc
     out: dict[str, bytes] = {}
     for entry in listing if isinstance(listing, list) else []:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if entry.get("type") != "file" or not isinstance(name, str):
+        if not isinstance(entry, dict) or entry.get("type") != "file":
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str):
             continue
         if name != "policy.json" and not _KEY_NAME_RE.match(name):
             continue  # only keys and the policy are ever installed
