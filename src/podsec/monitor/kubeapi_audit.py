@@ -72,7 +72,7 @@ class Record:
     def to_json(self) -> str:
         data = {f: getattr(self, f) for f in _RECORD_FIELDS}
         data["groups"] = list(self.groups)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return _dumps(data)
 
     @classmethod
     def from_json(cls, line: str) -> Record:
@@ -123,6 +123,26 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _json_codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], str]]:
+    """orjson when installed (3-4x faster on audit events), else the standard library."""
+    try:
+        import orjson
+    except ImportError:
+
+        def dumps(obj: Any) -> str:
+            return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+        return json.loads, dumps
+
+    def odumps(obj: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    return orjson.loads, odumps
+
+
+_loads, _dumps = _json_codec()
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -136,7 +156,7 @@ def extract(line: bytes | str, revoked: frozenset[str] = frozenset()) -> Record 
 
     Raises ValueError for a line that is not a JSON object (the caller counts those).
     """
-    event = json.loads(line)
+    event = _loads(line)
     if not isinstance(event, dict):
         raise ValueError("not a JSON object")
     status = event.get("responseStatus")
