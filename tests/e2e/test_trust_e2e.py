@@ -313,6 +313,29 @@ def test_explain(flow):
     )
     assert r.returncode == 1
     assert json.loads(r.stdout)["reason"] == "A signature was required, but no signature exists"
+    # --user: the maker has their own registries.d but no policy of their own
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "podsec.cli",
+            "--root",
+            str(flow.root),
+            "policy",
+            "explain",
+            f"registry.local/{flow.repo}/alpha:1",
+            "--user",
+            flow.maker,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    data = json.loads(r.stdout)
+    assert r.returncode == 0 and data["accepted"], r.stderr
+    assert data["policy_file"] == "/etc/containers/policy.json"
+    assert data["registries_d"] == f"/home/{flow.maker}/.config/containers/registries.d"
 
 
 def test_audit(flow, sigstore):
