@@ -263,6 +263,19 @@ def create_imagemaker_cmd(
             progress=prog,
         )
     _print_users(reports, env.json)
+    from podsec.trust import setup
+
+    if not env.json and any(setup.PUBLISHED_POLICY in r.changed for r in reports):
+        from podsec.host import etc_hosts
+
+        address = etc_hosts.lookup(env.host, setup.REGISTRY) or "REGISTRY_IP"
+        pins = " ".join(f"--trust {p}" for p in setup.pin_values(env.host))
+        if pins:
+            output.info(
+                _(
+                    "the published policy changed; other nodes: podsec policy create {addr} {pins}"
+                ).format(addr=address, pins=pins)
+            )
 
 
 create_imagemakeruser_main = legacy(
