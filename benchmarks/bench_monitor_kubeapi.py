@@ -213,6 +213,16 @@ def rotations(work: Path) -> None:
         if count >= written:
             break
         time.sleep(0.2)
+    stat = Path(f"/proc/{proc.pid}/stat")
+    ticks0 = sum(int(x) for x in stat.read_text().rsplit(")", 1)[1].split()[11:13])
+    time.sleep(2)
+    idle = sum(int(x) for x in stat.read_text().rsplit(")", 1)[1].split()[11:13]) - ticks0
+    rss = next(
+        int(x.split()[1])
+        for x in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        if x.startswith("VmRSS:")
+    )
+    print(f"follower idle: {idle} CPU ticks in 2 s, RSS {rss / 1024:.0f} MB (goal < 60 MB)")
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
     ids = {json.loads(x)["audit_id"] for x in forbidden.open()} if forbidden.exists() else set()

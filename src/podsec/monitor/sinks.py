@@ -54,6 +54,8 @@ class Syslog:
     _sock: socket.socket | None = field(default=None, repr=False)
     _stream: bool = False
     _retry_at: float = 0.0
+    _stamp_at: int = -1
+    _stamp: str = ""
 
     def _connect(self) -> socket.socket | None:
         if self._sock is not None:
@@ -83,7 +85,10 @@ class Syslog:
     def log(self, priority: int, message: str) -> None:
         """Send ``message`` at ``priority`` (0 emerg … 7 debug), facility user."""
         pri = FACILITY_USER * 8 + (priority & 7)
-        stamp = time.strftime("%b %d %H:%M:%S")
+        now = int(time.time())
+        if now != self._stamp_at:  # one strftime per second, not per line
+            self._stamp_at, self._stamp = now, time.strftime("%b %d %H:%M:%S", time.localtime(now))
+        stamp = self._stamp
         clean = message.replace("\n", "\\n").replace("\r", "\\r")
         for part in _parts(clean):
             record = f"<{pri}>{stamp} {self.tag}[{os.getpid()}]: {part}".encode(
