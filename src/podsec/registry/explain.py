@@ -74,7 +74,11 @@ def explain(host: Host, image: str, home: Path | None) -> Explanation:
         parsed = reference.parse(ref)
         ref = str(parsed)
         digest, error = _digest(parsed)
-        if not digest:
+        needs_digest = any(
+            r.type not in (pol.ACCEPT, pol.REJECT)
+            for r in pol.scope_for(policy, transport, ref)[1]
+        )
+        if not digest and needs_digest:
             scope, reqs = pol.scope_for(policy, transport, ref)
             keys = tuple(k for r in reqs for k in r.keys)
             verdict = verify.Verdict(False, scope, reqs, keys, None, error, transport)

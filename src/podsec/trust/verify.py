@@ -90,7 +90,8 @@ def check_image(
     sig_dir: str | None = None
     if transport == "docker":
         lookaside = lookaside_for(registries_d, image_ref) or ROOT_BUILTIN
-        sig_dir = signature_dir_url(lookaside, reference.parse(image_ref).path, manifest_digest)
+        if manifest_digest:
+            sig_dir = signature_dir_url(lookaside, reference.parse(image_ref).path, manifest_digest)
     accepted, reason = True, _("accepted")
     checks: tuple[SignatureCheck, ...] = ()
     fetched: list[bytes] | None = None
