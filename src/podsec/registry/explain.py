@@ -75,8 +75,7 @@ def explain(host: Host, image: str, home: Path | None) -> Explanation:
         ref = str(parsed)
         digest, error = _digest(parsed)
         needs_digest = any(
-            r.type not in (pol.ACCEPT, pol.REJECT)
-            for r in pol.scope_for(policy, transport, ref)[1]
+            r.type not in (pol.ACCEPT, pol.REJECT) for r in pol.scope_for(policy, transport, ref)[1]
         )
         if not digest and needs_digest:
             scope, reqs = pol.scope_for(policy, transport, ref)
