@@ -52,7 +52,7 @@ GROUP_MAKERS = "podman_dev"
 LOCAL_TRANSPORTS = ("containers-storage", "dir", "docker-archive", "oci", "oci-archive")
 _FPR_RE = re.compile(r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$")
 _SHA_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\.(pgp|gpg|asc)$")
+_KEY_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+\.(pgp|gpg|asc)")  # fullmatch: no trailing newline
 HEADER = "Written by podsec policy create; podsec keeps a .podsec-bak of what it replaces."
 
 
@@ -235,7 +235,7 @@ def fetch_published(url: str = KEYS_URL, timeout: float = 15.0) -> dict[str, byt
         name = entry.get("name")
         if not isinstance(name, str):
             continue
-        if name != "policy.json" and not _KEY_NAME_RE.match(name):
+        if name != "policy.json" and not _KEY_NAME_RE.fullmatch(name):
             continue  # only keys and the policy are ever installed
         try:
             with urllib.request.urlopen(url.rstrip("/") + "/" + name, timeout=timeout) as resp:  # noqa: S310

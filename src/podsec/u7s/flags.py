@@ -92,7 +92,8 @@ _HASH_RE = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 _CERT_KEY_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _DURATION_RE = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$")
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-_DNS_NAME_RE = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+# fullmatch only: "$" would also accept a trailing newline
+DNS_NAME_RE = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 _HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(:(?P<port>\d+))?$")
 _VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*$")
@@ -345,7 +346,7 @@ def validate(args: KubeadmArgs) -> None:  # noqa: PLR0912 - one check per flag
     if "certificate-key" in v and not _CERT_KEY_RE.match(v["certificate-key"]):
         raise _bad("certificate-key", v["certificate-key"], _("expected 64 hex digits"))
     for name in ("node-name", "service-dns-domain"):
-        if name in v and not _DNS_NAME_RE.match(v[name]):
+        if name in v and not DNS_NAME_RE.fullmatch(v[name]):
             raise _bad(name, v[name], _("expected a lower-case DNS name"))
     if "kubernetes-version" in v and not _VERSION_RE.match(v["kubernetes-version"]):
         raise _bad(
@@ -368,7 +369,7 @@ def validate(args: KubeadmArgs) -> None:  # noqa: PLR0912 - one check per flag
         try:
             ipaddress.ip_address(san)
         except ValueError:
-            if not _DNS_NAME_RE.match(san.lower().removeprefix("*.")):
+            if not DNS_NAME_RE.fullmatch(san.lower().removeprefix("*.")):
                 raise _bad(
                     "apiserver-cert-extra-sans", san, _("expected an IP or DNS name")
                 ) from None

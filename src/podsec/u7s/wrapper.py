@@ -56,16 +56,13 @@ from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.u7s import flags, images, kubeadm_config, network, platform
-from podsec.u7s.flags import KubeadmArgs
+from podsec.u7s.flags import DNS_NAME_RE, KubeadmArgs
 from podsec.u7s.plan import ETCD_DATA_DIR, U7S_BIN, U7S_USER, Cni, Cri, NodePlan, Role
 from podsec.u7s.probe import Probe
 
 ENV_FILE = "/etc/podsec/u7s/config/env"
 ENV_PATH = f"PATH={U7S_BIN}:/sbin/:/usr/sbin/:/bin:/usr/bin/"
 SLIRP_GUEST = 100  # slirp4netns gives the namespace <network>.100
-_DNS_NAME_RE = re.compile(
-    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
-)
 
 
 def existing_state(host: Host) -> list[str]:
@@ -239,7 +236,7 @@ def build_plan(  # noqa: PLR0912, PLR0915 - one decision after another, in order
             network.check_endpoint_differs(ep_host, advertise, joining=True)
 
     node_name = (args.value("node-name") or probe.hostname()).lower()
-    if not _DNS_NAME_RE.match(node_name):
+    if not DNS_NAME_RE.fullmatch(node_name):
         raise UsageError(
             _("node name {name!r} is not a valid DNS name").format(name=node_name),
             hint=_("pass --node-name"),
@@ -409,12 +406,12 @@ def env_values(
     return env
 
 
-_SAFE_RE = re.compile(r"^[A-Za-z0-9_./:,=@%+-]*$")
+_SAFE_RE = re.compile(r"[A-Za-z0-9_./:,=@%+-]*")  # fullmatch: a newline must get quoted
 
 
 def _quote(value: str) -> str:
     """A value both systemd's EnvironmentFile and a POSIX shell read back unchanged."""
-    if _SAFE_RE.match(value):
+    if _SAFE_RE.fullmatch(value):
         return value
     escaped = (
         value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
