@@ -20,12 +20,12 @@ from podsec.i18n import _
 
 CONFIG_FILE = "/etc/podsec/podsec.toml"
 
-_VERSION_RE = re.compile(r"^v\d+\.\d+(\.\d+)?$")
-_PLATFORM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*$")
-_HOSTPORT_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_EMAIL_RE = re.compile(r"^[^\s@,;|&$`<>]+(@[^\s@,;|&$`<>]+)?$")
+_VERSION_RE = re.compile(r"^v\d+\.\d+(\.\d+)?\Z")
+_PLATFORM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+_REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*\Z")
+_HOSTPORT_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?\Z")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_EMAIL_RE = re.compile(r"^[^\s@,;|&$`<>]+(@[^\s@,;|&$`<>]+)?\Z")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 CNI_PLUGINS = ("flannel", "calico", "bridge")

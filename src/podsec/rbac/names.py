@@ -7,11 +7,11 @@ import re
 from podsec.errors import UsageError
 from podsec.i18n import _
 
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 # Kubernetes user and group names are free strings; refuse what cannot be a sane subject
 # (whitespace, control characters, '/', which breaks URLs and certificate subjects).
-_SUBJECT = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,253}$")
+_SUBJECT = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,253}\Z")
 
 
 def binding(name: str) -> str:

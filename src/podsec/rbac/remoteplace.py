@@ -25,9 +25,9 @@ from podsec.i18n import _
 from podsec.rbac import kubeconfig
 
 REMOTE_PATH = ".kube/config"
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=[^\n]*$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
+_LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\Z")
+_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=[^\n]*\Z")
 
 
 @dataclass(frozen=True)

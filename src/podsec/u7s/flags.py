@@ -87,17 +87,17 @@ FLAGS: dict[str, FlagSpec] = {
 _SHORT = {"v": "v", "h": "help"}
 _PLANNED = ("init", "join")
 
-_TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
-_HASH_RE = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
-_CERT_KEY_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-_DURATION_RE = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$")
+_TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}\Z")
+_HASH_RE = re.compile(r"^sha256:[0-9a-fA-F]{64}\Z")
+_CERT_KEY_RE = re.compile(r"^[0-9a-fA-F]{64}\Z")
+_DURATION_RE = re.compile(r"^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)\Z")
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 # fullmatch only: "$" would also accept a trailing newline
 DNS_NAME_RE = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
-_HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(:(?P<port>\d+))?$")
-_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*$")
-_GATE_RE = re.compile(r"^[A-Za-z0-9]+=(true|false)$", re.IGNORECASE)
+_HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(:(?P<port>\d+))?\Z")
+_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?\Z")
+_REPO_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*\Z")
+_GATE_RE = re.compile(r"^[A-Za-z0-9]+=(true|false)\Z", re.IGNORECASE)
 _BOOL_TEXT = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
 
 

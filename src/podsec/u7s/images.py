@@ -32,7 +32,7 @@ from podsec.i18n import _
 from podsec.u7s.platform import ImageSource
 from podsec.u7s.probe import Probe, RegistryUnavailable
 
-_VERSION_RE = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:([-+.])(.*))?$")
+_VERSION_RE = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:([-+.])(.*))?\Z")
 _PRERELEASE_RE = re.compile(r"^(alpha|beta|rc)", re.IGNORECASE)
 _NATURAL_RE = re.compile(r"(\d+)")
 
