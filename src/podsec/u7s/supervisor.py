@@ -304,7 +304,8 @@ def load_plan(host: Host) -> NodePlan:
 
 def _wait_for(path: Path, stop_after: float | None = None) -> None:
     deadline = None if stop_after is None else time.monotonic() + stop_after
-    while not path.exists():
+    # lexists: kubelet's pki links point at namespace paths that do not resolve on the host
+    while not os.path.lexists(path):
         if deadline is not None and time.monotonic() > deadline:
             raise SupervisorError(_("{path} did not appear").format(path=path))
         time.sleep(0.5)
