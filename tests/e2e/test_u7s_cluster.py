@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import IMAGES_DIR, K8S_BIN, missing, require_path, require_root, require_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rootless]
