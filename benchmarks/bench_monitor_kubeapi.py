@@ -158,13 +158,22 @@ def catch_up(work: Path) -> None:
         "PODSEC_ROOT": str(work / "root"),
         "PODSEC_SYSLOG_SOCKET": str(work / "syslog.sock"),
     }
-    cpu0 = cpu_children()
-    wall, peak, res = run_sampled([str(BIN / "podsec-inotify-check-kubeapi"), "-d", "--once"], env)
-    cpu = cpu_children() - cpu0
-    time.sleep(0.3)
+    runs = []
+    for _attempt in range(3):  # the machine is shared: the median of three runs
+        shutil.rmtree(work / "root/var", ignore_errors=True)
+        drain.count = 0
+        cpu0 = cpu_children()
+        wall, peak, res = run_sampled(
+            [str(BIN / "podsec-inotify-check-kubeapi"), "-d", "--once"], env
+        )
+        runs.append((wall, cpu_children() - cpu0, peak))
+        if res.returncode != 0:
+            raise SystemExit(f"watch-kubeapi failed: {res.stderr.decode()[-500:]}")
+        time.sleep(0.3)
     drain.close()
-    if res.returncode != 0:
-        raise SystemExit(f"watch-kubeapi failed: {res.stderr.decode()[-500:]}")
+    wall = sorted(r[0] for r in runs)[1]
+    cpu = sorted(r[1] for r in runs)[1]
+    peak = max(r[2] for r in runs)
     records = sum(1 for _ in (work / "root/var/lib/podsec/u7s/log/kubeapi/forbidden.log").open())
     assert records == forbidden, (records, forbidden)
     print(

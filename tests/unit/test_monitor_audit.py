@@ -179,7 +179,7 @@ def test_log_replaced_by_directory_or_missing(tmp_path: Path) -> None:
     assert got == [] and any("not a regular file" in n or "Is a directory" in n for n in notes)
 
 
-def test_large_region_uses_mmap_path(tmp_path: Path) -> None:
+def test_large_region_in_chunks(tmp_path: Path) -> None:
     p = paths(tmp_path)
     lines = [event(i, 403 if i % 100 == 0 else 200) for i in range(3000)]
     write_log(p.log, lines)
@@ -290,3 +290,17 @@ def test_parallel_scan_finds_the_same_records(
     assert off1 == off2 == p.log.stat().st_size
     assert [r.audit_id for r in par] == [r.audit_id for r in serial]
     assert len(serial) == len(range(0, 4000, 37))
+
+
+def test_small_chunks_and_a_line_longer_than_the_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ka, "_CHUNK", 4096)
+    p = paths(tmp_path)
+    write_log(p.log, [event(1, 403), '{"huge": "' + "x" * 20000 + '", "code":403}', event(2, 403)])
+    write_log(p.log, [event(i, 403 if i % 3 == 0 else 200) for i in range(3, 60)])
+    f, got, _ = collect(p)
+    stats = f.catch_up()
+    ids = [r.audit_id for r in got]
+    assert ids[:2] == ["id-1", "id-2"] and len(ids) == 2 + len(range(3, 60, 3))
+    assert stats.garbage == 1

@@ -5,8 +5,8 @@
 record per 401/403 — and per request made with a revoked certificate — to syslog and to
 ``forbidden.log``. 404 and 409 are not "forbidden" (the original's ``>= 400`` caught them).
 
-Speed and memory: the log is scanned as bytes (memory-mapped for large regions) with a
-compiled regular expression that finds candidate lines without splitting the file into
+Speed and memory: the log is read in 16 MiB chunks into one reused buffer and scanned with
+compiled, literal-prefixed regular expressions that find candidate lines without splitting it into
 lines; only candidates are parsed as JSON. A 1,000,000-event log never becomes Python
 objects, so anonymous memory stays small whatever the file size.
 
@@ -20,7 +20,6 @@ import array
 import contextlib
 import fcntl
 import json
-import mmap
 import os
 import re
 import time
@@ -28,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from podsec.errors import NotFoundError, ValidationError
 from podsec.host import files
@@ -44,16 +43,15 @@ APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 TAG = "podsec-inotify-check-kubeapi"
 
 FORBIDDEN_CODES = (401, 403)
-_MMAP_MIN = 1 << 20
-_READ_MAX = 64 << 20
 _SEEN_MAX = 20000
 _PARALLEL_MIN = 64 << 20
+_CHUNK = 16 << 20
 
 
 # ------------------------------------------------------------------------------- records
-@dataclass(frozen=True)
-class Record:
-    """One forbidden/unauthenticated (or revoked-certificate) request."""
+class Record(NamedTuple):
+    """One forbidden/unauthenticated (or revoked-certificate) request (a NamedTuple: 10,000
+    of them are built during a catch-up, and a frozen dataclass costs 3x more to build)."""
 
     timestamp: str
     user: str
@@ -70,7 +68,7 @@ class Record:
     revoked: bool = False
 
     def to_json(self) -> str:
-        data = {f: getattr(self, f) for f in _RECORD_FIELDS}
+        data = self._asdict()
         data["groups"] = list(self.groups)
         return _dumps(data)
 
@@ -78,7 +76,7 @@ class Record:
     def from_json(cls, line: str) -> Record:
         data = json.loads(line)
         data["groups"] = tuple(data.get("groups") or ())
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in cls._fields})
 
     @property
     def what(self) -> str:
@@ -114,9 +112,6 @@ class Record:
                 user=self.user, code=self.code, text=text
             )
         return "Critical: " + text
-
-
-_RECORD_FIELDS = tuple(Record.__dataclass_fields__)
 
 
 def _str(value: Any) -> str:
@@ -157,41 +152,43 @@ def extract(line: bytes | str, revoked: frozenset[str] = frozenset()) -> Record 
     Raises ValueError for a line that is not a JSON object (the caller counts those).
     """
     event = _loads(line)
-    if not isinstance(event, dict):
+    if type(event) is not dict:
         raise ValueError("not a JSON object")
-    status = event.get("responseStatus")
-    code = status.get("code") if isinstance(status, dict) else None
-    user = _dict(event.get("user"))
-    username = _str(user.get("username"))
-    is_revoked = bool(username) and username in revoked
-    if not is_revoked and code not in FORBIDDEN_CODES:
+    get = event.get
+    status = get("responseStatus")
+    code = status.get("code") if type(status) is dict else None
+    user = get("user")
+    if type(user) is not dict:
+        user = {}
+    username = user.get("username")
+    if type(username) is not str:
+        username = ""
+    is_revoked = username in revoked if username else False
+    if not is_revoked and (code not in FORBIDDEN_CODES or get("stage") == "RequestReceived"):
         return None
-    if event.get("stage") == "RequestReceived" and not is_revoked:
-        return None
-    obj = _dict(event.get("objectRef"))
-    annotations = _dict(event.get("annotations"))
-    reason = _str(annotations.get("authorization.k8s.io/reason"))
-    if not reason and isinstance(status, dict):
+    obj = _dict(get("objectRef"))
+    reason = _str(_dict(get("annotations")).get("authorization.k8s.io/reason"))
+    if not reason and type(status) is dict:
         reason = _str(status.get("message")) or _str(status.get("reason"))
-    ips = event.get("sourceIPs")
-    groups = _list(user.get("groups"))
+    ips = get("sourceIPs")
     resource = _str(obj.get("resource"))
-    if resource and _str(obj.get("subresource")):
-        resource += "/" + _str(obj.get("subresource"))
+    sub = _str(obj.get("subresource"))
+    if resource and sub:
+        resource += "/" + sub
     return Record(
-        timestamp=_str(event.get("requestReceivedTimestamp")) or _str(event.get("stageTimestamp")),
-        user=username,
-        groups=tuple(g for g in groups if isinstance(g, str)),
-        verb=_str(event.get("verb")),
-        resource=resource,
-        namespace=_str(obj.get("namespace")),
-        name=_str(obj.get("name")),
-        code=code if isinstance(code, int) else 0,
-        reason=reason,
-        source_ip=_str(ips[0]) if isinstance(ips, list) and ips else "",
-        uri=_str(event.get("requestURI")),
-        audit_id=_str(event.get("auditID")),
-        revoked=is_revoked,
+        _str(get("requestReceivedTimestamp")) or _str(get("stageTimestamp")),
+        username,
+        tuple(g for g in _list(user.get("groups")) if type(g) is str),
+        _str(get("verb")),
+        resource,
+        _str(obj.get("namespace")),
+        _str(obj.get("name")),
+        code if type(code) is int else 0,
+        reason,
+        _str(ips[0]) if type(ips) is list and ips else "",
+        _str(get("requestURI")),
+        _str(get("auditID")),
+        is_revoked,
     )
 
 
@@ -238,7 +235,7 @@ class Stats:
 
 
 class Scanner:
-    """Finds records in byte buffers; remembers audit IDs so a request is reported once."""
+    """Finds records in the log; remembers audit IDs so a request is reported once."""
 
     def __init__(self, revoked: frozenset[str] = frozenset(), *, parallel: bool = True):
         self.revoked = revoked
@@ -247,7 +244,7 @@ class Scanner:
         self.stats = Stats()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def candidates(self, buf: bytes | mmap.mmap, start: int, end: int) -> dict[int, int]:
+    def candidates(self, buf: bytes | bytearray, start: int, end: int) -> dict[int, int]:
         """{line start: line end} of the lines in ``buf[start:end]`` the prefilters match."""
         lines: dict[int, int] = {}
         for pattern in self.patterns:
@@ -265,35 +262,53 @@ class Scanner:
                 pos = line_end + 1
         return lines
 
-    def mapped_candidates(self, buf: mmap.mmap, start: int, end: int) -> dict[int, int]:
-        """:meth:`candidates` after populating the page tables of the range in one call
-        (faulting 4 KiB pages one by one doubled the scan time of an 800 MB log)."""
-        _populate(buf, start, end)
-        return self.candidates(buf, start, end)
+    def range_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
+        """Candidate lines (absolute offsets) of ``fd[start:end]``, read in chunks into one
+        reused buffer (no page-table work, bounded memory whatever the file size)."""
+        lines: dict[int, int] = {}
+        buf = bytearray(min(_CHUNK, max(end - start, 1)))
+        view = memoryview(buf)
+        pos = start
+        while pos < end:
+            want = min(len(buf), end - pos)
+            got = os.preadv(fd, [view[:want]], pos)
+            if got <= 0:
+                break
+            cut = got if pos + got >= end else buf.rfind(b"\n", 0, got) + 1
+            if cut == 0:  # one line longer than the buffer: skip it as unreadable
+                self.stats.garbage += 1
+                nxt = _next_newline(fd, pos + got, end)
+                pos = end if nxt < 0 else nxt + 1
+                continue
+            for s, e in self.candidates(buf, 0, cut).items():
+                lines[pos + s] = pos + e
+            pos += cut
+        return lines
 
-    def parallel_candidates(self, buf: mmap.mmap, start: int, end: int) -> dict[int, int]:
-        """:meth:`candidates` with the second half scanned by a forked child (2 cores: the
-        catch-up of a large log is bound by the byte scan, not by JSON)."""
-        middle = buf.find(b"\n", start + (end - start) // 2, end) + 1
-        if middle <= start or middle >= end:
-            return self.candidates(buf, start, end)
+    def parallel_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
+        """:meth:`range_candidates` with the second half scanned by a forked child (2 cores:
+        the catch-up of a large log is bound by the byte scan, not by JSON)."""
+        nxt = _next_newline(fd, start + (end - start) // 2, end)
+        middle = nxt + 1 if nxt >= 0 else end
+        if middle >= end:
+            return self.range_candidates(fd, start, end)
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child: scan [middle, end), send the offsets, leave without cleanup
             code = 1
             try:
                 os.close(read_fd)
-                found = self.mapped_candidates(buf, middle, end)
+                found = self.range_candidates(fd, middle, end)
                 data = array.array("q", [v for item in found.items() for v in item]).tobytes()
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(write_fd, view) :]
+                out = memoryview(data)
+                while out:
+                    out = out[os.write(write_fd, out) :]
                 code = 0
             finally:
                 os._exit(code)
         os.close(write_fd)
         try:
-            lines = self.mapped_candidates(buf, start, middle)
+            lines = self.range_candidates(fd, start, middle)
             chunks = []
             while chunk := os.read(read_fd, 1 << 20):
                 chunks.append(chunk)
@@ -301,31 +316,19 @@ class Scanner:
             os.close(read_fd)
             _pid, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
-            return lines | self.candidates(buf, middle, end)  # the child failed: do it here
+            return lines | self.range_candidates(fd, middle, end)  # the child failed
         values = array.array("q")
         values.frombytes(b"".join(chunks))
         lines.update(zip(values[::2], values[1::2], strict=True))
         return lines
 
-    def scan(self, buf: bytes | mmap.mmap, start: int, end: int) -> list[Record]:
-        """Records in complete lines of ``buf[start:end]`` (``end`` is just past a newline)."""
-        self.stats.bytes += end - start
-        if (
-            self.parallel
-            and isinstance(buf, mmap.mmap)
-            and end - start >= _PARALLEL_MIN
-            and (os.cpu_count() or 1) > 1
-        ):
-            lines = self.parallel_candidates(buf, start, end)
-        elif isinstance(buf, mmap.mmap):
-            lines = self.mapped_candidates(buf, start, end)
-        else:
-            lines = self.candidates(buf, start, end)
+    def records(self, read: Callable[[int, int], bytes], lines: dict[int, int]) -> list[Record]:
+        """Parse the candidate lines (``read(start, end)`` returns one) into new records."""
         out: list[Record] = []
         for line_start in sorted(lines):
             self.stats.candidates += 1
             try:
-                record = extract(buf[line_start : lines[line_start]], self.revoked)
+                record = extract(read(line_start, lines[line_start]), self.revoked)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 self.stats.garbage += 1
                 continue
@@ -342,15 +345,45 @@ class Scanner:
         self.stats.records += len(out)
         return out
 
+    def scan(self, buf: bytes, start: int, end: int) -> list[Record]:
+        """Records in the complete lines of ``buf[start:end]``."""
+        self.stats.bytes += end - start
+        return self.records(lambda s, e: buf[s:e], self.candidates(buf, start, end))
 
-MADV_POPULATE_READ = 22  # Linux >= 5.14; older kernels say EINVAL and we fault as before
+    def scan_fd(self, fd: int, start: int, end: int) -> list[Record]:
+        """Records in the complete lines of ``fd[start:end]``."""
+        self.stats.bytes += end - start
+        if self.parallel and end - start >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1:
+            lines = self.parallel_candidates(fd, start, end)
+        else:
+            lines = self.range_candidates(fd, start, end)
+        return self.records(lambda s, e: os.pread(fd, e - s, s), lines)
 
 
-def _populate(buf: mmap.mmap, start: int, end: int) -> None:
-    page = mmap.PAGESIZE
-    first = start - start % page
-    with contextlib.suppress(OSError, ValueError):
-        buf.madvise(MADV_POPULATE_READ, first, end - first)
+def _next_newline(fd: int, pos: int, end: int) -> int:
+    """Offset of the first newline in ``fd[pos:end]``, -1 if none."""
+    while pos < end:
+        data = os.pread(fd, min(1 << 20, end - pos), pos)
+        if not data:
+            return -1
+        i = data.find(b"\n")
+        if i >= 0:
+            return pos + i
+        pos += len(data)
+    return -1
+
+
+def _last_line_end(fd: int, start: int, end: int) -> int:
+    """Offset just past the last newline in ``fd[start:end]``, ``start`` if none."""
+    pos = end
+    while pos > start:
+        lo = max(start, pos - (1 << 20))
+        data = os.pread(fd, pos - lo, lo)
+        i = data.rfind(b"\n")
+        if i >= 0:
+            return lo + i + 1
+        pos = lo
+    return start
 
 
 def scan_file(
@@ -364,31 +397,10 @@ def scan_file(
     size = os.fstat(fd).st_size
     if size <= offset:
         return [], offset
-    records: list[Record] = []
-    while offset < size:
-        length = min(size - offset, _READ_MAX * 16)
-        if length >= _MMAP_MIN:
-            base = offset - offset % mmap.ALLOCATIONGRANULARITY
-            with mmap.mmap(fd, length + offset - base, prot=mmap.PROT_READ, offset=base) as mm:
-                rel = offset - base
-                end = mm.rfind(b"\n", rel, rel + length) + 1
-                if end <= rel:
-                    end = rel + length if final and offset + length >= size else rel
-                if end > rel:
-                    records += scanner.scan(mm, rel, end)
-                consumed = end - rel
-        else:
-            data = os.pread(fd, length, offset)
-            end = data.rfind(b"\n") + 1
-            if end == 0 and final and offset + length >= size:
-                end = len(data)
-            if end:
-                records += scanner.scan(data, 0, end)
-            consumed = end
-        if consumed == 0:
-            break  # a partial last line: wait for the rest
-        offset += consumed
-    return records, offset
+    end = size if final else _last_line_end(fd, offset, size)
+    if end <= offset:
+        return [], offset  # a partial last line: wait for the rest
+    return scanner.scan_fd(fd, offset, end), end
 
 
 # -------------------------------------------------------------------------------- cursor
