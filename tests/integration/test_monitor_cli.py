@@ -114,6 +114,8 @@ def test_usage_help_and_non_root_are_unknown(tree: Path) -> None:
     assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1
     r = run_prog("podsec-inotify-check-policy", "--help", env=env)
     assert r.returncode == 3 and "-c RANGE" in r.stdout
+    r = run_prog("podsec-inotify-check-policy", "--version", env=env)
+    assert r.returncode == 3 and r.stdout.startswith("podsec-inotify-check-policy ")
     r = run_prog("podsec", "monitor", "check-policy", "--help", env=env)
     assert r.returncode == 0
 

@@ -85,6 +85,8 @@ def _plugin_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))(
         func
     )
+    # Nagios plugins answer --version (exit 3 under the original names, like --help)
+    func = click.version_option(package_name="podsec", message="%(prog)s %(version)s")(func)
     return _sink_options(func)
 
 
