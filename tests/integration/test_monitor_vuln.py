@@ -185,6 +185,7 @@ def test_stale_db_and_trivy_missing(host_root: Path, trivy: dict[str, Path]) -> 
     storage(host_root / "var/lib/containers/storage", ["registry.local/p10/clean:1"])
     reports = json.loads(trivy["reports"].read_text())
     reports["__version__"]["VulnerabilityDB"]["UpdatedAt"] = "2020-01-01T00:00:00Z"
+    reports["__version__"]["VulnerabilityDB"]["NextUpdate"] = "2020-01-02T00:00:00.5Z"
     trivy["reports"].write_text(json.dumps(reports))
     env = {
         "PODSEC_ROOT": str(host_root),
@@ -195,6 +196,7 @@ def test_stale_db_and_trivy_missing(host_root: Path, trivy: dict[str, Path]) -> 
     }
     r = run_prog("podsec-inotify-check-vuln", env=env)
     assert r.returncode == 1 and "VULN WARNING: trivy vulnerability DB is" in r.stdout
+    assert "should have been updated" in r.stdout
     env["PODSEC_TRIVY"] = str(host_root / "no-such-trivy")
     r = run_prog("podsec-inotify-check-vuln", env=env)
     assert r.returncode == 3 and r.stdout.startswith("VULN UNKNOWN: trivy failed on all 1 image(s)")

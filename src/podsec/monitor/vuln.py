@@ -277,6 +277,14 @@ def report(result: VulnResult, db_max_age_hours: float, verbosity: int, now: dt.
                 hours=age, limit=db_max_age_hours
             )
         )
+    next_update = result.db.next_update if result.db else None
+    if next_update is not None and (now - next_update).total_seconds() / 3600 > db_max_age_hours:
+        states.append(State.WARNING)
+        long.append(
+            _("trivy vulnerability DB should have been updated {hours:.0f} hours ago").format(
+                hours=(now - next_update).total_seconds() / 3600
+            )
+        )
     state = worst(states)
     if critical or high:
         summary = _(
