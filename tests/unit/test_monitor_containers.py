@@ -228,3 +228,22 @@ def test_vfs_driver_layout(host_root: Path) -> None:
         w.close()
     assert events and events[0].owner == "eve" and events[0].name == "rootless-web"
     assert events[0].path == b"/usr/bin/x"
+
+
+def test_unrelated_files_in_homes_do_not_rebuild_the_watch_set(host_root: Path) -> None:
+    with (host_root / "etc/passwd").open("a") as fh:
+        fh.write("fred:x:3003:3003::/home/fred:/bin/bash\n")
+    home = host_root / "home/fred"
+    home.mkdir()
+    w = cw.ContainersWatcher(Host(host_root), lambda e: None)
+    try:
+        w.rescan()
+        (home / ".bash_history").write_text("ls\n")
+        (host_root / "etc/motd").write_text("hi\n")
+        w.handle(w.inotify.read(timeout=0.5))
+        assert not w._rescan_needed
+        (home / ".local").mkdir()  # on the way to ~/.local/share/containers/storage
+        w.handle(w.inotify.read(timeout=0.5))
+        assert w._rescan_needed
+    finally:
+        w.close()

@@ -155,6 +155,7 @@ class ContainersWatcher:
         self.watches: dict[int, _Watch] = {}
         self.by_path: dict[bytes, int] = {}
         self.storages: dict[bytes, _Storage] = {}
+        self.anchor_names: dict[bytes, set[bytes] | None] = {}  # None: any name
         self.budget_exhausted = 0
         self.overflows = 0
         self.events_seen = 0
@@ -261,15 +262,26 @@ class ContainersWatcher:
                 else:  # created a moment ago: wait for its diff dir
                     self._add(layer_dir, DIR_MASK, _Watch("layerdir", layer_dir, storage, layer))
 
-    def _anchor(self, target: Path) -> None:
-        """Watch the nearest existing ancestor of ``target`` so its creation is noticed."""
-        current = target
+    def _anchor(self, target: Path, name: bytes | None = None) -> None:
+        """Watch the nearest existing ancestor of ``target`` so its creation is noticed.
+
+        Only entries named like the next component towards ``target`` (or ``name``) trigger
+        a rescan: a user's shell writing into their home must not rebuild the watch set.
+        """
+        current, child = target, name
         root = self.host.root
         while current not in (current.parent, root):
             if current.is_dir():
                 break
+            child = os.fsencode(current.name)
             current = current.parent
         path = os.fsencode(current)
+        names = self.anchor_names.setdefault(path, set())
+        if names is not None:
+            if child is None:
+                self.anchor_names[path] = None  # any new entry matters (/home)
+            else:
+                names.add(child)
         if path not in self.by_path:
             self._add(path, DIR_MASK, _Watch("anchor", path))
 
@@ -278,9 +290,10 @@ class ContainersWatcher:
         self._rescan_needed = False
         from podsec.monitor.accounts import U7S_STORAGE, USER_STORAGE
 
-        for anchor in (self.host.path("/home"), self.host.path("/etc")):
-            if anchor.is_dir():
-                self._anchor(anchor)
+        if self.host.path("/home").is_dir():
+            self._anchor(self.host.path("/home"))
+        if self.host.path("/etc").is_dir():
+            self._anchor(self.host.path("/etc"), b"passwd")
         for account in self._accounts():
             for graphroot in account.storages:
                 self._watch_storage(account.name, graphroot)
@@ -392,7 +405,9 @@ class ContainersWatcher:
                 watch.storage.dirty = True
                 self._sync_layers(watch.storage, report=False)
             elif watch.kind == "anchor":
-                self._rescan_needed = True
+                wanted = self.anchor_names.get(watch.path)
+                if wanted is None or event.name in wanted:
+                    self._rescan_needed = True
 
     def run(
         self, should_stop: Callable[[], bool] = lambda: False, idle: float | None = None
