@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import ssl
 import time
 from pathlib import Path
@@ -148,3 +149,42 @@ def test_usage_needs_exactly_one_mode(tmp_path: Path) -> None:
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     r = run_prog("podsec-inotify-check-kubeapi", "-d", "-m", env={"PODSEC_ROOT": str(tmp_path)})
     assert r.returncode == 2
+
+
+def test_daemon_follows_the_live_log(
+    control_plane: object, tmp_path: Path, syslog_server: SyslogServer
+) -> None:
+    import signal
+    import subprocess
+
+    from tests.integration.test_monitor_support import program
+
+    cp = control_plane
+    root = tmp_path / "root"
+    (root / "etc/kubernetes").mkdir(parents=True)
+    (root / "etc/kubernetes/audit").symlink_to(cp.audit_log.parent)  # type: ignore[attr-defined]
+    log_path = "/etc/kubernetes/audit/" + cp.audit_log.name  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [program("podsec-inotify-check-kubeapi"), "-d", "--log", log_path],
+        env={
+            **os.environ,
+            "PODSEC_ROOT": str(root),
+            "PODSEC_SYSLOG_SOCKET": str(syslog_server.path),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state = root / "var/lib/podsec/u7s/log/kubeapi/cursor.json"
+        deadline = time.monotonic() + 30
+        while not state.exists() and time.monotonic() < deadline:  # caught up with the past
+            time.sleep(0.1)
+        who = f"late-{time.monotonic_ns() % 10**8}"
+        kc = cp.kubeconfig_for(tmp_path, who)  # type: ignore[attr-defined]
+        cp.kubectl("get", "configmaps", "-n", "kube-system", kubeconfig=kc, check=False)  # type: ignore[attr-defined]
+        line = syslog_server.wait_for(lambda s: f"user {who}" in s, timeout=30)
+        assert "Forbidden (403)" in line and "configmaps" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert proc.returncode in (0, -signal.SIGTERM)
