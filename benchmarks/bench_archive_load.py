@@ -248,13 +248,20 @@ def main() -> int:
         try:
             env = make_env(base, [reg_a.host, reg_b.host])
             (base / "work").mkdir()
+            c0 = cpu()
             b_total, b_push = baseline(archive, reg_a, env, base / "work")
+            c1 = cpu()
             print(
                 f"baseline (xz -d | tar x, skopeo → storage, podman push --sign-by loop): "
-                f"{b_total:.2f} s (push loop alone {b_push:.2f} s)"
+                f"{b_total:.2f} s (push loop alone {b_push:.2f} s), client CPU {c1 - c0:.1f} s"
             )
             o_total = ours(archive, reg_b, env)
-            print(f"podsec images load-sign (stream, sign, push, verify): {o_total:.2f} s")
+            c2 = cpu()
+            print(
+                f"podsec images load-sign (stream, sign, push, verify): {o_total:.2f} s, "
+                f"client CPU {c2 - c1:.1f} s"
+            )
+            print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             print(
                 f"ratio: {b_total / o_total:.2f}x faster than the original's sequence "
                 f"(goal >= 2); {b_push / o_total:.2f}x the push loop alone"

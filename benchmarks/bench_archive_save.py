@@ -114,18 +114,25 @@ def main() -> int:
         print(f"image set: {len(refs)} images, {layout_bytes / 1e6:.1f} MB of blobs")
 
         (base / "orig").mkdir()
+        load0 = os.getloadavg()[0]
+        c0 = cpu()
         b_size, b_time = baseline(store, refs, base / "orig")
+        c1 = cpu()
         print(
-            f"baseline (skopeo → OCI uncompressed, tar | xz -9): {b_size / 1e6:.2f} MB in {b_time:.1f} s"
+            f"baseline (skopeo → OCI uncompressed, tar | xz -9): {b_size / 1e6:.2f} MB "
+            f"in {b_time:.1f} s, CPU {c1 - c0:.1f} s (load average before {load0:.1f})"
         )
-
+        load1 = os.getloadavg()[0]
         o_size, o_time = ours(store, refs, base / "ours", zstd=False)
+        c2 = cpu()
         print(
-            f"podsec images save (xz):                          {o_size / 1e6:.2f} MB in {o_time:.1f} s"
+            f"podsec images save (xz):                          {o_size / 1e6:.2f} MB "
+            f"in {o_time:.1f} s, CPU {c2 - c1:.1f} s (load average before {load1:.1f})"
         )
         print(
             f"ratio: size {o_size / b_size:.3f}x (goal <= 1.0), "
-            f"time {o_time / b_time:.3f}x (goal <= 0.5)"
+            f"time {o_time / b_time:.3f}x (goal <= 0.5), CPU {(c2 - c1) / (c1 - c0):.3f}x "
+            f"(the machine is shared: wall time depends on other load, CPU time does not)"
         )
         if args.zstd:
             z_size, z_time = ours(store, refs, base / "ours-zstd", zstd=True)

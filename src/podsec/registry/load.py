@@ -104,6 +104,7 @@ class _Image:
     skipped: bool = False
     note: str = ""
     bundle_sigs: list[bytes] = field(default_factory=list)
+    staging: Path = Path()
 
     @property
     def repo(self) -> str:
@@ -173,7 +174,6 @@ class _Loader:
         self.task_images = _("images published")
         self.regd = registries_d.RegistriesD()
         self.policy: trust_policy.Policy | None = None
-        self.staging: Path | None = None
         self.signer_key: Path | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="podsec-load.")
         self.client: RegistryClient | None = None
@@ -274,7 +274,8 @@ class _Loader:
             self.images.append(_Image(entry, target, {b.digest for b in entry.blobs}))
         if req.verify_bundle:
             self._check_bundle(contents)
-        self.staging = self._staging_for(str(self.images[0].target))
+        for image in self.images:  # every target needs a writable lookaside, checked first
+            image.staging = self._staging_for(str(image.target))
         if self.dry_run:
             self.planned = True
             return
@@ -314,7 +315,6 @@ class _Loader:
 
     # -- signatures --------------------------------------------------------------------
     def _sign(self, image: _Image) -> Path | None:
-        assert self.staging is not None
         ref, digest = str(image.target), image.entry.digest
         if self.req.verify_bundle:
             stored = None
@@ -331,29 +331,28 @@ class _Loader:
 
     def _store(self, image: _Image, sig: bytes) -> Path:
         """Write a signature file; a failed write (full disk) leaves no partial file."""
-        assert self.staging is not None
         algo, _sep, hexpart = image.entry.digest.partition(":")
-        folder = self.staging / f"{image.target.repo}@{algo}={hexpart}"
+        folder = image.staging / f"{image.target.repo}@{algo}={hexpart}"
         before = set(folder.glob("signature-*")) if folder.is_dir() else set()
         try:
             return signature.store_signature(
-                self.staging, image.target.repo, image.entry.digest, sig
+                image.staging, image.target.repo, image.entry.digest, sig
             )
         except OSError as exc:
             for path in set(folder.glob("signature-*")) - before:
                 path.unlink(missing_ok=True)
             raise PodsecError(
                 _("cannot write the signature of {ref} under {path}: {err}").format(
-                    ref=image.target, path=self.staging, err=exc.strerror or exc
+                    ref=image.target, path=image.staging, err=exc.strerror or exc
                 ),
                 hint=_("free some space and re-run: the image was not published"),
             ) from exc
 
     def _existing_signature(self, image: _Image) -> Path | None:
         """A signature by our key for this image left by an interrupted run: reuse it."""
-        assert self.staging is not None and self.signer_key is not None
+        assert self.signer_key is not None
         algo, _sep, hexpart = image.entry.digest.partition(":")
-        folder = self.staging / f"{image.target.repo}@{algo}={hexpart}"
+        folder = image.staging / f"{image.target.repo}@{algo}={hexpart}"
         if not folder.is_dir():
             return None
         for path in sorted(folder.glob("signature-*")):
