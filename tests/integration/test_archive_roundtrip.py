@@ -722,3 +722,29 @@ def test_full_lookaside_disk_then_rerun(setup: Setup, small_tmpfs: Path) -> None
     for name in NAMES:
         short = name.split("/", 1)[1]
         assert setup.head(short) == setup.digests[name]
+
+
+def test_legacy_load_sign_name(setup: Setup) -> None:
+    legacy = Path(PODSEC[0]).with_name("podsec-load-sign-oci")
+    result = subprocess.run(
+        [
+            str(legacy),
+            str(setup.archive),
+            "amd64",
+            setup.gpg.nopass.email,
+            setup.path,
+            "--registry-url",
+            setup.registry.url,
+        ],
+        env={**setup.env.env, **setup.gpg.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert setup.pull("alpha").returncode == 0
+    usage = subprocess.run(
+        [str(legacy), str(setup.archive)], capture_output=True, text=True, timeout=60
+    )
+    assert usage.returncode == 2
+    assert "podsec-load-sign-oci" in usage.stderr
