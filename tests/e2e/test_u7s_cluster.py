@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import IMAGES_DIR, K8S_BIN, missing, require_path, require_root, require_tool
+from tests.fixtures.images import GnupgHome, Registry, Sigstore, require_real_names, skopeo_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rootless]
 
@@ -36,9 +38,12 @@ NODE = "u7s-e2e"
 def _sh(
     *argv: str, check: bool = True, timeout: float = 60, **kw: object
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv), check=check, timeout=timeout, text=True, capture_output=True, **kw
+    r = subprocess.run(
+        list(argv), check=False, timeout=timeout, text=True, capture_output=True, **kw
     )  # type: ignore[call-overload]
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr[-2000:]}")
+    return r  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
@@ -132,9 +137,57 @@ def wait_for(what: str, probe, timeout: float = 180.0, interval: float = 1.0):  
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+BUSYBOX = f"oci:{IMAGES_DIR / 'oci'}:registry.local/p10/busybox:1.35"
+
+
+def _trust(registry: Registry, sigstore: Sigstore, gnupg_home: GnupgHome) -> None:
+    """In the sandbox's /etc: registry.local needs the maker's signature; a signed and an
+    unsigned busybox in the registry."""
+    # world-readable like the real /etc/pki keys: the verifier runs as u7s-admin
+    Path("/etc/containers").mkdir(exist_ok=True)
+    key = Path("/etc/containers/u7s-e2e-maker.pgp")
+    shutil.copy(gnupg_home.nopass.public_key, key)
+    key.chmod(0o644)
+    policy = {
+        "default": [{"type": "insecureAcceptAnything"}],
+        "transports": {
+            "docker": {
+                "registry.local": [
+                    {
+                        "type": "signedBy",
+                        "keyType": "GPGKeys",
+                        "keyPath": str(key),
+                    }
+                ]
+            },
+        },
+    }
+    Path("/etc/containers").mkdir(exist_ok=True)
+    Path("/etc/containers/policy.json").write_text(json.dumps(policy, indent=4))
+    regd = Path("/etc/containers/registries.d")
+    regd.mkdir(exist_ok=True)
+    for f in regd.glob("*.yaml"):
+        f.unlink()
+    shutil.copy(sigstore.registries_d / "default.yaml", regd / "default.yaml")
+    skopeo_copy(
+        BUSYBOX,
+        registry.ref("u7s-e2e/signed:1"),
+        env={**os.environ, **gnupg_home.env},
+        sign_by=gnupg_home.nopass.fingerprint,
+        registries_d=sigstore.registries_d,
+    )
+    skopeo_copy(BUSYBOX, registry.ref("u7s-e2e/unsigned:1"))
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    registry: Registry,
+    sigstore: Sigstore,
+    gnupg_home: GnupgHome,
+) -> Iterator[dict[str, object]]:
     require_root()
+    require_real_names()
     require_tool(
         "rootlesskit",
         "slirp4netns",
@@ -148,6 +201,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
     require_path(IMAGES_DIR / "oci" / "index.json", "the local v1.20.2 images")
     tmp = tmp_path_factory.mktemp("u7s-e2e")
     with sandbox(tmp) as env:
+        _trust(registry, sigstore, gnupg_home)
         init = subprocess.run(
             [
                 *PODSEC,
@@ -285,24 +339,6 @@ spec:
 """
 
 
-def test_pod_runs_in_the_namespace(cluster: dict[str, object]) -> None:
-    env = cluster["env"]
-    kubectl(
-        env,
-        "apply",
-        "-f",
-        "-",
-        input=POD.format(name="hello", image="registry.local/p10/busybox:1.35"),
-    )  # type: ignore[arg-type]
-
-    def running() -> bool:
-        pod = json.loads(kubectl(env, "get", "pod", "hello", "-o", "json"))  # type: ignore[arg-type]
-        return pod["status"].get("phase") == "Running"
-
-    wait_for("pod Running", running, timeout=120)
-    assert kubectl(env, "logs", "hello").strip() == "0"  # type: ignore[arg-type]  # root in the pod, u7s-admin outside
-
-
 def test_nsenter_sees_the_runtime(cluster: dict[str, object]) -> None:
     r = _sh(
         *PODSEC, "u7s", "nsenter", "ctr", "-n", "k8s.io", "images", "ls", "-q", env=cluster["env"]
@@ -340,3 +376,60 @@ def test_supervisor_restarts_a_crashed_kubelet(cluster: dict[str, object]) -> No
     wait_for("a new kubelet", restarted, timeout=60)
     st = json.loads(_sh(*PODSEC, "u7s", "status", "--json", env=env).stdout)
     assert st["services"]["kubelet"]["restarts"] >= 1
+
+
+def test_signed_pod_runs(cluster: dict[str, object]) -> None:
+    env = cluster["env"]
+    # the policy is enforced on the way into the node's store ...
+    _sh(*PODSEC, "u7s", "pull", "registry.local/u7s-e2e/signed:1", env=env, timeout=300)
+    # ... and at admission
+    kubectl(
+        env,
+        "apply",
+        "-f",
+        "-",
+        input=POD.format(name="signed", image="registry.local/u7s-e2e/signed:1"),
+    )  # type: ignore[arg-type]
+
+    def running() -> bool:
+        pod = json.loads(kubectl(env, "get", "pod", "signed", "-o", "json"))  # type: ignore[arg-type]
+        return pod["status"].get("phase") == "Running"
+
+    wait_for("signed pod Running", running, timeout=120)
+    assert kubectl(env, "logs", "signed").strip() == "0"  # type: ignore[arg-type]  # root in the pod, u7s-admin outside
+
+
+def test_unsigned_pod_refused(cluster: dict[str, object]) -> None:
+    env = cluster["env"]
+    r = subprocess.run(
+        ["kubectl", "apply", "-f", "-"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,  # type: ignore[arg-type]
+        input=POD.format(name="unsigned", image="registry.local/u7s-e2e/unsigned:1"),
+    )
+    assert r.returncode != 0
+    assert "denied the request" in r.stderr and "u7s-e2e/unsigned:1" in r.stderr, r.stderr
+    assert (
+        'pods "unsigned" not found'
+        in kubectl(env, "get", "pod", "unsigned", check=False)
+        + subprocess.run(
+            ["kubectl", "get", "pod", "unsigned"],
+            env=env,
+            text=True,
+            capture_output=True,
+            check=False,
+        ).stderr
+    )  # type: ignore[arg-type]
+    # and skopeo's pull through the node's policy refuses it as well
+    p = subprocess.run(
+        [*PODSEC, "u7s", "pull", "registry.local/u7s-e2e/unsigned:1"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert p.returncode != 0 and "signature" in p.stderr.lower(), p.stderr

@@ -255,3 +255,101 @@ def _passthrough(host: Host, argv: list[str]) -> int:
 
 kubeadm_main = legacy("podsec.cli.u7s:kubeadm_cmd", "podsec-u7s-kubeadm")
 nsenter_u7s_main = legacy("podsec.cli.u7s:nsenter_cmd", "nsenter_u7s")
+
+
+@u7s.group(
+    "admission",
+    help=_(
+        "Signed images only on containerd nodes: the admission webhook that refuses pods "
+        "whose images the signature policy does not accept."
+    ),
+)
+def admission_group() -> None:
+    pass
+
+
+@admission_group.command(
+    "verifier",
+    help=_("Serve image verdicts (policy.json, registries.d, signatures) on a unix socket."),
+    epilog=_(
+        "Examples:\n\n  podsec u7s admission verifier --socket /run/user/999/usernetes/admission.sock"
+    ),
+)
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help=_("The unix socket to listen on."),
+)
+def admission_verifier_cmd(socket_path: Path) -> None:
+    from podsec.u7s import admission
+
+    env = context.get()
+    admission.verifier_server(env.host, socket_path).serve_forever()
+
+
+@admission_group.command(
+    "serve",
+    help=_("Serve the HTTPS admission webhook (inside the node's namespace)."),
+    epilog=_(
+        "Examples:\n\n  podsec u7s admission serve --cert-dir ~/.config/usernetes/admission "
+        "--socket /run/user/999/usernetes/admission.sock"
+    ),
+)
+@click.option(
+    "--cert-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help=_("Directory with tls.crt and tls.key."),
+)
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help=_("The verifier's unix socket."),
+)
+@click.option("--port", default=9443, show_default=True, help=_("TCP port of the webhook."))
+def admission_serve_cmd(cert_dir: Path, socket_path: Path, port: int) -> None:
+    from podsec.u7s import admission
+
+    admission.webhook_server(cert_dir, socket_path, port).serve_forever()
+
+
+@admission_group.command(
+    "check",
+    help=_("Say whether the node's policy accepts an image (what the webhook would answer)."),
+    epilog=_("Examples:\n\n  podsec u7s admission check registry.local/p10/busybox:1.35"),
+)
+@click.argument("image")
+def admission_check_cmd(image: str) -> int:
+    from podsec.u7s import admission
+
+    env = context.get()
+    ok, reason = admission.verify_image(env.host, image)
+    output.result(f"{image}: {'accepted' if ok else 'rejected'} ({reason})")
+    return 0 if ok else 1
+
+
+@u7s.command(
+    "pull",
+    help=_(
+        "Pull images into the node's image store through skopeo, so the host's signature "
+        "policy (policy.json, registries.d) decides what gets in."
+    ),
+    epilog=_("Examples:\n\n  podsec u7s pull registry.local/p10/busybox:1.35"),
+)
+@click.argument("images", nargs=-1, required=True)
+def pull_cmd(images: tuple[str, ...]) -> None:
+    import tempfile
+    from dataclasses import replace
+
+    from podsec.u7s import node, runtime, supervisor
+
+    env = context.get()
+    layout = runtime.layout_for(env.host)
+    plan = replace(supervisor.load_plan(env.host), images=images, env={})
+    node.start_required(env.host, layout)
+    with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
+        node.pull_images(layout, plan, _StepProgress(), Path(tmp))

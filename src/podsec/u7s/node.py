@@ -244,6 +244,24 @@ def post_init(host: Host, plan: NodePlan, layout: Layout, progress: Progress) ->
         )
     if plan.cni == "flannel":
         apply_flannel(host, plan, progress)
+    if runtime.wants_admission(plan):
+        register_admission(host, plan, layout, progress)
+
+
+def register_admission(host: Host, plan: NodePlan, layout: Layout, progress: Progress) -> None:
+    """Register the signed-images webhook (kube-system exempt, see podsec.u7s.admission)."""
+    import json
+
+    from podsec.u7s import admission
+
+    progress.start("admission")
+    kubectl(
+        host, "label", "--overwrite", "namespace", "kube-system", f"{admission.SKIP_LABEL}=skip"
+    )
+    ca = (host.path(str(layout.admission_dir)) / "ca.crt").read_bytes()
+    url = f"https://{plan.advertise_address}:{admission.PORT}/validate"
+    kubectl(host, "apply", "-f", "-", input=json.dumps(admission.registration(url, ca)))
+    progress.finish("admission")
 
 
 FLANNEL_MANIFEST = "/etc/podsec/u7s/manifests/kube-flannel.yml"
@@ -465,7 +483,8 @@ def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -
     progress.start("images", total=len(todo) or None)
     for ref in todo:
         archive = tmp / "image.tar"
-        argv = ["skopeo", "copy", "--quiet"]
+        # the policy is checked on the source; an archive cannot hold the signatures
+        argv = ["skopeo", "copy", "--quiet", "--remove-signatures"]
         if _insecure(ref):
             argv.append("--src-tls-verify=false")
         try:
@@ -491,3 +510,13 @@ def _real_kubeadm() -> str:
     from podsec.u7s import probe
 
     return probe.real_kubeadm()
+
+
+def start_required(host: Host, layout: Layout) -> None:
+    """Refuse with a clear message when the node's namespace is not running."""
+    if supervisor.running_pid(host, layout) is None:
+        raise ns.NotRunning(
+            _("the u7s namespace of {user} is not running").format(user=layout.user),
+            hint=_("start it with `podsec u7s start` (or `podsec u7s kubeadm init`)"),
+        )
+    ns.wait_child(layout, 30)

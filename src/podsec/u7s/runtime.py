@@ -82,6 +82,14 @@ class Layout:
         return self.runtime_dir / "cri.sock"
 
     @property
+    def admission_dir(self) -> Path:
+        return self.config_dir / "admission"
+
+    @property
+    def admission_socket(self) -> Path:
+        return self.runtime_dir / "admission.sock"
+
+    @property
     def run_dir(self) -> Path:
         return Path(RUN_DIR)
 
@@ -212,6 +220,13 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
         owner=uid,
         group=gid,
     )
+    if wants_admission(plan):
+        from podsec.u7s import admission
+
+        _mkdir(host.path(str(layout.admission_dir)), uid, gid, 0o700)
+        admission.make_certificates(
+            host.path(str(layout.admission_dir)), [str(plan.advertise_address)], uid, gid
+        )
     for rel, value in SYSCTL_OVERRIDES.items():
         files.atomic_write(
             host.path(str(layout.config_dir / "sysctl" / rel.replace("/", "_"))),
@@ -219,6 +234,11 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
             owner=uid,
             group=gid,
         )
+
+
+def wants_admission(plan: NodePlan) -> bool:
+    """containerd does not enforce policy.json at pull: the init node runs the webhook."""
+    return plan.cri == "containerd" and plan.role == "init"
 
 
 def _install_audit_policy(host: Host, uid: int, gid: int) -> None:

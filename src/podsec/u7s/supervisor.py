@@ -46,7 +46,18 @@ SERVICES: tuple[Service, ...] = (
     Service("rootlesskit", "rootless namespace of the u7s node (rootlesskit, CRI)", namespace=True),
     Service("kubelet", "kubelet of the u7s node", after=("rootlesskit",)),
     Service("kube-proxy", "kube-proxy of the u7s node", after=("kubelet",)),
+    Service("admission-verifier", "image signature verifier of the u7s node (host network)"),
+    Service("admission", "signed-images admission webhook of the u7s node", after=("rootlesskit",)),
 )
+ADMISSION = ("admission-verifier", "admission")
+
+
+def services_for(plan: NodePlan) -> tuple[Service, ...]:
+    from podsec.u7s.runtime import wants_admission
+
+    if wants_admission(plan):
+        return SERVICES
+    return tuple(s for s in SERVICES if s.name not in ADMISSION)
 
 
 def service_argv(name: str) -> list[str]:
@@ -58,10 +69,11 @@ def _exec_start(name: str) -> str:
     return " ".join(service_argv(name))
 
 
-def systemd_units(layout: Layout) -> dict[str, str]:
+def systemd_units(layout: Layout, plan: NodePlan) -> dict[str, str]:
     """Unit files by their path: one system unit, user units, the target, the drop-in."""
     out: dict[str, str] = {}
-    for svc in SERVICES:
+    services = services_for(plan)
+    for svc in services:
         unit_sections: list[tuple[str, str]] = [("Description", svc.description)]
         for dep in svc.after:
             unit_sections += [("After", f"{dep}.service"), ("BindsTo", f"{dep}.service")]
@@ -85,8 +97,8 @@ def systemd_units(layout: Layout) -> dict[str, str]:
     target = systemd.unit(
         "u7s.target",
         Unit=[("Description", "rootless kubernetes node (u7s)")]
-        + [("Requires", f"{s.name}.service") for s in SERVICES]
-        + [("After", f"{s.name}.service") for s in SERVICES],
+        + [("Requires", f"{s.name}.service") for s in services]
+        + [("After", f"{s.name}.service") for s in services],
     )
     out[f"{systemd.USER_DIR}/u7s.target"] = target.render()
     user_at = f"user@{layout.uid}.service"
@@ -206,7 +218,7 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        self.procs = {s.name: _Proc(s) for s in SERVICES}
+        self.procs = {s.name: _Proc(s) for s in services_for(load_plan(self.host))}
         try:
             while not self.stopping:
                 self._tick()
@@ -316,6 +328,8 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
     from podsec.u7s import kubelet, nsenter, ports_api, runtime
 
     plan = load_plan(host)
+    if name == "admission-verifier":
+        return [*_podsec(), "admission", "verifier", f"--socket={layout.admission_socket}"]
     if name == "rootlesskit":
         state = host.path(str(layout.state_dir))
         if state.is_dir():
@@ -340,4 +354,19 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
             host.path(str(layout.data_dir / "_var_lib_kubelet/pki/kubelet-client-current.pem"))
         )
         return nsenter.argv(layout, kubelet.proxy_argv(plan))
+    if name == "admission":
+        return nsenter.argv(
+            layout,
+            [
+                *_podsec(),
+                "admission",
+                "serve",
+                f"--cert-dir={layout.admission_dir}",
+                f"--socket={layout.admission_socket}",
+            ],
+        )
     raise SupervisorError(_("unknown service {name}").format(name=name))
+
+
+def _podsec() -> list[str]:
+    return [sys.executable, "-m", "podsec.cli", "u7s"]

@@ -1,0 +1,318 @@
+"""Signed images only, on containerd nodes: a validating admission webhook.
+
+CRI-O verifies images against /etc/containers/policy.json when it pulls; containerd does not.
+On containerd nodes every pod is therefore checked at admission: each container image is
+resolved to its manifest digest in its registry and evaluated with the same policy and
+registries.d that podman/skopeo/CRI-O use (:func:`podsec.trust.verify.check_image`); a pod with
+any image the policy does not accept is refused with the policy's reason.
+
+Two processes, both as u7s-admin, because the API server lives in the node's network
+namespace while registries and signature servers are reached from the host's:
+
+* ``podsec u7s admission verifier`` — host network; answers ``POST /verify {"image": REF}``
+  on a unix socket (a filesystem path works across network namespaces);
+* ``podsec u7s admission serve`` — inside the node's namespaces; the HTTPS webhook the API
+  server calls (``https://NODE_IP:9443/validate``), TLS with a certificate made here with
+  ``cryptography``; it asks the verifier over the socket.
+
+kube-system is exempt (labelled ``podsec.alt/admission=skip``): its control-plane images were
+verified by policy when podsec pulled them, and the kubelet must be able to create the
+static pods' mirror pods while the webhook itself is down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import http.client
+import http.server
+import ipaddress
+import json
+import socket
+import socketserver
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from podsec.errors import PodsecError
+from podsec.host import files
+from podsec.host.paths import Host
+from podsec.i18n import _
+
+PORT = 9443
+NAME = "podsec-u7s-signed-images"
+SKIP_LABEL = "podsec.alt/admission"
+
+Verify = Callable[[str], tuple[bool, str]]
+
+
+class AdmissionError(PodsecError):
+    """The admission webhook cannot be set up or reached."""
+
+
+# --- certificates -----------------------------------------------------------------------
+
+
+def make_certificates(directory: Path, addresses: list[str], uid: int, gid: int) -> bytes:
+    """A CA and a server certificate for the webhook (re-used when present); returns the CA
+    certificate (PEM) for the webhook registration's caBundle."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_file, crt_file, key_file = (directory / n for n in ("ca.crt", "tls.crt", "tls.key"))
+    if ca_file.exists() and crt_file.exists() and key_file.exists():
+        return ca_file.read_bytes()
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podsec u7s admission CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    for a in addresses:
+        sans.append(x509.IPAddress(ipaddress.ip_address(a)))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    files.atomic_write(key_file, key_pem, mode=0o600, owner=uid, group=gid)
+    files.atomic_write(crt_file, cert.public_bytes(pem), mode=0o644, owner=uid, group=gid)
+    files.atomic_write(ca_file, ca.public_bytes(pem), mode=0o644, owner=uid, group=gid)
+    return ca.public_bytes(pem)
+
+
+# --- the decision -----------------------------------------------------------------------
+
+
+def pod_images(pod: dict[str, Any]) -> list[str]:
+    spec = pod.get("spec") or {}
+    out: list[str] = []
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            image = c.get("image")
+            if image and image not in out:
+                out.append(image)
+    return out
+
+
+def review(body: dict[str, Any], verify: Verify) -> dict[str, Any]:
+    """The AdmissionReview response for a request (pure: ``verify`` decides per image)."""
+    request = body.get("request") or {}
+    uid = request.get("uid", "")
+    allowed, message = True, ""
+    obj = request.get("object") or {}
+    if request.get("kind", {}).get("kind", "Pod") == "Pod":
+        for image in pod_images(obj):
+            ok, reason = verify(image)
+            if not ok:
+                allowed = False
+                message = _("image {image} is not signed as the policy requires: {reason}").format(
+                    image=image, reason=reason
+                )
+                break
+    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    if not allowed:
+        response["status"] = {"code": 403, "reason": "Forbidden", "message": message}
+    return {
+        "apiVersion": body.get("apiVersion", "admission.k8s.io/v1"),
+        "kind": "AdmissionReview",
+        "response": response,
+    }
+
+
+def verify_image(host: Host, image: str) -> tuple[bool, str]:
+    """Evaluate the host's policy for ``image`` as it is now in its registry."""
+    from podsec.registry.client import RegistryClient
+    from podsec.trust import policy, reference, registries_d, verify
+
+    try:
+        ref = reference.parse(image)
+        pol = policy.load(policy.effective_policy_path(host, None))
+        regd_dir = host.path("/etc/containers/registries.d")
+        regd = (
+            registries_d.load_dir(regd_dir)
+            if regd_dir.is_dir()
+            else registries_d.RegistriesD(None, {})
+        )
+        digest = ref.digest
+        if digest is None:
+            client = RegistryClient(_registry_url(ref.domain), timeout=15)
+            digest = client.head_manifest(ref.path, ref.tag or "latest")
+            if digest is None:
+                return False, _("{image} is not in its registry").format(image=image)
+        verdict = verify.check_image(host, image, digest, pol, regd)
+    except PodsecError as exc:
+        return False, exc.message
+    except OSError as exc:
+        return False, str(exc)
+    return verdict.accepted, verdict.reason
+
+
+def _registry_url(domain: str) -> str:
+    name = domain.rsplit(":", 1)[0]
+    plain = name in ("registry.local", "localhost")
+    with contextlib.suppress(ValueError):
+        plain = plain or ipaddress.ip_address(name).is_private
+    return f"{'http' if plain else 'https'}://{domain}"
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    decide: Callable[[str, dict[str, Any]], dict[str, Any]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def address_string(self) -> str:
+        return "local"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            out = type(self).decide(self.path, body)
+            data, status = json.dumps(out).encode(), 200
+        except (ValueError, KeyError) as exc:
+            data, status = json.dumps({"error": str(exc)}).encode(), 400
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class _TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+def verifier_server(host: Host, socket_path: Path) -> socketserver.BaseServer:
+    """The host-side verifier on a unix socket (call ``serve_forever``)."""
+
+    def decide(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path != "/verify":
+            raise KeyError(path)
+        ok, reason = verify_image(host, str(body["image"]))
+        return {"accepted": ok, "reason": reason}
+
+    handler = type("VerifierHandler", (_Handler,), {"decide": staticmethod(decide)})
+    socket_path.unlink(missing_ok=True)
+    server = _UnixServer(str(socket_path), handler)
+    socket_path.chmod(0o600)
+    return server
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def ask_verifier(socket_path: Path, image: str, timeout: float = 25.0) -> tuple[bool, str]:
+    conn = _UnixConnection(str(socket_path), timeout)
+    try:
+        conn.request(
+            "POST",
+            "/verify",
+            body=json.dumps({"image": image}),
+            headers={"Content-Type": "application/json"},
+        )
+        data = json.loads(conn.getresponse().read() or b"{}")
+    except (OSError, ValueError) as exc:
+        return False, _("the image verifier is unavailable: {err}").format(err=exc)
+    finally:
+        conn.close()
+    return bool(data.get("accepted")), str(data.get("reason", ""))
+
+
+def webhook_server(cert_dir: Path, socket_path: Path, port: int = PORT) -> socketserver.BaseServer:
+    """The HTTPS webhook (inside the node's namespace; call ``serve_forever``)."""
+
+    def decide(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if not path.startswith("/validate"):
+            raise KeyError(path)
+        return review(body, lambda image: ask_verifier(socket_path, image))
+
+    handler = type("WebhookHandler", (_Handler,), {"decide": staticmethod(decide)})
+    server = _TLSServer(("0.0.0.0", port), handler)  # noqa: S104 - the API server dials the node IP
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_dir / "tls.crt", cert_dir / "tls.key")
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+def registration(url: str, ca_pem: bytes) -> dict[str, Any]:
+    """The ValidatingWebhookConfiguration (pods, CREATE and UPDATE, fail closed)."""
+    import base64
+
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": NAME},
+        "webhooks": [
+            {
+                "name": "signed-images.podsec.alt",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 30,
+                "clientConfig": {
+                    "url": url,
+                    "caBundle": base64.b64encode(ca_pem).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["pods"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": SKIP_LABEL, "operator": "NotIn", "values": ["skip"]}
+                    ]
+                },
+            }
+        ],
+    }
