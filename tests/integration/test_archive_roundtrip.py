@@ -748,3 +748,32 @@ def test_legacy_load_sign_name(setup: Setup) -> None:
     )
     assert usage.returncode == 2
     assert "podsec-load-sign-oci" in usage.stderr
+
+
+def test_default_target_with_real_names(
+    tmp_path: Path,
+    registry: Registry,
+    sigstore: Sigstore,
+    gnupg_home: GnupgHome,
+    saved: Path,
+) -> None:
+    """The original's 3-argument form: registry.local/<the archive's platform>, port 80."""
+    from tests.fixtures.images import require_real_names
+
+    require_real_names()
+    env = make_podman_env(tmp_path / "penv", insecure=("registry.local",))
+    try:
+        _policy(env, sigstore, "registry.local/p10", gnupg_home.nopass.public_key)
+        result = subprocess.run(
+            [*PODSEC, "images", "load-sign", str(saved), "amd64", gnupg_home.nopass.email],
+            env={**env.env, **gnupg_home.env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        for name in NAMES:
+            pulled = env.run("podman", "pull", f"registry.local/{name}:1", check=False)
+            assert pulled.returncode == 0, pulled.stderr
+    finally:
+        _umount_under(tmp_path / "penv")
