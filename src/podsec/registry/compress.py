@@ -14,6 +14,7 @@ Why these settings (measured on the harness's k8s image set; benchmarks/bench_ar
 - ``nice=32,depth=6`` instead of preset 9's 64/auto: -39 % CPU for +3 % size, which the
   long dictionary more than pays back.
 """
+
 from __future__ import annotations
 
 import os
