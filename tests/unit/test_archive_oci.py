@@ -186,3 +186,32 @@ def test_level_range() -> None:
     argv = compress.XZ.compress_argv("amd64", 1, dict_mib=128)
     assert "--x86" in argv and "--lzma2=preset=9,nice=32,depth=6,dict=128MiB" in argv
     assert "--arm64" in compress.XZ.compress_argv("arm64", 2)
+
+
+def test_segmented_xz_decodes_in_parallel_and_checks_both(tmp_path: Path) -> None:
+    """Our .tar.xz has one xz stream per segment: both are decoded at once, and damage in
+    the second one is still reported."""
+    (tmp_path / "a").write_bytes(bytes(range(256)) * 4000)
+    (tmp_path / "b").write_bytes(b"beta-" * 40000)
+    members = [
+        compress.Member("amd64/a", tmp_path / "a", 1024000),
+        compress.Member("amd64/b", tmp_path / "b", 200000),
+    ]
+    out = tmp_path / "x.tar.xz"
+    compress.write_archive(members, out, compress.XZ.with_level(1), arch="amd64", splits=[0])
+    with compress.open_archive(out) as archive:
+        assert archive._decoded._rest is not None  # two decoders
+        got = {i.name: archive.extract(i).read() for i in archive if i.isfile()}
+        archive.check_end()
+    assert got["amd64/b"] == b"beta-" * 40000
+    data = bytearray(out.read_bytes())
+    data[-200] ^= 0x55  # inside the second stream
+    bad = tmp_path / "bad.tar.xz"
+    bad.write_bytes(bytes(data))
+    with (
+        pytest.raises(ValidationError, match="corrupt or truncated"),
+        compress.open_archive(bad) as archive,
+    ):
+        for info in archive:
+            archive.extract(info).read()
+        archive.check_end()

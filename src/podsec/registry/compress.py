@@ -23,6 +23,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -282,14 +283,135 @@ def _dict_for(part: Sequence[Member]) -> int:
     return 192
 
 
+_SPOOL_LIMIT = 512 << 20  # bytes of the later segments held in memory while the first streams
+
+
+class _MemorySpool:
+    """Reads a decoder's output in a thread and hands it over in order (bounded by
+    ``_SPOOL_LIMIT``, checked before it is used)."""
+
+    def __init__(self, proc: Any):
+        self._proc = proc
+        self._chunks: deque[bytes] = deque()
+        self._done = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while chunk := self._proc.stdout.read(_CHUNK):
+                with self._cond:
+                    self._chunks.append(chunk)
+                    self._cond.notify()
+        except (OSError, ValueError):
+            pass  # the decoder was killed; its exit status tells what happened
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+
+    def read(self, size: int) -> bytes:
+        with self._cond:
+            while not self._chunks and not self._done:
+                self._cond.wait()
+            if not self._chunks:
+                return b""
+            chunk = self._chunks.popleft()
+            if len(chunk) > size:
+                self._chunks.appendleft(chunk[size:])
+                chunk = chunk[:size]
+            return chunk
+
+
+class _Decoded:
+    """The decompressed tar stream: one decoder, or — for an xz file of several streams
+    (our segments) — two decoders in parallel, the second's output spooled in memory."""
+
+    def __init__(self, path: Path, codec: Codec):
+        self.procs: list[Any] = []
+        self.errs: list[IO[bytes]] = []
+        self._inputs: list[IO[bytes]] = []
+        self._rest: _MemorySpool | None = None
+        split = _xz_split(path) if codec.name == "xz" else None
+        if split is None:
+            self._first = self._start(codec.decompress_argv(path), None, 0)
+            return
+        # the first stream straight into the tar parser; the others decoded meanwhile
+        self._first = self._start(["xz", "-dcq", "--single-stream"], path, 0)
+        self._start(["xz", "-dcq"], path, split)
+        self._rest = _MemorySpool(self.procs[-1])
+
+    def _start(self, argv: list[str], path: Path | None, offset: int) -> IO[bytes]:
+        err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self.errs.append(err)
+        stdin: Any = run.DEVNULL
+        if path is not None:
+            fh = path.open("rb")
+            fh.seek(offset)
+            self._inputs.append(fh)
+            stdin = fh
+        proc = run.Popen(argv, stdin=stdin, stdout=run.PIPE, stderr=err)
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        return proc.stdout
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._first.read(size if size > 0 else _CHUNK)
+        if data or self._rest is None:
+            return data
+        return self._rest.read(size if size > 0 else _CHUNK)
+
+    def stderr_tail(self) -> str:
+        for err in self.errs:
+            err.seek(0)
+            text = err.read().decode(errors="replace").strip()
+            if text:
+                return text.splitlines()[-1]
+        return ""
+
+    def finish(self) -> bool:
+        """Drain everything; True when every decoder saw a complete, valid stream."""
+        while self.read(_CHUNK):
+            pass
+        return all(proc.wait() == 0 for proc in self.procs)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        for fh in (*self._inputs, *self.errs):
+            fh.close()
+
+
+def _xz_split(path: Path) -> int | None:
+    """Offset of the second xz stream when the rest fits the in-memory spool, else None."""
+    try:
+        listing = run.run(["xz", "--robot", "--list", "--verbose", "--", str(path)], timeout=60)
+    except PodsecError:
+        return None  # damaged: the plain decoder reports it
+    streams = [
+        line.split("\t") for line in listing.stdout.splitlines() if line.startswith("stream\t")
+    ]
+    if len(streams) < 2:
+        return None
+    try:
+        offset = int(streams[1][3])
+        rest = sum(int(fields[6]) for fields in streams[1:])
+    except (IndexError, ValueError):
+        return None
+    return offset if rest <= _SPOOL_LIMIT else None
+
+
 class ArchiveReader:
     """A streaming view of an archive: iterate members in order, read each once."""
 
-    def __init__(self, path: Path, tar: tarfile.TarFile, proc: Any, err: IO[bytes]):
+    def __init__(self, path: Path, tar: tarfile.TarFile, decoded: _Decoded):
         self.path = path
         self.tar = tar
-        self._proc = proc
-        self._err = err
+        self._decoded = decoded
 
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
         try:
@@ -304,10 +426,7 @@ class ArchiveReader:
         return _GuardedReader(fh, self)  # type: ignore[return-value]
 
     def corrupt(self, detail: str) -> ValidationError:
-        self._err.seek(0)
-        err = self._err.read().decode(errors="replace").strip()
-        if err:
-            detail = err.splitlines()[-1]
+        detail = self._decoded.stderr_tail() or detail
         return ValidationError(
             _("{path}: the archive is corrupt or truncated ({detail})").format(
                 path=self.path, detail=detail
@@ -317,10 +436,7 @@ class ArchiveReader:
 
     def check_end(self) -> None:
         """Drain the stream and make sure the decompressor saw a complete, valid file."""
-        assert self._proc.stdout is not None
-        while self._proc.stdout.read(1 << 20):
-            pass
-        if self._proc.wait() != 0:
+        if not self._decoded.finish():
             raise self.corrupt(_("decompression failed"))
 
 
@@ -341,20 +457,14 @@ class _GuardedReader:
 @contextmanager
 def open_archive(path: Path) -> Iterator[ArchiveReader]:
     codec = detect(path)
-    err = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-    proc = run.Popen(codec.decompress_argv(path), stdin=run.DEVNULL, stdout=run.PIPE, stderr=err)
-    assert proc.stdout is not None
+    decoded = _Decoded(path, codec)
     try:
         try:
-            tar = tarfile.open(fileobj=proc.stdout, mode="r|", bufsize=1 << 20)  # noqa: SIM115 - closed with the stream
+            tar = tarfile.open(fileobj=decoded, mode="r|", bufsize=1 << 20)  # type: ignore[call-overload]  # noqa: SIM115 - closed with the stream
         except (tarfile.TarError, EOFError) as exc:
-            reader = ArchiveReader(path, None, proc, err)  # type: ignore[arg-type]
-            proc.wait()
+            reader = ArchiveReader(path, None, decoded)  # type: ignore[arg-type]
+            decoded.finish()
             raise reader.corrupt(str(exc)) from exc
-        yield ArchiveReader(path, tar, proc, err)
+        yield ArchiveReader(path, tar, decoded)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        err.close()
+        decoded.close()
