@@ -1,0 +1,421 @@
+"""A real rootless control plane behind haproxy, and its NodePorts exposed by `ports sync`.
+
+Every "machine" is a network namespace on one bridge; a u7s node's machine also gets its own
+mount namespace with overlays over /etc, /var/lib, /root and /run (as the u7s e2e does), so
+its u7s-admin, /etc/kubernetes and etcd exist only there and two nodes never collide with each
+other or with a node of another test on this host.
+
+    ha      10.214.N.21 + VIP .100   haproxy rendered by `podsec lb haproxy` (the seed's single
+                                     haproxy with an extra address as the endpoint)
+    cp1     10.214.N.11             `podsec u7s kubeadm init --control-plane-endpoint VIP:8443`
+    client  10.214.N.41             kubectl and HTTP probes
+
+Shown: kubeadm init through the endpoint (admin.conf names the VIP), kubectl through haproxy,
+a pod behind a NodePort Service reachable on cp1's address and through haproxy's :80 ingress
+frontend without any manual port command (the controller runs as the seed's admin would run
+it, against u7s-admin's RootlessKit socket found by default), and unreachable once deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.conftest import IMAGES_DIR, K8S_BIN, missing, require_path, require_root, require_tool
+from tests.integration import lb_env
+from tests.integration.lb_env import free_node_port, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.rootless]
+
+REPO = Path(__file__).resolve().parents[2]
+PODSEC = [sys.executable, "-m", "podsec.cli"]
+OVERLAID = ("/etc", "/var/lib", "/root", "/run")
+ROLES = {"cp1": 11, "ha": 21, "client": 41}
+USER = "u7s-admin"
+
+
+@dataclass
+class Machine:
+    role: str
+    netns: str
+    holder: subprocess.Popen[bytes] | None = None  # owns the private mount namespace
+    env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, *cmd: str) -> list[str]:
+        if self.holder is not None:
+            pid = self.holder.pid
+            return ["nsenter", f"--target={_leaf(pid)}", "--mount", "--net", *cmd]
+        return ["ip", "netns", "exec", self.netns, *cmd]
+
+    def run(
+        self, *cmd: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(
+            self.argv(*cmd),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=self.env or None,
+            input=input,
+        )
+        if check and r.returncode != 0:
+            raise AssertionError(
+                f"[{self.role}] {' '.join(cmd)}: rc={r.returncode}\n{r.stderr[-3000:]}\n{r.stdout[-2000:]}"
+            )
+        return r
+
+
+def _leaf(pid: int) -> int:
+    """The sleeping process at the end of `timeout … ip netns exec … unshare … sleep`."""
+    while True:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if not kids:
+            return pid
+        pid = int(kids[0])
+
+
+@dataclass
+class Lab:
+    work: Path
+    prefix: str
+    machines: dict[str, Machine]
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def ip(self, role: str) -> str:
+        return f"{self.prefix}.{ROLES[role]}"
+
+    @property
+    def vip(self) -> str:
+        return f"{self.prefix}.100"
+
+    def http_get(self, host: str, port: int) -> str | None:
+        code = (
+            "import urllib.request,sys\n"
+            "try:\n"
+            f"    sys.stdout.write(urllib.request.urlopen('http://{host}:{port}/', timeout=5).read().decode())\n"
+            "except Exception:\n"
+            "    pass\n"
+        )
+        out = self.machines["client"].run(sys.executable, "-c", code, check=False).stdout
+        return out or None
+
+
+def _ip(*argv: str) -> None:
+    subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def lab(work: Path) -> Iterator[Lab]:
+    tag = f"pslu{os.getpid()}"
+    prefix = f"10.214.{os.getpid() % 250}"
+    switch = f"{tag}-sw"
+    names = {role: f"{tag}-{role}" for role in ROLES}
+    created: list[str] = []
+    machines = {role: Machine(role, ns) for role, ns in names.items()}
+    the_lab = Lab(work, prefix, machines)
+    try:
+        for name in [switch, *names.values()]:
+            _ip("netns", "add", name)
+            created.append(name)
+            _ip("-n", name, "link", "set", "lo", "up")
+        _ip("-n", switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", switch, "addr", "add", f"{prefix}.1/24", "dev", "br0")
+        _ip("-n", switch, "link", "set", "br0", "up")
+        for role, name in names.items():
+            port = f"p-{role}"
+            _ip(
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                port,
+                "netns",
+                switch,
+            )
+            _ip("-n", switch, "link", "set", port, "master", "br0", "up")
+            _ip("-n", name, "addr", "add", f"{prefix}.{ROLES[role]}/24", "dev", "eth0")
+            _ip("-n", name, "link", "set", "eth0", "up")
+            # kubeadm and podsec find the node's address through the default route
+            _ip("-n", name, "route", "add", "default", "via", f"{prefix}.1")
+        yield the_lab
+    finally:
+        for proc in reversed(the_lab.procs):
+            with contextlib.suppress(Exception):
+                lb_env.stop(proc)
+        for m in machines.values():
+            if m.holder is not None:
+                with contextlib.suppress(Exception):
+                    lb_env.stop(m.holder)
+        for name in reversed(created):
+            subprocess.run(
+                ["ip", "netns", "del", name], capture_output=True, timeout=30, check=False
+            )
+
+
+def _u7s_machine(the_lab: Lab, role: str, uid: int) -> Machine:
+    """Give ``role`` a private mount namespace with overlays, u7s-admin (a uid of its own) and
+    the environment the u7s e2e uses (offline images, bridge CNI)."""
+    m = the_lab.machines[role]
+    work = the_lab.work / role
+    work.mkdir()
+    # not `ip netns exec`: it remounts /sys, and the kubelet then finds no cgroup mounts
+    m.holder = lb_env.start(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "nsenter",
+            f"--net=/run/netns/{m.netns}",
+            "sleep",
+            "infinity",
+        ],
+        work / "holder.log",
+    )
+    assert wait_until(
+        lambda: (
+            _leaf(m.holder.pid) != m.holder.pid
+            and Path(f"/proc/{_leaf(m.holder.pid)}/comm").read_text().strip() == "sleep"
+        ),
+        10,
+    )  # type: ignore[union-attr]
+    hosts = Path("/etc/hosts").read_text()
+    for d in OVERLAID:
+        name = d.strip("/").replace("/", "_")
+        upper, wd = work / f"{name}.up", work / f"{name}.work"
+        upper.mkdir()
+        wd.mkdir()
+        m.run(
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={d},upperdir={upper},workdir={wd}",
+            d,
+        )
+    m.run("sh", "-c", "cat > /etc/hosts", input=hosts)
+    m.run("sh", "-c", f'printf "%s\\n" "{role}" > /etc/hostname')
+    home = work / "home"
+    home.mkdir()
+    m.run("mkdir", "-p", "/var/lib/u7s-admin")
+    m.run("mount", "--bind", str(home), "/var/lib/u7s-admin")
+    # a uid nobody else on this host uses: other tests kill their u7s-admin's processes by uid
+    m.run(
+        "useradd",
+        "--system",
+        "--uid",
+        str(uid),
+        "--user-group",
+        "--home-dir",
+        "/var/lib/u7s-admin",
+        "--shell",
+        "/bin/sh",
+        USER,
+    )
+    Path("/dev/net/tun").chmod(0o666)  # slirp4netns as u7s-admin (doctor asks for the same)
+    m.env = dict(os.environ)
+    m.env.update(
+        PATH=f"{K8S_BIN}:{REPO / '.venv/bin'}:{m.env.get('PATH', '/usr/bin:/bin')}",
+        PYTHONPATH=str(REPO / "src"),
+        U7S_REGISTRY="registry.local",
+        U7S_PLATFORM="p10",
+        U7S_CNI_PLUGIN="bridge",
+        PODSEC_U7S_OCI_IMAGES=str(IMAGES_DIR / "oci"),
+        KUBECONFIG="/etc/kubernetes/admin.conf",
+    )
+    return m
+
+
+HTTPD_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: lbweb, labels: {app: web}}
+spec:
+  tolerations: [{key: node-role.kubernetes.io/master, operator: Exists, effect: NoSchedule}]
+  containers:
+  - name: httpd
+    image: registry.local/p10/busybox:1.35
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo podsec-nodeport > /www/index.html && exec httpd -f -p 8080 -h /www"]
+"""
+
+
+def test_rootless_control_plane_behind_haproxy(tmp_path: Path) -> None:
+    require_root()
+    if not os.environ.get("PODSEC_TEST_NS"):
+        missing("needs scripts/test-env (registry.local and a private mount namespace)")
+    require_tool(
+        "haproxy",
+        "rootlesskit",
+        "slirp4netns",
+        "containerd",
+        "runc",
+        "nsenter",
+        "kubectl",
+        "kubeadm",
+        "kubelet",
+        "useradd",
+    )
+    require_path(IMAGES_DIR / "oci" / "index.json", "the local v1.20.2 images")
+    with lab(tmp_path) as net:
+        ha, client = net.machines["ha"], net.machines["client"]
+        # ---- haproxy first: kubeadm init waits for the API through the endpoint ------------
+        node_port = free_node_port()
+        cluster = tmp_path / "cluster.yaml"
+        cluster.write_text(
+            yaml.safe_dump(
+                {
+                    "vip": net.vip,
+                    "control_plane": [{"name": "master01", "address": net.ip("cp1")}],
+                    "ingress": {
+                        "node_port": node_port,
+                        "nodes": [{"name": "cp1", "address": net.ip("cp1")}],
+                    },
+                    "haproxy": {
+                        "log": None,
+                        "chroot": None,
+                        "user": None,
+                        "group": None,
+                        "stats_socket": None,
+                    },
+                }
+            )
+        )
+        # the seed: "поднимите на сетевом интерфейсе дополнительный IP-адрес" for the endpoint
+        ha.run("ip", "addr", "add", f"{net.vip}/24", "dev", "eth0")
+        ha.run(
+            *PODSEC,
+            "lb",
+            "haproxy",
+            "--cluster",
+            str(cluster),
+            "--output",
+            str(tmp_path / "haproxy.cfg"),
+        )
+        net.procs.append(
+            lb_env.start(
+                ha.argv("haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")),
+                tmp_path / "haproxy.log",
+            )
+        )
+
+        # ---- the rootless control plane ----------------------------------------------------
+        cp1 = _u7s_machine(net, "cp1", 61000 + os.getpid() % 1000)
+        init = cp1.run(
+            *PODSEC,
+            "u7s",
+            "kubeadm",
+            "init",
+            "--skip-phases=addon/coredns",
+            "--node-name=cp1",
+            f"--apiserver-advertise-address={net.ip('cp1')}",
+            f"--control-plane-endpoint={net.vip}:8443",
+            check=False,
+            timeout=900,
+        )
+        try:
+            assert init.returncode == 0, (
+                f"init failed:\n{init.stderr[-4000:]}\n{init.stdout[-3000:]}"
+            )
+            assert f"kubeadm join {net.vip}:8443 --token" in init.stdout
+            admin = cp1.run("cat", "/etc/kubernetes/admin.conf").stdout
+            assert (
+                yaml.safe_load(admin)["clusters"][0]["cluster"]["server"]
+                == f"https://{net.vip}:8443"
+            )
+            kubeconfig = tmp_path / "admin.conf"
+            kubeconfig.write_text(admin)
+            kubeconfig.chmod(0o600)
+
+            def kubectl(
+                *args: str, check: bool = True, input: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
+                return client.run(
+                    "kubectl",
+                    f"--kubeconfig={kubeconfig}",
+                    "--request-timeout=20s",
+                    *args,
+                    check=check,
+                    input=input,
+                )
+
+            assert kubectl("get", "--raw", "/healthz").stdout.strip() == "ok"
+
+            def ready() -> bool:
+                r = kubectl("get", "node", "cp1", "-o", "json", check=False)
+                if r.returncode != 0:
+                    return False
+                conds = json.loads(r.stdout)["status"]["conditions"]
+                return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+            assert wait_until(ready, 240, 2), kubectl("get", "nodes", check=False).stdout
+
+            # ---- a NodePort service, exposed by the controller ----------------------------
+            controller = lb_env.start(
+                cp1.argv(sys.executable, "-m", "podsec.cli.u7s_ports", "sync"),
+                tmp_path / "port-sync.log",
+                cp1.env,
+            )
+            net.procs.append(controller)
+            # signature enforcement is not what this test is about (the test image is unsigned
+            # and no registry runs here): the namespace is exempt as kube-system is
+            kubectl("create", "namespace", "lbweb")
+            kubectl("label", "namespace", "lbweb", "podsec.alt/admission=skip")
+            sa = ("get", "serviceaccount", "default", "-n", "lbweb")
+            assert wait_until(lambda: kubectl(*sa, check=False).returncode == 0, 60, 1)
+            kubectl("apply", "-f", "-", input=HTTPD_POD)
+            web = ("-n", "lbweb", "web")
+            kubectl(
+                "create", "service", "nodeport", *web, "--tcp=80:8080", f"--node-port={node_port}"
+            )
+
+            def pod_running() -> bool:
+                phase = kubectl("get", "pod", *web, "-o", "jsonpath={.status.phase}", check=False)
+                return phase.stdout.strip() == "Running"
+
+            assert wait_until(pod_running, 180, 2), kubectl(
+                "describe", "pod", *web, check=False
+            ).stdout[-2000:]
+            assert wait_until(
+                lambda: net.http_get(net.ip("cp1"), node_port) == "podsec-nodeport\n", 60, 1
+            ), (tmp_path / "port-sync.log").read_text()
+            # u7s-admin's socket and state are found without flags; the runtime's own forwards
+            # (6443, 10250 …) have no owner, the Service's has its name
+            listing = json.loads(
+                cp1.run(sys.executable, "-m", "podsec.cli.u7s_ports", "list", "--json").stdout
+            )
+            owners = {e["hostPort"]: e["owner"] for e in listing}
+            assert owners[node_port] == "lbweb/web" and owners[6443] == "", owners
+            # haproxy :80 → cp1:nodePort → kube-proxy in the namespace → the pod
+            assert wait_until(lambda: net.http_get(net.vip, 80) == "podsec-nodeport\n", 60, 1)
+
+            kubectl("delete", "service", *web)
+            assert wait_until(lambda: net.http_get(net.ip("cp1"), node_port) is None, 60, 1)
+        finally:
+            cp1.run(*PODSEC, "u7s", "kubeadm", "reset", "--force", check=False, timeout=300)
+            cp1.run(*PODSEC, "u7s", "stop", check=False, timeout=120)
+            uid = 61000 + os.getpid() % 1000
+            for p in Path("/proc").iterdir():
+                if p.name.isdigit():
+                    with contextlib.suppress(OSError, ProcessLookupError):
+                        if p.stat().st_uid == uid:
+                            os.kill(int(p.name), signal.SIGKILL)
+            time.sleep(1)
+            for d in ["/var/lib/u7s-admin", *reversed(OVERLAID)]:
+                cp1.run("umount", "-l", d, check=False)
