@@ -52,8 +52,15 @@ def sandbox(tmp: Path) -> Iterator[dict[str, str]]:
     if not os.environ.get("PODSEC_TEST_NS"):
         missing("the u7s e2e needs scripts/test-env (a private mount namespace)")
     hosts = Path("/etc/hosts").read_text()
+    (tmp / "hosts").write_text(hosts)
     mounted: list[str] = []
     try:
+        # the untouched system directories, for the worker's own overlays
+        for d in OVERLAID:
+            real = tmp / "real" / d.strip("/").replace("/", "_")
+            real.mkdir(parents=True)
+            _sh("mount", "--bind", d, str(real))
+            mounted.append(str(real))
         for d in OVERLAID:
             name = d.strip("/").replace("/", "_")
             upper, work = tmp / f"{name}.up", tmp / f"{name}.work"
@@ -433,3 +440,110 @@ def test_unsigned_pod_refused(cluster: dict[str, object]) -> None:
         check=False,
     )
     assert p.returncode != 0 and "signature" in p.stderr.lower(), p.stderr
+
+
+WORKER = "u7s-e2e-worker"
+WORKER_SCRIPT = r"""
+set -e
+for d in etc var/lib root run; do
+  n=$(echo "$d" | tr / _)
+  mkdir -p "$T/w_$n.up" "$T/w_$n.work"
+  mount -t overlay overlay -o "lowerdir=$T/real/$n,upperdir=$T/w_$n.up,workdir=$T/w_$n.work" "/$d"
+done
+cat "$T/hosts" > /etc/hosts
+mkdir -p /var/lib/u7s-admin "$T/whome"
+mount --bind "$T/whome" /var/lib/u7s-admin
+exec "$@"
+"""
+
+
+def _join_argv(init_output: str) -> list[str]:
+    """The worker join command exactly as kubeadm printed it (the last one)."""
+    text = init_output.replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("kubeadm join")]
+    worker = [line for line in lines if "--control-plane" not in line]
+    assert worker, init_output
+    return worker[-1].split()
+
+
+@pytest.fixture(scope="module")
+def worker(cluster: dict[str, object]) -> Iterator[dict[str, object]]:
+    """A second node: its own network namespace (veth to the host) and its own overlays."""
+    env = dict(cluster["env"])  # type: ignore[call-overload]
+    tmp: Path = cluster["tmp"]  # type: ignore[assignment]
+    tag = os.getpid() % 10000
+    netns, host_if, ns_if = f"u7sw{tag}", f"u7sw{tag}h", f"u7sw{tag}n"
+    net = f"10.252.{tag % 250}"
+    _sh("ip", "netns", "add", netns)
+    try:
+        _sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        _sh("ip", "link", "set", ns_if, "netns", netns)
+        _sh("ip", "addr", "add", f"{net}.1/24", "dev", host_if)
+        _sh("ip", "link", "set", host_if, "up")
+        for cmd in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "addr", "add", f"{net}.2/24", "dev", ns_if],
+            ["ip", "link", "set", ns_if, "up"],
+            ["ip", "route", "add", "default", "via", f"{net}.1"],
+        ):
+            _sh("ip", "netns", "exec", netns, *cmd)
+        join = _join_argv(cluster["init"].stdout)  # type: ignore[attr-defined]
+        env["T"] = str(tmp)
+        r = subprocess.run(
+            [
+                # nsenter --net, not `ip netns exec`: that remounts /sys and hides the cgroup mounts
+                "nsenter",
+                f"--net=/run/netns/{netns}",
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "bash",
+                "-c",
+                WORKER_SCRIPT,
+                "worker",
+                *PODSEC,
+                "u7s",
+                "kubeadm",
+                *join[1:],
+                f"--node-name={WORKER}",
+            ],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        yield {"join": r, "address": f"{net}.2", "env": env}
+    finally:
+        pidfile = tmp / "w_run.up/podsec/u7s/supervisor.pid"
+        if pidfile.exists():
+            pid = pidfile.read_text().strip()
+            for args in (["u7s", "kubeadm", "reset"], ["u7s", "stop"]):
+                subprocess.run(
+                    ["nsenter", "-t", pid, "-m", "-n", "--", *PODSEC, *args],
+                    env=env,
+                    capture_output=True,
+                    timeout=300,
+                    check=False,
+                )
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+
+
+def test_worker_joins_with_the_printed_command(
+    cluster: dict[str, object], worker: dict[str, object]
+) -> None:
+    r = worker["join"]
+    assert r.returncode == 0, f"join failed: {r.stderr[-3000:]}\n{r.stdout[-2000:]}"  # type: ignore[attr-defined]
+    assert "This node has joined the cluster" in r.stdout  # type: ignore[attr-defined]
+    env = cluster["env"]
+
+    def ready() -> bool:
+        node = json.loads(kubectl(env, "get", "node", WORKER, "-o", "json"))  # type: ignore[arg-type]
+        ok = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]
+        )
+        return ok and any(a["address"] == worker["address"] for a in node["status"]["addresses"])
+
+    wait_for("the worker Ready", ready, timeout=180)
