@@ -12,6 +12,7 @@ from podsec.cli import context, output
 from podsec.cli.main import legacy
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.u7s.plan import PLAN_FILE
 
 
 @click.group(help=_("Rootless Kubernetes: every pod runs in the user namespace of u7s-admin."))
@@ -353,3 +354,28 @@ def pull_cmd(images: tuple[str, ...]) -> None:
     node.start_required(env.host, layout)
     with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
         node.pull_images(layout, plan, _StepProgress(), Path(tmp))
+
+
+@u7s.command(
+    "install",
+    help=_(
+        "Install /usr/libexec/podsec/u7s/bin (kubeadm, nsenter_u7s, rootlessctl) and, with a "
+        "node plan, the systemd units (system u7s.service, user units, delegation for "
+        "u7s-admin only)."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec u7s install\n\n"
+        "  export PATH=/usr/libexec/podsec/u7s/bin/:$PATH; kubeadm init"
+    ),
+)
+def install_cmd() -> None:
+    from podsec.u7s import runtime, supervisor
+
+    env = context.get()
+    for path in runtime.install_bin(env.host):
+        output.info(_("installed {path}").format(path=env.host.unroot(path)))
+    if runtime.user_exists(runtime.user_name()) and env.host.path(PLAN_FILE).exists():
+        layout = runtime.layout_for(env.host)
+        plan = supervisor.load_plan(env.host)
+        for path in supervisor.install_units(env.host, layout, plan):
+            output.info(_("installed {path}").format(path=env.host.unroot(path)))

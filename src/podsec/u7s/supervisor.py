@@ -370,3 +370,15 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
 
 def _podsec() -> list[str]:
     return [sys.executable, "-m", "podsec.cli", "u7s"]
+
+
+def install_units(host: Host, layout: Layout, plan: NodePlan) -> list[Path]:
+    """Write the systemd units (system, user, drop-in); return the paths written."""
+    from podsec.host import files
+
+    written = []
+    for path, text in systemd_units(layout, plan).items():
+        target = host.path(path)
+        files.atomic_write(target, text, mode=0o644)
+        written.append(target)
+    return written

@@ -1,0 +1,294 @@
+"""The node runtime's pure parts: rootlesskit argv, the child spec, kubelet/kube-proxy, CNI,
+CRI configs, systemd units from the one service description, the admission decision and the
+rootlesskit API client (against a stand-in unix-socket server: the real rootlesskit API is
+exercised by the e2e)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socketserver
+import threading
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import yaml
+
+from podsec.u7s import admission, cni, containerd, crio, kubelet, ports_api, runtime, supervisor
+from podsec.u7s.plan import NodePlan, PortForward
+
+LAYOUT = runtime.Layout("u7s-admin", 990, 990, Path("/var/lib/u7s-admin"))
+
+
+def make_plan(**kw: object) -> NodePlan:
+    base = NodePlan(
+        role="init",
+        kube_version="v1.20.2",
+        kubeadm_api="kubeadm.k8s.io/v1beta2",
+        node_name="n1",
+        advertise_address=IPv4Address("192.0.2.2"),
+        bind_port=6443,
+        control_plane_endpoint="192.0.2.2:6443",
+        pod_cidr=IPv4Network("10.244.0.0/16"),
+        service_cidr=IPv4Network("10.96.0.0/12"),
+        cluster_ip=IPv4Address("10.96.0.1"),
+        cluster_dns=IPv4Address("10.96.0.10"),
+        slirp_cidr=IPv4Network("10.0.2.0/24"),
+        image_repository="registry.local/p10",
+        pause_image="registry.local/p10/pause:3.2",
+        images=("registry.local/p10/pause:3.2",),
+        cri="containerd",
+        cni="bridge",
+        ports=(PortForward(6443, 6443), PortForward(10250, 10250)),
+        kubeadm_config="",
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_rootlesskit_argv() -> None:
+    argv = runtime.rootlesskit_argv(make_plan(slirp_cidr=IPv4Network("10.99.0.0/24")), LAYOUT)
+    assert argv[0] == "rootlesskit"
+    for flag in (
+        "--net=slirp4netns",
+        "--port-driver=builtin",
+        "--copy-up=/etc",
+        "--copy-up=/run",
+        "--copy-up=/var/lib",
+        "--copy-up=/var/log",
+        "--utsns",
+        "--ipcns",
+        "--propagation=rslave",
+        "--cidr=10.99.0.0/24",
+        "--state-dir=/run/user/990/usernetes/rootlesskit",
+    ):
+        assert flag in argv
+    assert not any(a.startswith("-copy-up") for a in argv)  # the original's single-dash typo
+    assert argv[-4:] == ["child", "--spec", str(LAYOUT.child_spec_file)][-3:] or "child" in argv
+
+
+def test_child_spec_has_the_120_workarounds() -> None:
+    spec = runtime.child_spec(make_plan(), LAYOUT)
+    binds = {dst: src for src, dst in spec["binds"]}
+    assert binds["/dev/kmsg"] == "/dev/null"
+    for rel in ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory"):
+        assert f"/proc/sys/{rel}" in binds
+    assert "/var/lib/cni" in binds and "/var/log" in binds and "/var/lib/kubelet" in binds
+    assert "/run/netns" in spec["private_dirs"]
+    assert spec["node_ip"] == "192.0.2.2"
+    assert spec["cri_argv"][0] == "containerd"
+    assert spec["links"] == {"/run/containerd/containerd.sock": str(LAYOUT.cri_socket)}
+    crio_spec = runtime.child_spec(make_plan(cri="crio"), LAYOUT)
+    assert crio_spec["cri_argv"][0] == "crio"
+    assert "/run/crio/crio.sock" in crio_spec["links"]
+
+
+def test_sysctl_values_are_what_kubelet_wants() -> None:
+    assert runtime.SYSCTL_OVERRIDES == {
+        "kernel/panic": "10",
+        "kernel/panic_on_oops": "1",
+        "vm/overcommit_memory": "1",
+    }
+
+
+def test_kubelet_config_patch_120_and_122() -> None:
+    text = yaml.safe_dump(
+        {"kind": "KubeletConfiguration", "cgroupsPerQOS": True, "staticPodPath": "/x"}
+    )
+    patched = yaml.safe_load(kubelet.patch_config(text, make_plan()))
+    assert patched["enforceNodeAllocatable"] == []
+    assert patched["cgroupsPerQOS"] is False
+    assert patched["failSwapOn"] is False
+    assert patched["staticPodPath"] == "/x"
+    assert patched["featureGates"]["LocalStorageCapacityIsolation"] is False
+    assert "KubeletInUserNamespace" not in patched["featureGates"]
+    assert kubelet.patch_config(
+        kubelet.patch_config(text, make_plan()), make_plan()
+    ) == kubelet.patch_config(text, make_plan())
+    new = yaml.safe_load(kubelet.patch_config(text, make_plan(kube_version="v1.26.3")))
+    assert new["featureGates"]["KubeletInUserNamespace"] is True
+
+
+def test_kubelet_argv_keeps_kubeadm_flags_but_ours_win() -> None:
+    env = 'KUBELET_KUBEADM_ARGS="--container-runtime=remote --container-runtime-endpoint=/run/containerd/containerd.sock --node-ip=1.2.3.4 --foo=bar"'
+    argv = kubelet.argv(make_plan(), LAYOUT.cri_socket, env)
+    assert f"--container-runtime-endpoint=unix://{LAYOUT.cri_socket}" in argv
+    assert "--node-ip=192.0.2.2" in argv and "--node-ip=1.2.3.4" not in argv
+    assert "--foo=bar" in argv
+    assert "--container-runtime=remote" in argv
+    assert not any(
+        a.startswith("--container-runtime=")
+        for a in kubelet.argv(make_plan(kube_version="v1.26.3"), LAYOUT.cri_socket)
+    )
+
+
+def test_kube_proxy_never_writes_conntrack() -> None:
+    argv = kubelet.proxy_argv(make_plan())
+    for flag in (
+        "--conntrack-max-per-core=0",
+        "--conntrack-min=0",
+        "--conntrack-tcp-timeout-established=0",
+        "--conntrack-tcp-timeout-close-wait=0",
+    ):
+        assert flag in argv
+
+
+def test_cri_configs() -> None:
+    c = containerd.render_config(make_plan(), LAYOUT)
+    for line in (
+        "disable_cgroup = true",
+        "disable_apparmor = true",
+        "restrict_oom_score_adj = true",
+        'sandbox_image = "registry.local/p10/pause:3.2"',
+        'address = "/run/user/990/usernetes/cri.sock"',
+    ):
+        assert line in c
+    r = crio.render_config(make_plan(cri="crio"), LAYOUT)
+    assert 'signature_policy = "/etc/containers/policy.json"' in r
+    assert 'pause_image = "registry.local/p10/pause:3.2"' in r
+
+
+def test_bridge_cni() -> None:
+    conf = json.loads(cni.bridge_conflist(make_plan()))
+    bridge = conf["plugins"][0]
+    assert bridge["type"] == "bridge" and bridge["ipMasq"] is True
+    assert bridge["ipam"]["ranges"][0][0]["subnet"] == "10.244.0.0/24"
+    worker = cni.node_subnet(
+        make_plan(role="join-worker", advertise_address=IPv4Address("10.1.2.3"))
+    )
+    assert worker != IPv4Network("10.244.0.0/24") and worker.subnet_of(IPv4Network("10.244.0.0/16"))
+    assert set(cni.net_conf_files(make_plan(cni="flannel"))) == {
+        "10-flannel.conflist",
+        "99-loopback.conf",
+    }
+
+
+def test_one_description_two_supervisors() -> None:
+    units = supervisor.systemd_units(LAYOUT, make_plan())
+    names = {Path(p).name for p in units}
+    assert {
+        "rootlesskit.service",
+        "kubelet.service",
+        "kube-proxy.service",
+        "u7s.target",
+        "u7s.service",
+        "delegate.conf",
+    } <= names
+    dropins = [p for p in units if p.endswith("delegate.conf")]
+    assert dropins == ["/etc/systemd/system/user@990.service.d/delegate.conf"]  # u7s-admin only
+    for text in units.values():
+        assert ">" not in text.replace("->", "") and "|" not in text  # no shell redirections
+    kubelet_unit = units["/etc/systemd/user/kubelet.service"]
+    assert "BindsTo=rootlesskit.service" in kubelet_unit
+    assert "u7s service kubelet" in kubelet_unit
+    assert {s.name for s in supervisor.services_for(make_plan(role="join-worker"))} == {
+        "rootlesskit",
+        "kubelet",
+        "kube-proxy",
+    }
+    assert "admission" in {s.name for s in supervisor.services_for(make_plan())}
+    assert "admission" not in {s.name for s in supervisor.services_for(make_plan(cri="crio"))}
+
+
+def _review(images: list[str], bad: set[str]) -> dict[str, object]:
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": "u1",
+            "kind": {"kind": "Pod"},
+            "object": {
+                "spec": {
+                    "containers": [{"image": i} for i in images],
+                    "initContainers": [{"image": "init:1"}],
+                }
+            },
+        },
+    }
+    return admission.review(body, lambda i: (i not in bad, "no signature" if i in bad else "ok"))
+
+
+def test_admission_review() -> None:
+    ok = _review(["a:1", "b:1"], set())
+    assert ok["response"] == {"uid": "u1", "allowed": True}  # type: ignore[index]
+    refused = _review(["a:1", "b:1"], {"b:1"})["response"]
+    assert refused["allowed"] is False  # type: ignore[index]
+    assert "b:1" in refused["status"]["message"] and "no signature" in refused["status"]["message"]  # type: ignore[index]
+    assert admission.pod_images(
+        {
+            "spec": {
+                "initContainers": [{"image": "i"}],
+                "containers": [{"image": "c"}, {"image": "i"}],
+            }
+        }
+    ) == ["i", "c"]
+
+
+def test_admission_registration_fails_closed_and_exempts_kube_system() -> None:
+    reg = admission.registration("https://192.0.2.2:9443/validate", b"PEM")
+    hook = reg["webhooks"][0]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["namespaceSelector"]["matchExpressions"][0]["key"] == admission.SKIP_LABEL
+    assert hook["rules"][0]["resources"] == ["pods"]
+
+
+def test_admission_certificates(tmp_path: Path) -> None:
+    import os
+
+    ca = admission.make_certificates(tmp_path, ["192.0.2.2"], os.getuid(), os.getgid())
+    assert ca.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert admission.make_certificates(tmp_path, ["192.0.2.2"], os.getuid(), os.getgid()) == ca
+
+
+class _FakeRootlesskit(http.server.BaseHTTPRequestHandler):
+    ports: ClassVar[list[dict[str, object]]] = []
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+    def address_string(self) -> str:
+        return "x"
+
+    def _send(self, code: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send(200, self.ports)
+
+    def do_POST(self) -> None:
+        spec = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if spec["parentPort"] == 1:
+            self._send(500, {"message": "listen tcp 0.0.0.0:1: bind: address already in use"})
+            return
+        self.ports.append({"id": len(self.ports) + 1, "spec": spec})
+        self._send(200, {"id": len(self.ports)})
+
+    def do_DELETE(self) -> None:
+        pid = int(self.path.rsplit("/", 1)[1])
+        type(self).ports = [p for p in self.ports if p["id"] != pid]
+        self._send(200, {})
+
+
+def test_ports_client_sync(tmp_path: Path) -> None:
+    sock = tmp_path / "api.sock"
+    _FakeRootlesskit.ports = []
+    server = socketserver.UnixStreamServer(str(sock), _FakeRootlesskit)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ports_api.PortsClient(sock)
+        added = client.sync((PortForward(6443, 6443), PortForward(8472, 8472, "udp")))
+        assert len(added) == 2
+        assert client.sync((PortForward(6443, 6443), PortForward(8472, 8472, "udp"))) == []
+        client.sync((PortForward(6443, 6443),))
+        assert [p["spec"]["parentPort"] for p in client.ports()] == [6443]
+        with pytest.raises(ports_api.PortError, match="address already in use"):
+            client.add(PortForward(1, 1))
+    finally:
+        server.shutdown()
+        server.server_close()
