@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from podsec.u7s import supervisor
 from tests.conftest import require_tool
 from tests.unit.test_u7s_runtime import LAYOUT, make_plan
+
+from podsec.u7s import supervisor
 
 pytestmark = pytest.mark.integration
 
