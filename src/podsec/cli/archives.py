@@ -222,6 +222,11 @@ def save_cmd(
     show_default=True,
     help=_("Compressor threads."),
 )
+@click.option(
+    "--src-tls-verify/--no-src-tls-verify",
+    default=None,
+    help=_("Require HTTPS for docker:// sources (default: skopeo's configuration)."),
+)
 @click.option("--yes", "-y", is_flag=True, help=_("Do not ask questions."))
 @click.option("--dry-run", is_flag=True, help=_("Only print the image list."))
 @click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
@@ -242,6 +247,7 @@ def save_k8s_cmd(
     zstd: bool,
     level: int | None,
     threads: int,
+    src_tls_verify: bool | None,
     yes: bool,
     dry_run: bool,
     json_output: bool,
@@ -285,10 +291,21 @@ def save_k8s_cmd(
                 output.result(image)
         return
     transport = naming.normalise_transport(source)
+    if transport == "docker://":
+        sources = tuple(
+            k8s_images.resolve_tags(
+                image_set.images,
+                set_available=env.settings.set_available_images,
+                tls_verify=src_tls_verify,
+            )
+        )
+    else:
+        sources = tuple(naming.Source(transport, i) for i in image_set.images)
     request = archive.SaveRequest(
         out_dir=out_dir.absolute(),
         arches=(the_arch,),
-        sources=tuple(naming.Source(transport, i) for i in image_set.images),
+        sources=sources,
+        src_tls_verify=src_tls_verify,
         codec=(compress.ZSTD if zstd else compress.XZ).with_level(level),
         threads=threads,
     )

@@ -144,7 +144,7 @@ def _save_arch(  # noqa: PLR0915 - one linear pipeline: copy, convert, index, co
                 for index, future in enumerate(futures):
                     dest = future.result()
                     source = request.sources[index]
-                    ref = naming.stored_name(source.image)
+                    ref = naming.stored_name(source.save_as or source.image)
                     entry = writer.add_from_dir(
                         dest, ref, source.skopeo, keep_original=request.with_signatures
                     )

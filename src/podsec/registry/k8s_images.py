@@ -7,6 +7,7 @@ plus any extra images.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,60 @@ def image_set(
         )
     kept = [i for i in images if _short(i) not in dropped]
     return ImageSet(repo, tuple(dict.fromkeys(kept)), version)
+
+
+def _version_key(tag: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", tag))
+
+
+def available_tags(image: str, tls_verify: bool | None) -> list[str]:
+    """Tags of the image's repository in its registry (``skopeo list-tags``)."""
+    ref = naming.parse_reference(image)
+    argv = ["skopeo", "list-tags"]
+    if tls_verify is not None:
+        argv.append(f"--tls-verify={'true' if tls_verify else 'false'}")
+    argv.append(f"docker://{ref.name}")
+    try:
+        out = run.run(argv, timeout=120).stdout
+    except CommandError as exc:
+        raise PodsecError(
+            _("cannot list the tags of {repo}: {err}").format(repo=ref.name, err=exc.message)
+        ) from exc
+    tags = json.loads(out).get("Tags") or []
+    return [str(t) for t in tags]
+
+
+def resolve_tags(
+    images: tuple[str, ...], *, set_available: bool, tls_verify: bool | None = None
+) -> list[naming.Source]:
+    """docker:// sources for the images; a missing tag is an error naming what exists, or
+    (U7S_SETAVAILABLEIMAGES) the newest tag of the same minor for kube-* images (any newest
+    tag for the others) is fetched and stored under the expected name (reference §4.1)."""
+    sources: list[naming.Source] = []
+    for image in images:
+        ref = naming.parse_reference(image)
+        tags = available_tags(image, tls_verify)
+        if ref.tag is None or ref.tag in tags:
+            sources.append(naming.Source("docker://", image))
+            continue
+        short = ref.repo.rsplit("/", 1)[-1]
+        candidates = tags
+        if short.startswith("kube-"):
+            minor = ".".join(ref.tag.split(".")[:2]) + "."
+            candidates = [t for t in tags if t.startswith(minor)]
+        candidates = sorted((t for t in candidates if re.search(r"\d", t)), key=_version_key)
+        if not set_available or not candidates:
+            raise NotFoundError(
+                _("{image} does not exist; available tags: {tags}").format(
+                    image=image, tags=", ".join(sorted(tags, key=_version_key)[-8:]) or "-"
+                ),
+                hint=_(
+                    "choose an existing version (export U7S_KUBEVERSION=...) or set "
+                    "U7S_SETAVAILABLEIMAGES=yes to use the newest tag of the same minor"
+                ),
+            )
+        sources.append(naming.Source("docker://", f"{ref.name}:{candidates[-1]}", save_as=image))
+    return sources
 
 
 def _short(image: str) -> str:

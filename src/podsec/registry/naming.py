@@ -112,6 +112,7 @@ class Source:
 
     transport: str  # "docker://", "containers-storage:", "containers-storage:[...]", "oci:PATH"
     image: str
+    save_as: str | None = None  # the name to store (U7S_SETAVAILABLEIMAGES re-tagging)
 
     @property
     def skopeo(self) -> str:

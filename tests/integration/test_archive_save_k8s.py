@@ -1,0 +1,72 @@
+"""save-k8s against a real registry: missing tags and U7S_SETAVAILABLEIMAGES (reference §4.1).
+
+The registry holds tiny busybox-based stand-ins under the names kubeadm v1.20.2 lists (the
+real control-plane images are exercised by tests/e2e/test_archive_k8s.py); kube-apiserver
+exists only as v1.20.5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.conftest import require_tool
+from tests.fixtures.images import Registry, build_oci_layout, skopeo_copy
+
+pytestmark = pytest.mark.integration
+
+PODSEC = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "podsec")
+TAGS = {
+    "kube-apiserver": "v1.20.5",  # v1.20.2 is missing on purpose
+    "kube-controller-manager": "v1.20.2",
+    "kube-scheduler": "v1.20.2",
+    "kube-proxy": "v1.20.2",
+    "pause": "3.2",
+    "etcd": "3.4.13-0",
+    "coredns": "1.7.0",
+}
+
+
+def test_missing_tag_and_set_available_images(tmp_path: Path, registry: Registry) -> None:
+    require_tool("kubeadm", "skopeo")
+    layout = tmp_path / "oci"
+    build_oci_layout(layout, ["stand-in"])
+    base = f"{registry.host}/tags{os.getpid()}"
+    for name, tag in TAGS.items():
+        skopeo_copy(f"oci:{layout}:stand-in:1", f"docker://{base}/p10/{name}:{tag}")
+    env = {**os.environ, "U7S_REGISTRY": base, "U7S_KUBEVERSION": "v1.20.2"}
+    argv = [
+        PODSEC,
+        "images",
+        "save-k8s",
+        str(tmp_path / "out"),
+        "amd64",
+        "p10",
+        "--no-flannel",
+        "--no-src-tls-verify",
+        "--zstd",
+        "--level",
+        "3",
+        "--json",
+    ]
+    missing = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0
+    assert f"{base}/p10/kube-apiserver:v1.20.2 does not exist" in missing.stderr
+    assert "v1.20.5" in missing.stderr and "U7S_SETAVAILABLEIMAGES" in missing.stderr
+    assert not (tmp_path / "out" / "amd64.tar.zst").exists()
+
+    ok = subprocess.run(
+        argv,
+        env={**env, "U7S_SETAVAILABLEIMAGES": "yes"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr
+    images = {i["ref"]: i["source"] for i in json.loads(ok.stdout)[0]["images"]}
+    stored = f"tags{os.getpid()}/p10/kube-apiserver:v1.20.2"
+    assert images[stored] == f"docker://{base}/p10/kube-apiserver:v1.20.5"
+    assert len(images) == 7
