@@ -777,3 +777,36 @@ def test_default_target_with_real_names(
             assert pulled.returncode == 0, pulled.stderr
     finally:
         _umount_under(tmp_path / "penv")
+
+
+def test_registry_not_running(setup: Setup) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    result = setup.load(url=f"http://127.0.0.1:{port}")
+    assert result.returncode != 0
+    assert "cannot reach the registry" in result.stderr
+    _published_are_signed(setup)
+
+
+def test_save_source_errors(
+    layout: tuple[Path, dict[str, str]], tmp_path: Path, saved: Path
+) -> None:
+    src, _digests = layout
+    missing = subprocess.run(
+        [*PODSEC, "images", "save", str(tmp_path / "o"), "amd64", f"oci:{src}", "p10/nope:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1
+    assert "cannot copy" in missing.stderr and "p10/nope:1" in missing.stderr
+    assert not list((tmp_path / "o").iterdir())  # nothing half-written
+    exists = subprocess.run(
+        [*PODSEC, "images", "save", str(saved.parent), "amd64", f"oci:{src}", "p10/alpha:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exists.returncode == 2
+    assert "already exists" in exists.stderr
