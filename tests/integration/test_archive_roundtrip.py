@@ -32,6 +32,8 @@ from tests.fixtures.images import (
     make_podman_env,
 )
 
+from podsec.trust import policy as policy_mod
+
 pytestmark = pytest.mark.integration
 
 PODSEC = [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "podsec")]
@@ -581,6 +583,16 @@ def test_bundle_round_trip_without_resigning(bundle: Bundle) -> None:
     contents = _contents(bundle.archive)
     assert contents["layers"] == "original"
     assert contents["keys"] and contents["policy"] == "podsec-policy.json"
+    with lzma.open(bundle.archive) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        files = {
+            m.name: tar.extractfile(m).read() for m in tar if m.isfile() and "/podsec-" in m.name
+        }
+    fragment = policy_mod.parse(files["amd64/podsec-policy.json"].decode(), "podsec-policy.json")
+    _scope, reqs = policy_mod.scope_for(fragment, "docker", bundle.refs[0])
+    assert reqs[0].type == "signedBy"
+    assert reqs[0].key_path == "/var/sigstore/keys/" + Path(bundle.setup.gpg.nopass.public_key).name
+    carried_key = files["amd64/" + contents["keys"][0]]
+    assert carried_key == bundle.setup.gpg.nopass.public_key.read_bytes()
     assert all(i["signatures"] for i in contents["images"])
     result = _load_verify(bundle, bundle.archive)
     assert result.returncode == 0, result.stderr
