@@ -822,3 +822,30 @@ def test_save_source_errors(
     )
     assert exists.returncode == 2
     assert "already exists" in exists.stderr
+
+
+def test_passphrase_key(setup: Setup) -> None:
+    """A maker key with a passphrase: without it nothing is published; with
+    --passphrase-file the load completes and verifies."""
+    key = setup.gpg.withpass
+    _policy(setup.env, setup.sigstore, setup.path, key.public_key)
+    base = [
+        "images",
+        "load-sign",
+        str(setup.archive),
+        "amd64",
+        key.email,
+        setup.path,
+        "--registry-url",
+        setup.registry.url,
+    ]
+    refused = setup.podsec(*base)
+    assert refused.returncode != 0
+    assert f"cannot sign with key {key.email}" in refused.stderr
+    for name in NAMES:
+        assert setup.head(name.split("/", 1)[1]) is None
+    ok = setup.podsec(*base, "--passphrase-file", str(key.passphrase_file))
+    assert ok.returncode == 0, ok.stderr
+    for name in NAMES:
+        pulled = setup.pull(name.split("/", 1)[1])
+        assert pulled.returncode == 0, pulled.stderr
