@@ -216,6 +216,8 @@ def ours(archive: Path, reg: Registry, env: dict[str, str]) -> float:
             f"{reg.host}/p10",
             "--registry-url",
             reg.url,
+            "--policy",
+            str(Path(env["HOME"]) / ".config" / "containers" / "policy.json"),
             "--json",
         ],
         env=env,

@@ -141,6 +141,8 @@ def _load_and_pull(
             path,
             "--registry-url",
             registry.url,
+            "--policy",
+            str(penv.config_dir / "policy.json"),
             "--json",
         ],
         env={**penv.env, **gnupg_home.env},

@@ -53,6 +53,9 @@ class Setup:
     def podsec(
         self, *args: str, check: bool = False, **env: str
     ) -> subprocess.CompletedProcess[str]:
+        if args[:2] in (("images", "load-sign"), ("images", "load")):
+            # verify against this test's policy, not the machine's /etc/containers
+            args = (*args, "--policy", str(self.env.config_dir / "policy.json"))
         result = subprocess.run(
             [*PODSEC, *args],
             env={**self.env.env, **self.gpg.env, **env},
@@ -747,6 +750,8 @@ def test_legacy_load_sign_name(setup: Setup) -> None:
             setup.path,
             "--registry-url",
             setup.registry.url,
+            "--policy",
+            str(setup.env.config_dir / "policy.json"),
         ],
         env={**setup.env.env, **setup.gpg.env},
         capture_output=True,
@@ -777,7 +782,16 @@ def test_default_target_with_real_names(
     try:
         _policy(env, sigstore, "registry.local/p10", gnupg_home.nopass.public_key)
         result = subprocess.run(
-            [*PODSEC, "images", "load-sign", str(saved), "amd64", gnupg_home.nopass.email],
+            [
+                *PODSEC,
+                "images",
+                "load-sign",
+                str(saved),
+                "amd64",
+                gnupg_home.nopass.email,
+                "--policy",
+                str(env.config_dir / "policy.json"),
+            ],
             env={**env.env, **gnupg_home.env},
             capture_output=True,
             text=True,

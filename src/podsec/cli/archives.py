@@ -365,6 +365,15 @@ def _report_loaded(env: context.CliEnv, result: object) -> None:
 
 _LOAD_OPTIONS = [
     click.option(
+        "--policy",
+        "policy_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=_(
+            "Policy the pushed images are verified against (default: the system policy "
+            "the nodes use, /etc/containers/policy.json)."
+        ),
+    ),
+    click.option(
         "--registry-url",
         metavar="URL",
         help=_("Where to push (default http://<registry host>); names stay REGISTRY/PATH."),
@@ -398,6 +407,7 @@ def _run_load(
     signer: str | None,
     passphrase_file: Path | None,
     verify_bundle: bool,
+    policy_file: Path | None,
     registry_url: str | None,
     jobs: int,
     yes: bool,
@@ -426,7 +436,7 @@ def _run_load(
         passphrase=passphrase,
         registry_url=registry_url,
         registries_d=_registries_d(env),
-        policy_path=_policy(env),
+        policy_path=policy_file or env.host.path("/etc/containers/policy.json"),
         platform=env.settings.platform,
         verify_bundle=verify_bundle,
         state_dir=load.default_state_dir(Path.home()),
@@ -474,6 +484,7 @@ def load_sign_cmd(
     signer: str,
     target: str | None,
     passphrase_file: Path | None,
+    policy_file: Path | None,
     registry_url: str | None,
     jobs: int,
     yes: bool,
@@ -488,6 +499,7 @@ def load_sign_cmd(
         signer=signer,
         passphrase_file=passphrase_file,
         verify_bundle=False,
+        policy_file=policy_file,
         registry_url=registry_url,
         jobs=jobs,
         yes=yes,
@@ -525,6 +537,7 @@ def load_cmd(
     arch: str,
     target: str | None,
     verify_bundle: bool,
+    policy_file: Path | None,
     registry_url: str | None,
     jobs: int,
     yes: bool,
@@ -544,6 +557,7 @@ def load_cmd(
         signer=None,
         passphrase_file=None,
         verify_bundle=True,
+        policy_file=policy_file,
         registry_url=registry_url,
         jobs=jobs,
         yes=yes,

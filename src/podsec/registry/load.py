@@ -479,6 +479,8 @@ class _Loader:
                 ),
             )
         image.note = verdict.reason
+        if not any(r.type == "signedBy" for r in verdict.requirements):
+            image.note = _("accepted, but the policy requires no signature for it")
         self.state.record(image.entry.ref, str(image.target), digest)
         self.progress.advance(self.task_images)
 
