@@ -222,7 +222,7 @@ def demo() -> None:
     step("export PATH=/usr/libexec/podsec/u7s/bin/:$PATH; kubeadm init   (rootless, as u7s-admin)")
     run([PODSEC, "u7s", "install"], env=e, show=False)
     t = time.monotonic()
-    print(f"    $ kubeadm init --skip-phases=addon/coredns", flush=True)
+    print("    $ kubeadm init --skip-phases=addon/coredns", flush=True)
     init = subprocess.run(
         ["kubeadm", "init", "--skip-phases=addon/coredns"], env=e, text=True, check=False
     )

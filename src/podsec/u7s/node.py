@@ -230,6 +230,9 @@ def post_init(host: Host, plan: NodePlan, layout: Layout, progress: Progress) ->
     """After a successful init: kubeconfigs, kube-proxy's rights, the network."""
     _copy_kubeconfig(host, layout)
     wait_api(host)
+    # a kubelet started before its Node existed creates the static pods' mirror pods only at
+    # its next resync (a minute later); restarted now, it creates them at once
+    supervisor.restart_service(host, layout, "kubelet")
     r = kubectl(host, "get", "clusterrolebinding", PROXIER_BINDING, check=False)
     if not r.ok:
         # kube-proxy runs from the supervisor with the node's credentials (addon/kube-proxy

@@ -382,3 +382,16 @@ def install_units(host: Host, layout: Layout, plan: NodePlan) -> list[Path]:
         files.atomic_write(target, text, mode=0o644)
         written.append(target)
     return written
+
+
+def restart_service(host: Host, layout: Layout, name: str) -> bool:
+    """Make the built-in supervisor restart one service (it restarts whatever exits)."""
+    services = read_state(host, layout).get("services")
+    entry = services.get(name) if isinstance(services, dict) else None
+    pid = entry.get("pid") if isinstance(entry, dict) else None
+    if not isinstance(pid, int):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+        return True
+    return False
