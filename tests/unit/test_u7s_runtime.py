@@ -292,3 +292,50 @@ def test_ports_client_sync(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_fault_port_taken() -> None:
+    import socket
+
+    from podsec.u7s import node
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        plan = make_plan(ports=(PortForward(port, 6443, host_ip="127.0.0.1"),))
+        with pytest.raises(node.NodeError, match=f"port {port}/tcp is already in use"):
+            node.check_ports(plan)
+
+
+def test_fault_no_subuid_range(host_root: Path) -> None:
+    from podsec.host.paths import Host
+
+    (host_root / "etc/subuid").write_text("someone:100000:65536\n")
+    (host_root / "etc/subgid").write_text("u7s-admin:100000:65536\n")
+    with pytest.raises(runtime.RuntimeError_, match="no range in /etc/subuid"):
+        runtime.check_subids(Host(host_root), LAYOUT)
+
+
+def test_fault_userns_disabled(tmp_path: Path) -> None:
+    from podsec.host.paths import Host
+
+    proc = tmp_path / "proc"
+    (proc / "sys/user").mkdir(parents=True)
+    (proc / "sys/user/max_user_namespaces").write_text("0\n")
+    with pytest.raises(runtime.RuntimeError_, match="user namespaces are disabled"):
+        runtime.check_userns(Host(tmp_path, proc=proc))
+
+
+def test_existing_state_is_found(host_root: Path) -> None:
+    from podsec.host.paths import Host
+    from podsec.u7s import node
+
+    (host_root / "etc/kubernetes/pki").mkdir(parents=True)
+    assert node.existing_state(Host(host_root)) == []
+    (host_root / "etc/kubernetes/admin.conf").write_text("x")
+    (host_root / "var/lib/podsec/u7s/etcd/member").mkdir(parents=True)
+    found = node.existing_state(Host(host_root))
+    assert "/etc/kubernetes/admin.conf" in found and "/var/lib/podsec/u7s/etcd/member" in found
+    node.clean_kube_state(Host(host_root))
+    assert node.existing_state(Host(host_root)) == []
