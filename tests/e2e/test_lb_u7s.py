@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,7 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.rootless]
 REPO = Path(__file__).resolve().parents[2]
 PODSEC = [sys.executable, "-m", "podsec.cli"]
 OVERLAID = ("/etc", "/var/lib", "/root", "/run")
-ROLES = {"cp1": 11, "ha": 21, "client": 41}
+ROLES = {"cp1": 11, "cp2": 12, "w1": 31, "ha": 21, "client": 41}
 USER = "u7s-admin"
 
 
@@ -247,16 +248,54 @@ HTTPD_POD = """apiVersion: v1
 kind: Pod
 metadata: {name: web, namespace: lbweb, labels: {app: web}}
 spec:
-  tolerations: [{key: node-role.kubernetes.io/master, operator: Exists, effect: NoSchedule}]
+  nodeName: w1   # the bridge CNI of the test nodes has no cross-node pod network
   containers:
   - name: httpd
     image: registry.local/p10/busybox:1.35
     imagePullPolicy: IfNotPresent
     command: ["sh", "-c", "mkdir -p /www && echo podsec-nodeport > /www/index.html && exec httpd -f -p 8080 -h /www"]
 """
+JOIN_RE = re.compile(
+    r"kubeadm join (?P<endpoint>\S+) --token (?P<token>\S+) \\\s+"
+    r"--discovery-token-ca-cert-hash (?P<hash>\S+)(?: \\\s+--control-plane --certificate-key (?P<key>\S+))?"
+)
 
 
-def test_rootless_control_plane_behind_haproxy(tmp_path: Path) -> None:
+def _diagnose(m: Machine, port: int, kubectl, work: Path) -> str:  # type: ignore[no-untyped-def]
+    """What the node sees when a NodePort does not answer (for the failure message)."""
+    inside = m.run(
+        *PODSEC,
+        "u7s",
+        "nsenter",
+        "sh",
+        "-c",
+        f"wget -q -T 3 -O- http://127.0.0.1:{port}/; echo rc=$?; "
+        f"iptables-save 2>&1 | grep -E '{port}|KUBE-SVC|KUBE-SEP' | grep -v '^:'; "
+        "wget -q -T 3 -O- http://$(ip -4 -o addr show cni0 | sed 's/.*inet \\([0-9.]*\\)\\.1\\/.*/\\1.2/'):8080/; echo pod-rc=$?; "
+        "cat /proc/sys/net/ipv4/conf/all/route_localnet",
+        check=False,
+    )
+    pods = kubectl("get", "pods,endpoints", "-A", "-o", "wide", check=False).stdout
+    return (
+        f"port-sync: {(work / 'port-sync.log').read_text()}\ninside: {inside.stdout} {inside.stderr}\n"
+        f"pods: {pods}"
+    )
+
+
+def _stop_node(m: Machine, uid: int) -> None:
+    """Stop a u7s machine; everything it wrote is in its overlays (no reset needed)."""
+    m.run(*PODSEC, "u7s", "stop", check=False, timeout=120)
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            with contextlib.suppress(OSError, ProcessLookupError):
+                if p.stat().st_uid == uid:
+                    os.kill(int(p.name), signal.SIGKILL)
+    time.sleep(1)
+    for d in ["/var/lib/u7s-admin", *reversed(OVERLAID)]:
+        m.run("umount", "-l", d, check=False)
+
+
+def test_rootless_ha_control_plane_behind_haproxy(tmp_path: Path) -> None:
     require_root()
     if not os.environ.get("PODSEC_TEST_NS"):
         missing("needs scripts/test-env (registry.local and a private mount namespace)")
@@ -273,9 +312,21 @@ def test_rootless_control_plane_behind_haproxy(tmp_path: Path) -> None:
         "useradd",
     )
     require_path(IMAGES_DIR / "oci" / "index.json", "the local v1.20.2 images")
+    base_uid = 61000 + (os.getpid() % 300) * 3
+    uids = {"cp1": base_uid, "cp2": base_uid + 1, "w1": base_uid + 2}
+    started: list[str] = []
     with lab(tmp_path) as net:
         ha, client = net.machines["ha"], net.machines["client"]
-        # ---- haproxy first: kubeadm init waits for the API through the endpoint ------------
+        cfg = tmp_path / "haproxy.cfg"
+
+        def restart_haproxy() -> None:
+            if net.procs:
+                lb_env.stop(net.procs.pop(0))
+            net.procs.insert(
+                0, lb_env.start(ha.argv("haproxy", "-db", "-f", str(cfg)), tmp_path / "haproxy.log")
+            )
+
+        # ---- haproxy first (kubeadm init reaches the API through the endpoint) ------------
         node_port = free_node_port()
         cluster = tmp_path / "cluster.yaml"
         cluster.write_text(
@@ -285,7 +336,7 @@ def test_rootless_control_plane_behind_haproxy(tmp_path: Path) -> None:
                     "control_plane": [{"name": "master01", "address": net.ip("cp1")}],
                     "ingress": {
                         "node_port": node_port,
-                        "nodes": [{"name": "cp1", "address": net.ip("cp1")}],
+                        "nodes": [{"name": "w1", "address": net.ip("w1")}],
                     },
                     "haproxy": {
                         "log": None,
@@ -299,41 +350,33 @@ def test_rootless_control_plane_behind_haproxy(tmp_path: Path) -> None:
         )
         # the seed: "поднимите на сетевом интерфейсе дополнительный IP-адрес" for the endpoint
         ha.run("ip", "addr", "add", f"{net.vip}/24", "dev", "eth0")
-        ha.run(
-            *PODSEC,
-            "lb",
-            "haproxy",
-            "--cluster",
-            str(cluster),
-            "--output",
-            str(tmp_path / "haproxy.cfg"),
-        )
-        net.procs.append(
-            lb_env.start(
-                ha.argv("haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")),
-                tmp_path / "haproxy.log",
-            )
-        )
+        ha.run(*PODSEC, "lb", "haproxy", "--cluster", str(cluster), "--output", str(cfg))
+        restart_haproxy()
 
-        # ---- the rootless control plane ----------------------------------------------------
-        cp1 = _u7s_machine(net, "cp1", 61000 + os.getpid() % 1000)
-        init = cp1.run(
-            *PODSEC,
-            "u7s",
-            "kubeadm",
-            "init",
-            "--skip-phases=addon/coredns",
-            "--node-name=cp1",
-            f"--apiserver-advertise-address={net.ip('cp1')}",
-            f"--control-plane-endpoint={net.vip}:8443",
-            check=False,
-            timeout=900,
-        )
-        try:
-            assert init.returncode == 0, (
-                f"init failed:\n{init.stderr[-4000:]}\n{init.stdout[-3000:]}"
+        def u7s(role: str, *args: str) -> subprocess.CompletedProcess[str]:
+            m = net.machines[role]
+            r = m.run(
+                *PODSEC, "u7s", "kubeadm", *args, f"--node-name={role}", check=False, timeout=900
             )
-            assert f"kubeadm join {net.vip}:8443 --token" in init.stdout
+            assert r.returncode == 0, (
+                f"{role}: kubeadm {args[0]} failed:\n{r.stderr[-4000:]}\n{r.stdout[-3000:]}"
+            )
+            return r
+
+        try:
+            # ---- cp1: init with the VIP as control-plane endpoint --------------------------
+            cp1 = _u7s_machine(net, "cp1", uids["cp1"])
+            started.append("cp1")
+            init = u7s(
+                "cp1",
+                "init",
+                "--skip-phases=addon/coredns",
+                f"--apiserver-advertise-address={net.ip('cp1')}",
+                f"--control-plane-endpoint={net.vip}:8443",
+            )
+            joins = {("cp" if m["key"] else "worker"): m for m in JOIN_RE.finditer(init.stdout)}
+            assert set(joins) == {"cp", "worker"}, init.stdout[-3000:]
+            assert {m["endpoint"] for m in joins.values()} == {f"{net.vip}:8443"}
             admin = cp1.run("cat", "/etc/kubernetes/admin.conf").stdout
             assert (
                 yaml.safe_load(admin)["clusters"][0]["cluster"]["server"]
@@ -355,22 +398,66 @@ def test_rootless_control_plane_behind_haproxy(tmp_path: Path) -> None:
                     input=input,
                 )
 
+            def ready_nodes() -> set[str]:
+                r = kubectl("get", "nodes", "-o", "json", check=False)
+                if r.returncode != 0:
+                    return set()
+                return {
+                    n["metadata"]["name"]
+                    for n in json.loads(r.stdout)["items"]
+                    if any(
+                        c["type"] == "Ready" and c["status"] == "True"
+                        for c in n["status"]["conditions"]
+                    )
+                }
+
             assert kubectl("get", "--raw", "/healthz").stdout.strip() == "ok"
 
-            def ready() -> bool:
-                r = kubectl("get", "node", "cp1", "-o", "json", check=False)
-                if r.returncode != 0:
-                    return False
-                conds = json.loads(r.stdout)["status"]["conditions"]
-                return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+            # ---- cp2: control-plane join through the VIP, then into haproxy ---------------
+            cp, wk = joins["cp"], joins["worker"]
+            _u7s_machine(net, "cp2", uids["cp2"])
+            started.append("cp2")
+            u7s(
+                "cp2",
+                "join",
+                cp["endpoint"],
+                "--token",
+                cp["token"],
+                "--discovery-token-ca-cert-hash",
+                cp["hash"],
+                "--control-plane",
+                "--certificate-key",
+                cp["key"],
+                f"--apiserver-advertise-address={net.ip('cp2')}",
+            )
+            ha.run(*PODSEC, "lb", "add-server", "master02", net.ip("cp2"), "--config", str(cfg))
+            assert f"server master02 {net.ip('cp2')}:6443 check" in cfg.read_text()
+            restart_haproxy()
 
-            assert wait_until(ready, 240, 2), kubectl("get", "nodes", check=False).stdout
+            # ---- w1: worker join; its NodePorts exposed by the controller -----------------
+            w1 = _u7s_machine(net, "w1", uids["w1"])
+            started.append("w1")
+            u7s(
+                "w1",
+                "join",
+                wk["endpoint"],
+                "--token",
+                wk["token"],
+                "--discovery-token-ca-cert-hash",
+                wk["hash"],
+            )
+            assert wait_until(lambda: ready_nodes() == {"cp1", "cp2", "w1"}, 300, 3), kubectl(
+                "get", "nodes", check=False
+            ).stdout
+            roles = kubectl(
+                "get", "nodes", "-l", "node-role.kubernetes.io/master", "-o", "name"
+            ).stdout.split()
+            assert sorted(roles) == ["node/cp1", "node/cp2"]
 
-            # ---- a NodePort service, exposed by the controller ----------------------------
             controller = lb_env.start(
-                cp1.argv(sys.executable, "-m", "podsec.cli.u7s_ports", "sync"),
+                w1.argv(sys.executable, "-m", "podsec.cli.u7s_ports", "sync"),
                 tmp_path / "port-sync.log",
-                cp1.env,
+                w1.env,
             )
             net.procs.append(controller)
             # signature enforcement is not what this test is about (the test image is unsigned
@@ -392,30 +479,38 @@ def test_rootless_control_plane_behind_haproxy(tmp_path: Path) -> None:
             assert wait_until(pod_running, 180, 2), kubectl(
                 "describe", "pod", *web, check=False
             ).stdout[-2000:]
+            endpoints = ("get", "endpoints", *web, "-o", "jsonpath={.subsets[*].addresses[*].ip}")
+            has_endpoints = lambda: kubectl(*endpoints, check=False).stdout.strip()  # noqa: E731
+            assert wait_until(has_endpoints, 120, 2)
             assert wait_until(
-                lambda: net.http_get(net.ip("cp1"), node_port) == "podsec-nodeport\n", 60, 1
-            ), (tmp_path / "port-sync.log").read_text()
+                lambda: net.http_get(net.ip("w1"), node_port) == "podsec-nodeport\n", 120, 1
+            ), _diagnose(w1, node_port, kubectl, tmp_path)
             # u7s-admin's socket and state are found without flags; the runtime's own forwards
-            # (6443, 10250 …) have no owner, the Service's has its name
+            # (10250 …) have no owner, the Service's has its name
             listing = json.loads(
-                cp1.run(sys.executable, "-m", "podsec.cli.u7s_ports", "list", "--json").stdout
+                w1.run(sys.executable, "-m", "podsec.cli.u7s_ports", "list", "--json").stdout
             )
             owners = {e["hostPort"]: e["owner"] for e in listing}
-            assert owners[node_port] == "lbweb/web" and owners[6443] == "", owners
-            # haproxy :80 → cp1:nodePort → kube-proxy in the namespace → the pod
+            assert owners[node_port] == "lbweb/web" and owners[10250] == "", owners
+            # haproxy :80 → w1:nodePort → kube-proxy in w1's namespace → the pod
             assert wait_until(lambda: net.http_get(net.vip, 80) == "podsec-nodeport\n", 60, 1)
 
+            # ---- cp1's apiserver goes away: kubectl keeps working through haproxy ---------
+            # (only the apiserver: with two stacked etcd members, losing a whole node loses
+            # etcd's quorum — real HA needs three control planes or an external etcd)
+            cp1.run(
+                "mv",
+                "/etc/kubernetes/manifests/kube-apiserver.yaml",
+                "/etc/kubernetes/kube-apiserver.yaml.off",
+            )
+            direct = ("get", "--raw", "/healthz", f"--server=https://{net.ip('cp1')}:6443")
+            assert wait_until(lambda: kubectl(*direct, check=False).returncode != 0, 120, 2)
+            for _ in range(6):  # roundrobin would send half of these to cp1
+                assert kubectl("get", "--raw", "/healthz").stdout.strip() == "ok"
+            assert kubectl("get", "nodes").returncode == 0
+
             kubectl("delete", "service", *web)
-            assert wait_until(lambda: net.http_get(net.ip("cp1"), node_port) is None, 60, 1)
+            assert wait_until(lambda: net.http_get(net.ip("w1"), node_port) is None, 60, 1)
         finally:
-            cp1.run(*PODSEC, "u7s", "kubeadm", "reset", "--force", check=False, timeout=300)
-            cp1.run(*PODSEC, "u7s", "stop", check=False, timeout=120)
-            uid = 61000 + os.getpid() % 1000
-            for p in Path("/proc").iterdir():
-                if p.name.isdigit():
-                    with contextlib.suppress(OSError, ProcessLookupError):
-                        if p.stat().st_uid == uid:
-                            os.kill(int(p.name), signal.SIGKILL)
-            time.sleep(1)
-            for d in ["/var/lib/u7s-admin", *reversed(OVERLAID)]:
-                cp1.run("umount", "-l", d, check=False)
+            for role in reversed(started):
+                _stop_node(net.machines[role], uids[role])

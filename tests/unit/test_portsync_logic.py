@@ -117,3 +117,64 @@ def test_unit_runs_the_controller() -> None:
         "--socket",
         "/s",
     ]
+
+
+KUBELET_CONF = """apiVersion: v1
+kind: Config
+clusters:
+- cluster: {certificate-authority-data: AAAA, server: https://10.0.0.100:8443}
+  name: default-cluster
+contexts:
+- context: {cluster: default-cluster, namespace: default, user: default-auth}
+  name: default-context
+current-context: default-context
+users:
+- name: default-auth
+  user:
+    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem
+    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem
+"""
+
+
+def test_kubeconfig_source_order(
+    host_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from podsec.host.paths import Host
+
+    host = Host(host_root)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("PODSEC_U7S_USER", raising=False)
+    with pytest.raises(portsync.PodsecError, match="no kubeconfig"):
+        portsync.kubeconfig_source(host)
+    assert portsync.kubeconfig_source(host, Path("/x")) == Path("/x")
+
+    # a worker: the node's identity from kubelet.conf, namespace paths mapped to the host
+    with (host_root / "etc/passwd").open("a") as f:
+        f.write("u7s-admin:x:990:990::/var/lib/u7s-admin:/bin/sh\n")
+    kube = host_root / "etc/kubernetes"
+    kube.mkdir()
+    (kube / "kubelet.conf").write_text(KUBELET_CONF)
+    pki = host_root / "var/lib/u7s-admin/.local/share/usernetes/_var_lib_kubelet/pki"
+    pki.mkdir(parents=True)
+    (pki / "kubelet-client-2026-11-29.pem").write_text("cert")
+    (pki / "kubelet-client-current.pem").symlink_to(
+        "/var/lib/kubelet/pki/kubelet-client-2026-11-29.pem"
+    )
+    data = portsync.kubeconfig_source(host)
+    assert isinstance(data, dict)
+    user = data["users"][0]["user"]
+    assert (
+        user["client-certificate"]
+        == user["client-key"]
+        == str(pki / "kubelet-client-2026-11-29.pem")
+    )
+    assert data["clusters"][0]["cluster"]["server"] == "https://10.0.0.100:8443"
+
+    # a control plane's admin.conf wins over the node identity; $KUBECONFIG over both
+    (kube / "admin.conf").write_text("x")
+    assert portsync.kubeconfig_source(host) == kube / "admin.conf"
+    mine = tmp_path / "mine.conf"
+    mine.write_text("x")
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{mine}")
+    assert portsync.kubeconfig_source(host) == mine

@@ -186,6 +186,7 @@ def sync_cmd(
         socket=sock,
         state=Path(state) if state else portsync.default_state_path(sock),
         kubeconfig=Path(kubeconfig) if kubeconfig else None,
+        host=env.host,
         context=kube_context,
         host_ip=host_ip,
     )

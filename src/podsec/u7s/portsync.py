@@ -35,6 +35,7 @@ from typing import Any
 
 from podsec.errors import PodsecError, UsageError
 from podsec.host import files
+from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.u7s.plan import PortForward, Proto
 from podsec.u7s.rootlesskit_api import Port, PortApiError, RootlesskitApi
@@ -322,7 +323,8 @@ def remove(api: RootlesskitApi, state_path: Path, what: str) -> Entry:
 class Options:
     socket: Path
     state: Path
-    kubeconfig: Path | None = None
+    kubeconfig: Path | None = None  # None: see kubeconfig_source()
+    host: Host = field(default_factory=Host)
     context: str | None = None
     host_ip: str = "0.0.0.0"  # noqa: S104 - peers reach NodePorts on every address
     watch_seconds: int = WATCH_SECONDS
@@ -339,18 +341,90 @@ class ApiStatusError(PodsecError):
         self.status = status
 
 
+KubeconfigSource = Path | dict[str, Any]
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+_NS_KUBELET_DIR = "/var/lib/kubelet/"
+
+
+def kubeconfig_source(host: Host, explicit: Path | None = None) -> KubeconfigSource:
+    """``--kubeconfig``; else as kubectl (``$KUBECONFIG``, ``~/.kube/config``); else the
+    control plane's admin.conf; else — on a worker — the node's own identity from
+    kubelet.conf (nodes may list and watch Services), its namespace paths mapped to the host."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("KUBECONFIG", "")
+    candidates = [Path(p) for p in env.split(os.pathsep) if p]
+    candidates += [Path.home() / ".kube" / "config", host.path(ADMIN_CONF)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    kubelet = host.path(KUBELET_CONF)
+    if kubelet.is_file():
+        return _node_kubeconfig(host, kubelet)
+    raise PodsecError(
+        _("no kubeconfig: none of $KUBECONFIG, ~/.kube/config, {admin}, {kubelet}").format(
+            admin=ADMIN_CONF, kubelet=KUBELET_CONF
+        ),
+        hint=_("pass --kubeconfig, or join the node first"),
+    )
+
+
+def _node_kubeconfig(host: Host, path: Path) -> dict[str, Any]:
+    """kubelet.conf names its client certificate by the namespace's path
+    (``/var/lib/kubelet/pki/kubelet-client-current.pem``, a symlink to a dated file); on the
+    host that directory is u7s-admin's ``~/.local/share/usernetes/_var_lib_kubelet``."""
+    import yaml
+
+    from podsec.u7s import runtime
+
+    kubelet_dir = host.path(str(runtime.layout_for(host).data_dir / "_var_lib_kubelet"))
+
+    def on_host(value: str) -> str:
+        for _hop in range(4):  # follow the namespace's absolute symlinks
+            if not value.startswith(_NS_KUBELET_DIR):
+                return value
+            mapped = kubelet_dir / value[len(_NS_KUBELET_DIR) :]
+            if not mapped.is_symlink():
+                return str(mapped)
+            value = str(mapped.readlink())
+            if not value.startswith("/"):
+                value = str(mapped.parent / value)
+        return value
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PodsecError(_("invalid kubeconfig: {err}").format(err=exc)) from exc
+    for entry in data.get("users") or [] if isinstance(data, dict) else []:
+        user = entry.get("user") or {}
+        for key in ("client-certificate", "client-key"):
+            if isinstance(user.get(key), str):
+                user[key] = on_host(user[key])
+    return data if isinstance(data, dict) else {}
+
+
 class ServicesApi:
     """``GET /api/v1/services`` (list, and watch as JSON lines) through the official client's
     ApiClient: it loads the kubeconfig like kubectl and does TLS, client certificates and
     tokens. ``CoreV1Api`` is not used — its 40,000-line module alone costs ~20 MB of the
     daemon's 60 MB budget — and objects stay plain JSON (no model classes)."""
 
-    def __init__(self, kubeconfig: Path | None = None, context: str | None = None):
+    def __init__(self, kubeconfig: KubeconfigSource, context: str | None = None):
         from kubernetes import config
+        from kubernetes.config.config_exception import ConfigException
 
-        self._client: Any = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig) if kubeconfig else None, context=context
-        )
+        try:
+            if isinstance(kubeconfig, Path):
+                self._client: Any = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=str(kubeconfig), context=context, persist_config=False
+                )
+            else:
+                self._client = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                    config_dict=kubeconfig, context=context, persist_config=False
+                )
+        except (ConfigException, OSError, ValueError) as exc:
+            raise PodsecError(_("invalid kubeconfig: {err}").format(err=exc)) from exc
 
     def _get(self, query: list[tuple[str, str]], timeout: Any) -> Any:
         param = self._client.param_serialize(
@@ -416,7 +490,7 @@ def _apply(opts: Options, api: RootlesskitApi, want: Mapping[PortForward, str]) 
 
 def sync_once(opts: Options) -> list[Change]:
     """List Services once and reconcile (``ports sync --once``)."""
-    items, _rv = ServicesApi(opts.kubeconfig, opts.context).list()
+    items, _rv = ServicesApi(kubeconfig_source(opts.host, opts.kubeconfig), opts.context).list()
     want = desired(_services(items).values(), opts.host_ip)
     return _apply(opts, RootlesskitApi(opts.socket), want)
 
@@ -475,7 +549,7 @@ def run(
     while not stop.is_set():
         try:
             if kube is None:
-                kube = ServicesApi(opts.kubeconfig, opts.context)
+                kube = ServicesApi(kubeconfig_source(opts.host, opts.kubeconfig), opts.context)
             _cycle(kube, opts, api, stop, on_pass)
         except PodsecError as exc:  # RootlessKit down, API error status
             log.warning("%s", exc.message)
