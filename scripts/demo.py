@@ -300,16 +300,26 @@ def teardown() -> None:
         os.killpg(int((STATE / "services.pid").read_text()), signal.SIGTERM)
 
 
+def _demo_namespace(pid: str, seen: dict[str, bool]) -> bool:
+    """True when the process's mount namespace has the demo's overlays (namespace inode
+    numbers are reused, the overlays' upper directories are not)."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/mnt")
+        if ns not in seen:
+            seen[ns] = f"upperdir={STATE}/" in Path(f"/proc/{pid}/mountinfo").read_text()
+    except OSError:
+        return False
+    return seen[ns]
+
+
 def clean() -> None:
     """Kill every process left in the demo's mount namespace, restore /dev/net/tun, remove
     the state directory."""
-    ns = (STATE / "mntns").read_text().strip() if (STATE / "mntns").exists() else None
-    if ns:
-        for p in Path("/proc").iterdir():
-            if p.name.isdigit():
-                with contextlib.suppress(OSError):
-                    if os.readlink(p / "ns/mnt") == ns and int(p.name) != os.getpid():
-                        os.kill(int(p.name), signal.SIGKILL)
+    seen: dict[str, bool] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and int(p.name) != os.getpid() and _demo_namespace(p.name, seen):
+            with contextlib.suppress(OSError):
+                os.kill(int(p.name), signal.SIGKILL)
     with contextlib.suppress(OSError, ValueError):
         Path("/dev/net/tun").chmod(int((STATE / "tun-mode").read_text(), 8))
     if STATE.exists():

@@ -25,9 +25,17 @@ class NodeError(PodsecError):
 
 
 def start(host: Host, layout: Layout, timeout: float = 90.0) -> int:
-    """Start the built-in supervisor in the background; wait for the namespace's CRI."""
+    """Start the node (systemd's u7s.service where systemd runs the host, else the built-in
+    supervisor in the background); wait for the namespace's CRI."""
+    from podsec.host import systemd
+
     pid = supervisor.running_pid(host, layout)
-    if pid is None:
+    if pid is None and systemd.running(host):
+        supervisor.install_units(host, layout, supervisor.load_plan(host))
+        hostrun.run(["systemctl", "daemon-reload"])
+        hostrun.run(["systemctl", "enable", "--now", "u7s.service"], timeout=300)
+        pid = 1
+    elif pid is None:
         log = host.path(str(layout.log_dir / "supervisor.log"))
         proc = hostrun.spawn(
             [sys.executable, "-m", "podsec.cli", "u7s", "run"], log_file=log, new_session=True

@@ -289,6 +289,11 @@ def read_state(host: Host, layout: Layout) -> dict[str, object]:
 
 def stop(host: Host, layout: Layout, timeout: float = 90.0) -> bool:
     """SIGTERM the supervisor and wait for it; return False when none was running."""
+    if systemd.running(host) and host.path(f"{systemd.SYSTEM_DIR}/u7s.service").exists():
+        from podsec.host.run import run
+
+        run(["systemctl", "stop", "u7s.service"], timeout=timeout)
+        return True
     pid = running_pid(host, layout)
     if pid is None:
         return False
