@@ -149,7 +149,12 @@ def check_ports(plan: NodePlan) -> None:
 
 
 def write_plan(host: Host, plan: NodePlan, layout: Layout) -> None:
+    """The plan (read by the services, which run as u7s-admin: 0640 root:u7s-admin; it holds
+    the bootstrap token) and the original's env file of U7S_* values (0600)."""
+    from podsec.u7s import wrapper
+
     files.atomic_write(host.path(PLAN_FILE), plan.to_json(), mode=0o640, group=layout.gid)
+    files.atomic_write(host.path(wrapper.ENV_FILE), wrapper.render_env_file(plan), mode=0o600)
 
 
 def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
@@ -403,7 +408,10 @@ def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool) -> None
         supervisor.stop(host, layout)
     if kubeadm_ran:
         clean_kube_state(host)
+    from podsec.u7s import wrapper
+
     host.path(PLAN_FILE).unlink(missing_ok=True)
+    host.path(wrapper.ENV_FILE).unlink(missing_ok=True)
 
 
 def clean_kube_state(host: Host) -> None:
@@ -447,6 +455,9 @@ def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> i
         if d.is_dir():
             hostrun.run(["rm", "-rf", "--one-file-system", str(d)], timeout=300)
     host.path(PLAN_FILE).unlink(missing_ok=True)
+    from podsec.u7s import wrapper
+
+    host.path(wrapper.ENV_FILE).unlink(missing_ok=True)
     root_conf = host.path("/root/.kube/config")
     user_conf = host.path(str(layout.home / ".kube/config"))
     if (
