@@ -480,7 +480,10 @@ def test_rootless_ha_control_plane_behind_haproxy(tmp_path: Path) -> None:
                 "describe", "pod", *web, check=False
             ).stdout[-2000:]
             endpoints = ("get", "endpoints", *web, "-o", "jsonpath={.subsets[*].addresses[*].ip}")
-            has_endpoints = lambda: kubectl(*endpoints, check=False).stdout.strip()  # noqa: E731
+
+            def has_endpoints() -> bool:
+                return bool(kubectl(*endpoints, check=False).stdout.strip())
+
             assert wait_until(has_endpoints, 120, 2)
             assert wait_until(
                 lambda: net.http_get(net.ip("w1"), node_port) == "podsec-nodeport\n", 120, 1
