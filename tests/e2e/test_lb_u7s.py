@@ -1,19 +1,27 @@
-"""A real rootless control plane behind haproxy, and its NodePorts exposed by `ports sync`.
+"""The seed's HA walk-through with real rootless nodes: haproxy in front, two control planes,
+a worker, and its NodePorts exposed by `ports sync`.
 
 Every "machine" is a network namespace on one bridge; a u7s node's machine also gets its own
 mount namespace with overlays over /etc, /var/lib, /root and /run (as the u7s e2e does), so
-its u7s-admin, /etc/kubernetes and etcd exist only there and two nodes never collide with each
-other or with a node of another test on this host.
+its u7s-admin (a uid of its own), /etc/kubernetes and etcd exist only there and nodes never
+collide with each other or with another test's node on this host.
 
-    ha      10.214.N.21 + VIP .100   haproxy rendered by `podsec lb haproxy` (the seed's single
-                                     haproxy with an extra address as the endpoint)
-    cp1     10.214.N.11             `podsec u7s kubeadm init --control-plane-endpoint VIP:8443`
-    client  10.214.N.41             kubectl and HTTP probes
+    ha      10.214.N.21 + VIP .100  haproxy rendered by `podsec lb haproxy` (the seed's single
+                                    haproxy, the endpoint an extra address on its interface)
+    cp1     .11                     `podsec u7s kubeadm init --control-plane-endpoint VIP:8443`
+    cp2     .12                     `podsec u7s kubeadm join VIP:8443 … --control-plane`, then
+                                    `podsec lb add-server master02 …`
+    w1      .31                     `podsec u7s kubeadm join VIP:8443 …` (worker), running
+                                    `podsec u7s ports sync` with the node's own credentials
+    client  .41                     kubectl and HTTP probes
 
-Shown: kubeadm init through the endpoint (admin.conf names the VIP), kubectl through haproxy,
-a pod behind a NodePort Service reachable on cp1's address and through haproxy's :80 ingress
-frontend without any manual port command (the controller runs as the seed's admin would run
-it, against u7s-admin's RootlessKit socket found by default), and unreachable once deleted.
+Shown: init and joins through the endpoint (admin.conf and the printed join commands name the
+VIP); both control planes and the worker Ready; a pod's NodePort reachable on the worker's
+address and through haproxy's :80 ingress frontend without any manual port command, and gone
+once the Service is deleted; cp1's apiserver stopped, kubectl keeps working through haproxy.
+Not shown: stopping a whole control-plane *node* — with two stacked etcd members that loses
+etcd's quorum by design (HA needs three control planes or an external etcd; test_lb_ha.py
+shows node loss with an external etcd).
 """
 
 from __future__ import annotations
