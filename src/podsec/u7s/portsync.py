@@ -45,7 +45,9 @@ log = logging.getLogger("podsec.portsync")
 STATE_NAME = "podsec-ports.json"
 MANUAL = "manual"
 UNIT_NAME = "podsec-u7s-ports.service"
-WATCH_SECONDS = 300  # re-list (and re-check RootlessKit) at least this often
+WATCH_SECONDS = (
+    60  # re-list and re-check RootlessKit this often: forwards lost behind our back return
+)
 _SPEC_RE = re.compile(
     r"^(?:(?P<ip>\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d+):)?(?P<child>\d+)(?:/(?P<proto>tcp|udp))?$"
 )
