@@ -100,12 +100,15 @@ def sandbox(tmp: Path) -> Iterator[dict[str, str]]:
             subprocess.run(["umount", "-l", d], check=False)
 
 
-def _uid_processes(uid: int) -> list[int]:
+def _uid_processes(uid: int, tmp: Path) -> list[int]:
+    """Processes of ``uid`` that belong to this module's nodes: their mount namespace has our
+    overlays (other runs on this machine may have a u7s-admin with the same uid)."""
+    mark = f"upperdir={tmp}/"
     pids = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             with contextlib.suppress(OSError):
-                if p.stat().st_uid == uid:
+                if p.stat().st_uid == uid and mark in (p / "mountinfo").read_text():
                     pids.append(int(p.name))
     return pids
 
@@ -242,7 +245,7 @@ def cluster(
                 [*PODSEC, "u7s", "stop"], env=env, capture_output=True, timeout=120, check=False
             )
             if uid > 0:
-                for pid in _uid_processes(uid):
+                for pid in _uid_processes(uid, tmp):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
 
@@ -295,19 +298,18 @@ def test_control_plane_runs_as_u7s_admin(cluster: dict[str, object]) -> None:
         "containerd",
         "rootlesskit",
     )
+    mark = f"upperdir={cluster['tmp']}/"
     seen: dict[str, set[int]] = {p: set() for p in programs}
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
-        cmd = _cmd(int(p.name)).split(" ", 1)[0]
-        name = Path(cmd).name
+        name = Path(_cmd(int(p.name)).split(" ", 1)[0]).name
         if name in seen:
             with contextlib.suppress(OSError):
-                seen[name].add(p.stat().st_uid)
-    # other engineers' test control planes run as root on this machine; ours are the ones
-    # owned by u7s-admin — and every program of the node must have such a process
+                if mark in (p / "mountinfo").read_text():  # this module's node, not another run's
+                    seen[name].add(p.stat().st_uid)
     for name in programs:
-        assert uid in seen[name], f"no {name} running as u7s-admin (uids {seen[name]})"
+        assert seen[name] == {uid}, f"{name} runs as uids {seen[name]}, not only u7s-admin's {uid}"
     # nothing inside the namespace runs as root on the host: every descendant of our
     # rootlesskit has u7s-admin's uid
     st = json.loads(_sh(*PODSEC, "u7s", "status", "--json", env=cluster["env"]).stdout)
@@ -371,13 +373,16 @@ def test_second_init_is_refused(cluster: dict[str, object]) -> None:
 def test_supervisor_restarts_a_crashed_kubelet(cluster: dict[str, object]) -> None:
     env = cluster["env"]
     uid = cluster["uid"]
-    old = [p for p in _uid_processes(uid) if Path(_cmd(p).split(" ", 1)[0]).name == "kubelet"]  # type: ignore[arg-type]
+    tmp: Path = cluster["tmp"]  # type: ignore[assignment]
+    old = [p for p in _uid_processes(uid, tmp) if Path(_cmd(p).split(" ", 1)[0]).name == "kubelet"]  # type: ignore[arg-type]
     assert old
     for pid in old:
         os.kill(pid, signal.SIGKILL)
 
     def restarted() -> bool:
-        new = [p for p in _uid_processes(uid) if Path(_cmd(p).split(" ", 1)[0]).name == "kubelet"]  # type: ignore[arg-type]
+        new = [
+            p for p in _uid_processes(uid, tmp) if Path(_cmd(p).split(" ", 1)[0]).name == "kubelet"
+        ]  # type: ignore[arg-type]
         return bool(new) and not set(new) & set(old)
 
     wait_for("a new kubelet", restarted, timeout=60)
