@@ -552,3 +552,35 @@ def test_worker_joins_with_the_printed_command(
         return ok and any(a["address"] == worker["address"] for a in node["status"]["addresses"])
 
     wait_for("the worker Ready", ready, timeout=180)
+
+
+def test_reset_stops_everything_and_removes_podsec_state(cluster: dict[str, object]) -> None:
+    """Last: `kubeadm reset` on the control plane (the worker goes at module teardown)."""
+    env, uid, tmp = cluster["env"], cluster["uid"], cluster["tmp"]
+    r = subprocess.run(
+        [*PODSEC, "u7s", "kubeadm", "reset"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )  # type: ignore[arg-type]
+    assert r.returncode == 0, r.stderr
+
+    def control_plane_gone() -> bool:
+        mine = [
+            p
+            for p in _uid_processes(uid, tmp)
+            if "w_etc.up" not in Path(f"/proc/{p}/mountinfo").read_text()
+        ]  # type: ignore[arg-type]
+        return not mine
+
+    wait_for("no process of the control-plane node left", control_plane_gone, timeout=60)
+    assert not list(Path("/etc/kubernetes").glob("*.conf"))
+    assert not Path("/etc/podsec/u7s/node-plan.json").exists()
+    assert not Path("/root/.kube/config").exists()
+    assert not Path("/var/lib/podsec/u7s/etcd/member").exists()
+    st = subprocess.run(
+        [*PODSEC, "u7s", "status", "--json"], env=env, text=True, capture_output=True, check=False
+    )  # type: ignore[arg-type]
+    assert st.returncode == 3 and json.loads(st.stdout)["running"] is False
