@@ -330,9 +330,9 @@ def deploy(
             _("this node is already initialised ({what})").format(what=", ".join(leftovers[:3])),
             hint=_("run `kubeadm reset`, or pass --force to remove it"),
         )
+    check_ports(plan)  # before anything is removed or written
     if leftovers:
         clean_kube_state(host)
-    check_ports(plan)
     write_plan(host, plan, layout)
     runtime.prepare(host, plan, layout)
     config = kubeadm_config_path(layout, plan)
