@@ -1,14 +1,17 @@
-"""`podsec ingress prepare --push`: the rewritten manifest's images really land in a registry
-(real podman, real docker-registry; test images stand in for ingress-nginx's)."""
+"""`podsec ingress prepare --push --sign-by`: the rewritten manifest's images really land in a
+registry, signed (real podman, gpg, docker-registry, skopeo verifying a signedBy policy; test
+images stand in for ingress-nginx's)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from tests.fixtures.images import PodmanEnv, Registry
+from tests.fixtures.images import GnupgHome, PodmanEnv, Registry, Sigstore
 from tests.fixtures.images import TestImages as Images
 from tests.integration.lb_env import podsec
 
@@ -23,12 +26,19 @@ UPSTREAM = {
 }
 
 
-def test_prepare_push_tags_and_pushes(
-    registry: Registry, test_images: Images, podman_env: PodmanEnv, tmp_path: Path
+def test_prepare_push_tags_signs_and_pushes(
+    registry: Registry,
+    sigstore: Sigstore,
+    gnupg_home: GnupgHome,
+    test_images: Images,
+    podman_env: PodmanEnv,
+    tmp_path: Path,
 ) -> None:
     env = podman_env
     with env.registries_conf.open("a") as conf:  # plain-HTTP test registry
         conf.write(f'\n[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    # signatures go to the sigstore's staging directory (lookaside-staging)
+    shutil.copytree(sigstore.registries_d, env.config_dir / "registries.d")
     # the test images play ingress-nginx: same names, their own digests in the manifest
     text = MANIFEST.read_text()
     for role, image in (("controller", "alpha"), ("certgen", "beta")):
@@ -38,37 +48,68 @@ def test_prepare_push_tags_and_pushes(
         text = text.replace(UPSTREAM[role], f"{name}@{test_images.digests[image]}")
     manifest = tmp_path / "deploy.yaml"
     manifest.write_text(text)
+    target = f"{registry.host}/lb{os.getpid()}"  # repositories accumulate over the session
 
+    keep = ("HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF")
     r = podsec(
         "ingress",
         "prepare",
         str(manifest),
         "--registry",
-        registry.host,
+        target,
         "--push",
+        "--sign-by",
+        gnupg_home.nopass.email,
         "--json",
-        env={
-            k: v
-            for k, v in env.env.items()
-            if k
-            in ("HOME", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF")
-        },
+        env={**{k: v for k, v in env.env.items() if k in keep}, **gnupg_home.env},
     )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["service"] == "ingress-nginx/ingress-nginx-controller"
     assert result["commands"] == []
-    assert f"image: {registry.host}/ingress-nginx/controller:v1.8.0" in manifest.read_text()
+    assert f"image: {target}/ingress-nginx/controller:v1.8.0" in manifest.read_text()
     assert (tmp_path / "deploy.yaml.podsec-bak").read_text() == text
 
+    signatures = sorted(sigstore.sigstore_dir.glob(f"lb{os.getpid()}/ingress-nginx/*/signature-1"))
+    assert len(signatures) == 2, list(sigstore.sigstore_dir.rglob("*"))[:20]
+    # a node whose policy demands this key's signature accepts both images
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "default": [{"type": "reject"}],
+                "transports": {
+                    "docker": {
+                        target: [
+                            {
+                                "type": "signedBy",
+                                "keyType": "GPGKeys",
+                                "keyPath": str(gnupg_home.nopass.public_key),
+                            }
+                        ]
+                    },
+                    "dir": {"": [{"type": "insecureAcceptAnything"}]},
+                },
+            }
+        )
+    )
     for path, image in (
         ("ingress-nginx/controller:v1.8.0", "alpha"),
         ("ingress-nginx/kube-webhook-certgen:v20230407", "beta"),
     ):
-        out = env.run(
-            "skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/{path}"
-        ).stdout
-        config = json.loads(out)["config"]["digest"]  # layers get compressed on push
+        out = tmp_path / image
+        done = env.run(
+            "skopeo",
+            "--policy",
+            str(policy),
+            "--registries.d",
+            str(sigstore.registries_d),
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{target}/{path}",
+            f"dir:{out}",
+        )
+        assert done.returncode == 0
         local = json.loads(
             subprocess.run(
                 ["skopeo", "inspect", "--raw", test_images.ref(image)],
@@ -77,7 +118,8 @@ def test_prepare_push_tags_and_pushes(
                 check=True,
             ).stdout
         )["config"]["digest"]
-        assert config == local
+        pushed = json.loads((out / "manifest.json").read_text())["config"]["digest"]
+        assert pushed == local  # layers get compressed on push; the config is the image
 
 
 def test_prepare_prints_the_seed_commands(tmp_path: Path) -> None:
