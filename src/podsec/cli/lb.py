@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from podsec.cli import context, output
 from podsec.i18n import _
 
+if TYPE_CHECKING:
+    from podsec.lb.cluster import Cluster
 
-def _load_cluster(path: str) -> object:
+
+def _load_cluster(path: str) -> Cluster:
     from podsec.errors import NotFoundError
     from podsec.lb import cluster as cl
 
@@ -62,12 +66,10 @@ _CLUSTER_HELP = _("The cluster description (YAML: vip, lb_port, control_plane, i
 def haproxy_cmd(
     ctx: click.Context, *, cluster_file: str, output_path: str | None, check: bool, reload: bool
 ) -> None:
-    from podsec.lb import cluster as cl
     from podsec.lb import haproxy
 
     env = context.get(ctx)
     c = _load_cluster(cluster_file)
-    assert isinstance(c, cl.Cluster)
     if check:
         text = haproxy.render(c)
         haproxy.check(text)
@@ -210,12 +212,10 @@ def keepalived_cmd(
     check: bool,
     no_check: bool,
 ) -> None:
-    from podsec.lb import cluster as cl
     from podsec.lb import keepalived
 
     env = context.get(ctx)
     c = _load_cluster(cluster_file)
-    assert isinstance(c, cl.Cluster)
     node = keepalived.check_node(state, priority, interface)
     if check:
         conf, script = keepalived.render_config(c, node), keepalived.render_script(c)
@@ -269,7 +269,6 @@ def check_apiserver_cmd(
     env = context.with_json(ctx, json_output)
     if cluster_file:
         c = _load_cluster(cluster_file)
-        assert isinstance(c, cl.Cluster)
     elif vip:
         c = cl.parse_data(
             {"vip": vip, "lb_port": port, "control_plane": [{"name": "x", "address": "x.invalid"}]}
