@@ -66,6 +66,7 @@ def test_everything_else_is_kept_line_for_line(prepared: ingress.Prepared) -> No
         "# pinned upstream",
     ):
         assert comment in prepared.text
+    assert "kube-webhook-certgen:v20230407 # pinned upstream" in prepared.text
     assert len(_docs(prepared.text)) == len(_docs(MANIFEST.read_text()))
 
 

@@ -85,6 +85,17 @@ def _containers(pod: Any) -> Iterator[Any]:
                 yield container
 
 
+def _pull_comment_in(mapping: Any, key: str) -> None:
+    """An end-of-line comment after a value that got shorter would keep its old column
+    (a long run of spaces after the digest-less image): put it right after the value."""
+    items = getattr(getattr(mapping, "ca", None), "items", {})
+    entry = items.get(key)
+    token = entry[2] if entry and len(entry) > 2 else None
+    mark = getattr(token, "start_mark", None)
+    if mark is not None and hasattr(mark, "column"):
+        mark.column = 0
+
+
 def _http_port(doc: Any) -> Any | None:
     """The http port entry of an ingress controller Service (appProtocol http, else name
     http), skipping the admission webhook Service."""
@@ -138,6 +149,7 @@ def prepare(
                 target = retarget(image, registry)
                 if image != target:
                     container["image"] = target
+                    _pull_comment_in(container, "image")
                     moves.setdefault(image, ImageMove(image, target))
         port = _http_port(doc)
         if port is not None:
