@@ -456,6 +456,7 @@ for d in etc var/lib root run; do
   mount -t overlay overlay -o "lowerdir=$T/real/$n,upperdir=$T/w_$n.up,workdir=$T/w_$n.work" "/$d"
 done
 cat "$T/hosts" > /etc/hosts
+cp -a "$T/etc.up/containers/." /etc/containers/   # the same trust as the control plane
 mkdir -p /var/lib/u7s-admin "$T/whome"
 mount --bind "$T/whome" /var/lib/u7s-admin
 exec "$@"
@@ -519,7 +520,7 @@ def worker(cluster: dict[str, object]) -> Iterator[dict[str, object]]:
             timeout=600,
             check=False,
         )
-        yield {"join": r, "address": f"{net}.2", "env": env}
+        yield {"join": r, "address": f"{net}.2", "env": env, "tmp": tmp}
     finally:
         pidfile = tmp / "w_run.up/podsec/u7s/supervisor.pid"
         if pidfile.exists():
@@ -552,6 +553,39 @@ def test_worker_joins_with_the_printed_command(
         return ok and any(a["address"] == worker["address"] for a in node["status"]["addresses"])
 
     wait_for("the worker Ready", ready, timeout=180)
+
+
+def test_pod_runs_on_the_worker(cluster: dict[str, object], worker: dict[str, object]) -> None:
+    """The control plane's apiserver reaches the worker's kubelet (logs) through the worker's
+    forwarded port; the image enters the worker's store through its policy."""
+    env = cluster["env"]
+    pid = (Path(worker["tmp"]) / "w_run.up/podsec/u7s/supervisor.pid").read_text().strip()  # type: ignore[arg-type]
+    # the worker's mount namespace (its store, policy view) but the host's network, where
+    # this run's registry.local listens
+    _sh(
+        "nsenter",
+        "-t",
+        pid,
+        "-m",
+        "--",
+        *PODSEC,
+        "u7s",
+        "pull",
+        "registry.local/u7s-e2e/signed:1",
+        env=worker["env"],
+        timeout=300,
+    )
+    pod = POD.format(name="on-worker", image="registry.local/u7s-e2e/signed:1").replace(
+        "spec:\n", f"spec:\n  nodeName: {WORKER}\n"
+    )
+    kubectl(env, "apply", "-f", "-", input=pod)  # type: ignore[arg-type]
+
+    def running() -> bool:
+        p = json.loads(kubectl(env, "get", "pod", "on-worker", "-o", "json"))  # type: ignore[arg-type]
+        return p["status"].get("phase") == "Running"
+
+    wait_for("pod on the worker Running", running, timeout=120)
+    assert kubectl(env, "logs", "on-worker").strip() == "0"  # type: ignore[arg-type]
 
 
 def test_reset_stops_everything_and_removes_podsec_state(cluster: dict[str, object]) -> None:
