@@ -188,7 +188,11 @@ def kubeadm_cmd(argv: tuple[str, ...]) -> int:
         ):
             args = flags.parse([*argv, "--force"])
         else:
-            wrapper.refuse_destructive(host, force=False)
+            # --force (or yes) makes podsec remove the old state before init/join
+            raise node.NodeError(
+                _("this node is already initialised ({what})").format(what=", ".join(found[:3])),
+                hint=_("run `kubeadm reset`, or pass --force to remove it"),
+            )
     # offline: the images come from an OCI layout (tests, the demo's local build)
     oci = os.environ.get("PODSEC_U7S_OCI_IMAGES")
     if oci and not Path(oci).is_dir():
