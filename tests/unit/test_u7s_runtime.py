@@ -17,7 +17,16 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from podsec.u7s import admission, cni, containerd, crio, kubelet, ports_api, runtime, supervisor
+from podsec.u7s import (
+    admission,
+    cni,
+    containerd,
+    crio,
+    kubelet,
+    rootlesskit_api,
+    runtime,
+    supervisor,
+)
 from podsec.u7s.plan import NodePlan, PortForward
 
 LAYOUT = runtime.Layout("u7s-admin", 990, 990, Path("/var/lib/u7s-admin"))
@@ -172,6 +181,7 @@ def test_one_description_two_supervisors() -> None:
         "rootlesskit.service",
         "kubelet.service",
         "kube-proxy.service",
+        "port-sync.service",
         "u7s.target",
         "u7s.service",
         "delegate.conf",
@@ -187,6 +197,7 @@ def test_one_description_two_supervisors() -> None:
         "rootlesskit",
         "kubelet",
         "kube-proxy",
+        "port-sync",  # NodePorts are forwarded on every node, workers included
     }
     assert "admission" in {s.name for s in supervisor.services_for(make_plan())}
     assert "admission" not in {s.name for s in supervisor.services_for(make_plan(cri="crio"))}
@@ -275,20 +286,21 @@ class _FakeRootlesskit(http.server.BaseHTTPRequestHandler):
         self._send(200, {})
 
 
-def test_ports_client_sync(tmp_path: Path) -> None:
+def test_plan_forwards_are_added_and_foreign_ones_kept(tmp_path: Path) -> None:
     sock = tmp_path / "api.sock"
     _FakeRootlesskit.ports = []
     server = socketserver.UnixStreamServer(str(sock), _FakeRootlesskit)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = ports_api.PortsClient(sock)
-        added = client.sync((PortForward(6443, 6443), PortForward(8472, 8472, "udp")))
-        assert len(added) == 2
-        assert client.sync((PortForward(6443, 6443), PortForward(8472, 8472, "udp"))) == []
-        client.sync((PortForward(6443, 6443),))
-        assert [p["spec"]["parentPort"] for p in client.ports()] == [6443]
-        with pytest.raises(ports_api.PortError, match="address already in use"):
-            client.add(PortForward(1, 1))
+        api = rootlesskit_api.RootlesskitApi(sock)
+        nodeport = api.add_port(PortForward(31000, 31000))  # made by port sync, not the plan
+        wanted = (PortForward(6443, 6443), PortForward(8472, 8472, "udp"))
+        assert len(rootlesskit_api.ensure_forwards(api, wanted)) == 2
+        assert rootlesskit_api.ensure_forwards(api, wanted) == []
+        held = {p.forward for p in api.list_ports()}
+        assert held == {*wanted, nodeport.forward}
+        with pytest.raises(rootlesskit_api.PortApiError, match="address already in use"):
+            api.add_port(PortForward(1, 1))
     finally:
         server.shutdown()
         server.server_close()

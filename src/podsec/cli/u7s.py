@@ -10,6 +10,7 @@ import click
 
 from podsec.cli import context, output
 from podsec.cli.main import legacy
+from podsec.cli.u7s_ports import ports
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.u7s.plan import PLAN_FILE
@@ -383,3 +384,7 @@ def install_cmd() -> None:
         plan = supervisor.load_plan(env.host)
         for path in supervisor.install_units(env.host, layout, plan):
             output.info(_("installed {path}").format(path=env.host.unroot(path)))
+
+
+# `podsec u7s ports add|remove|list|sync` (the port-sync controller) lives in its own module
+u7s.add_command(ports)

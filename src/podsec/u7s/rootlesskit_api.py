@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,13 @@ class RootlesskitApi:
 
     def remove_port(self, port_id: int) -> None:
         self._request("DELETE", f"/ports/{port_id}")
+
+
+def ensure_forwards(api: RootlesskitApi, wanted: Iterable[PortForward]) -> list[Port]:
+    """Add the forwards of ``wanted`` that RootlessKit does not hold yet; return those added.
+
+    Only adds: forwards made by others (the port-sync controller, an administrator's
+    ``rootlessctl add-ports``) are left alone.
+    """
+    have = {port.forward for port in api.list_ports()}
+    return [api.add_port(forward) for forward in wanted if forward not in have]

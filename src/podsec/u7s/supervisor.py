@@ -46,6 +46,8 @@ SERVICES: tuple[Service, ...] = (
     Service("rootlesskit", "rootless namespace of the u7s node (rootlesskit, CRI)", namespace=True),
     Service("kubelet", "kubelet of the u7s node", after=("rootlesskit",)),
     Service("kube-proxy", "kube-proxy of the u7s node", after=("kubelet",)),
+    # NodePort/LoadBalancer Services forwarded out of the namespace as they come and go
+    Service("port-sync", "service port forwarding of the u7s node", after=("kubelet",)),
     Service("admission-verifier", "image signature verifier of the u7s node (host network)"),
     Service("admission", "signed-images admission webhook of the u7s node", after=("rootlesskit",)),
 )
@@ -330,7 +332,7 @@ def _wait_for(path: Path, stop_after: float | None = None) -> None:
 
 def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
     """The argv service ``name`` execs, after waiting for what it needs (runs as u7s-admin)."""
-    from podsec.u7s import kubelet, nsenter, ports_api, runtime
+    from podsec.u7s import kubelet, nsenter, rootlesskit_api, runtime
 
     plan = load_plan(host)
     if name == "admission-verifier":
@@ -344,7 +346,9 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
     nsenter.wait_child(layout, timeout=120)
     kube = host.path("/etc/kubernetes")
     if name == "kubelet":
-        ports_api.PortsClient(layout.api_socket).sync(plan.ports)
+        rootlesskit_api.ensure_forwards(
+            rootlesskit_api.RootlesskitApi(layout.api_socket), plan.ports
+        )
         config = host.path(str(layout.data_dir / "_var_lib_kubelet/config.yaml"))
         _wait_for(config)
         patched = kubelet.patch_config(config.read_text(), plan)
@@ -359,6 +363,11 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
             host.path(str(layout.data_dir / "_var_lib_kubelet/pki/kubelet-client-current.pem"))
         )
         return nsenter.argv(layout, kubelet.proxy_argv(plan))
+    if name == "port-sync":
+        from podsec.u7s import portsync
+
+        # on the host side: it talks to RootlessKit's socket and the API through the forwards
+        return portsync.command([sys.executable, "-m", "podsec.cli"], socket=layout.api_socket)
     if name == "admission":
         return nsenter.argv(
             layout,
