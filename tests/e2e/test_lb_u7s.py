@@ -462,12 +462,8 @@ def test_rootless_ha_control_plane_behind_haproxy(tmp_path: Path) -> None:
             ).stdout.split()
             assert sorted(roles) == ["node/cp1", "node/cp2"]
 
-            controller = lb_env.start(
-                w1.argv(sys.executable, "-m", "podsec.cli.u7s_ports", "sync"),
-                tmp_path / "port-sync.log",
-                w1.env,
-            )
-            net.procs.append(controller)
+            # no port command and no controller started by hand: the node's supervisor runs
+            # `podsec u7s ports sync` next to the kubelet
             # signature enforcement is not what this test is about (the test image is unsigned
             # and no registry runs here): the namespace is exempt as kube-system is
             kubectl("create", "namespace", "lbweb")

@@ -102,6 +102,9 @@ def test_init_documents_per_api(api: str) -> None:
     assert etcd["imageRepository"] == "registry.local/p10"
     assert "enable-v2" not in args(etcd["extraArgs"])  # removed in etcd 3.6 (defect 41)
     assert args(etcd["extraArgs"])["listen-peer-urls"] == "https://0.0.0.0:2380"
+    # tolerant of slirp latency and a loaded node: 10 heartbeats per election timeout
+    assert args(etcd["extraArgs"])["heartbeat-interval"] == "300"
+    assert args(etcd["extraArgs"])["election-timeout"] == "3000"
     apis = cluster["apiServer"]
     assert args(apis["extraArgs"]) == {
         "audit-policy-file": "/etc/kubernetes/audit/policy.yaml",

@@ -175,7 +175,17 @@ def cluster_configuration(inp: ConfigInput) -> Doc:
         "dataDir": ETCD_DATA_DIR,
         # rootlesskit's builtin port driver connects to the namespace's loopback, so the
         # peer port must listen on every address, not only the advertised one
-        "extraArgs": _args(api, {"listen-peer-urls": "https://0.0.0.0:2380"}),
+        # members talk through slirp4netns and port forwards: etcd's LAN defaults (heartbeat
+        # 100 ms, election 1 s) make a busy node drop leadership; etcd's tuning guide scales
+        # both for slower links
+        "extraArgs": _args(
+            api,
+            {
+                "listen-peer-urls": "https://0.0.0.0:2380",
+                "heartbeat-interval": "300",
+                "election-timeout": "3000",
+            },
+        ),
         "serverCertSANs": [adv, "127.0.0.1"],
         "peerCertSANs": [adv],
     }
