@@ -58,6 +58,21 @@ def admin_options(func: F) -> F:
     )(func)
 
 
+def _issue_options(func: F) -> F:
+    """--timeout / --json of the commands that wait for a signed certificate."""
+    func = click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))(
+        func
+    )
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help=_("How long to wait for the signed certificate."),
+    )(func)
+
+
 def _admin(host: Host, kubeconfig: str | None, kube_context: str | None) -> Any:
     from podsec.rbac import kubeconfig as kc
 
@@ -187,15 +202,7 @@ def _issued_json(res: Any) -> dict[str, Any]:
     callback=_duration,
     help=_("Requested certificate lifetime (600s, 12h, 90d, 1y; Kubernetes >= 1.22)."),
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help=_("How long to wait for the signed certificate."),
-)
-@click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
+@_issue_options
 @click.pass_context
 def create_kubeconfig_cmd(
     ctx: click.Context,
@@ -258,15 +265,7 @@ def create_kubeconfig_cmd(
     callback=_duration,
     help=_("Renew only if the current certificate expires within DURATION."),
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help=_("How long to wait for the signed certificate."),
-)
-@click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
+@_issue_options
 @click.pass_context
 def renew_cmd(
     ctx: click.Context,
