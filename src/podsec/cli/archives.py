@@ -75,6 +75,35 @@ def _policy(env: context.CliEnv) -> Path:
     return trust_policy.effective_policy_path(env.host, Path.home() if env.host.is_live else None)
 
 
+# ------------------------------------------------------------------------------ save options
+# save and save-k8s share these; two decorators because save lists --with-signatures between.
+def _codec_options(func: Callable[..., None]) -> Callable[..., None]:
+    """--zstd / --level: how the archive is compressed."""
+    func = click.option(
+        "--level",
+        type=int,
+        metavar="N",
+        help=_("Compression level (xz 0-9, default 9; zstd 1-22, default 19)."),
+    )(func)
+    return click.option("--zstd", is_flag=True, help=_("Compress with zstd instead of xz."))(func)
+
+
+def _copy_options(func: Callable[..., None]) -> Callable[..., None]:
+    """--threads / --src-tls-verify: how the images are read and compressed."""
+    func = click.option(
+        "--src-tls-verify/--no-src-tls-verify",
+        default=None,
+        help=_("Require HTTPS for docker:// sources (default: skopeo's configuration)."),
+    )(func)
+    return click.option(
+        "--threads",
+        type=click.IntRange(1, 64),
+        default=2,
+        show_default=True,
+        help=_("Compressor threads."),
+    )(func)
+
+
 # ------------------------------------------------------------------------------ save
 @click.command(
     "save",
@@ -95,13 +124,7 @@ def _policy(env: context.CliEnv) -> Path:
 @click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path))
 @click.argument("arches", metavar="ARCHS")
 @click.argument("rest", metavar="[TRANSPORT] IMAGE...", nargs=-1, required=True)
-@click.option("--zstd", is_flag=True, help=_("Compress with zstd instead of xz."))
-@click.option(
-    "--level",
-    type=int,
-    metavar="N",
-    help=_("Compression level (xz 0-9, default 9; zstd 1-22, default 19)."),
-)
+@_codec_options
 @click.option(
     "--with-signatures",
     is_flag=True,
@@ -110,18 +133,7 @@ def _policy(env: context.CliEnv) -> Path:
         "and a policy fragment (checked by load --verify)."
     ),
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(1, 64),
-    default=2,
-    show_default=True,
-    help=_("Compressor threads."),
-)
-@click.option(
-    "--src-tls-verify/--no-src-tls-verify",
-    default=None,
-    help=_("Require HTTPS for docker:// sources (default: skopeo's configuration)."),
-)
+@_copy_options
 @click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
 @click.pass_context
 def save_cmd(
@@ -208,25 +220,8 @@ def save_cmd(
     metavar="TAG",
     help=_("Default: U7S_FLANNELCNIPLUGIN_TAG or the shipped kube-flannel.yml."),
 )
-@click.option("--zstd", is_flag=True, help=_("Compress with zstd instead of xz."))
-@click.option(
-    "--level",
-    type=int,
-    metavar="N",
-    help=_("Compression level (xz 0-9, default 9; zstd 1-22, default 19)."),
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(1, 64),
-    default=2,
-    show_default=True,
-    help=_("Compressor threads."),
-)
-@click.option(
-    "--src-tls-verify/--no-src-tls-verify",
-    default=None,
-    help=_("Require HTTPS for docker:// sources (default: skopeo's configuration)."),
-)
+@_codec_options
+@_copy_options
 @click.option("--yes", "-y", is_flag=True, help=_("Do not ask questions."))
 @click.option("--dry-run", is_flag=True, help=_("Only print the image list."))
 @click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
