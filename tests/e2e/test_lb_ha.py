@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.conftest import require_root, require_tool
+from tests.fixtures import netns
 from tests.fixtures.kube import (
     CertAuthority,
     new_key,
@@ -126,44 +127,14 @@ def lab(work: Path) -> Iterator[Lab]:
     created: list[str] = []
     the_lab = Lab(work, prefix, ns, switch)
 
-    def ip(*argv: str) -> None:
-        subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
-
     try:
-        for name in [switch, *ns.values()]:
-            ip("netns", "add", name)
-            created.append(name)
-            ip("-n", name, "link", "set", "lo", "up")
-        ip("-n", switch, "link", "add", "br0", "type", "bridge")
-        ip("-n", switch, "link", "set", "br0", "up")
-        for role, name in ns.items():
-            port = f"p-{role}"
-            ip(
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                port,
-                "netns",
-                switch,
-            )
-            ip("-n", switch, "link", "set", port, "master", "br0", "up")
-            ip("-n", name, "addr", "add", f"{prefix}.{ROLES[role]}/24", "dev", "eth0")
-            ip("-n", name, "link", "set", "eth0", "up")
+        netns.build_lan(switch, ns, ROLES, prefix, created)
         yield the_lab
     finally:
         for name in reversed(list(the_lab.procs)):
             with contextlib.suppress(Exception):
                 the_lab.stop(name)
-        for name in reversed(created):
-            subprocess.run(
-                ["ip", "netns", "del", name], capture_output=True, timeout=30, check=False
-            )
+        netns.delete(created)
 
 
 def _pki(work: Path, lab_: Lab) -> dict[str, Path]:

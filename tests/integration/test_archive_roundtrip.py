@@ -67,19 +67,25 @@ class Setup:
             assert result.returncode == 0, result.stderr
         return result
 
+    def load_sign(
+        self,
+        archive: Path,
+        *extra: str,
+        arch: str = "amd64",
+        signer: str | None = None,
+        url: str | None = None,
+        registry: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """`podsec images load-sign ARCHIVE ARCH SIGNER PATH [--registry-url URL] EXTRA…`,
+        signed by the passphrase-less key unless ``signer`` is given."""
+        signer = signer or self.gpg.nopass.email
+        args = ["images", "load-sign", str(archive), arch, signer, self.path]
+        if registry:
+            args += ["--registry-url", url or self.registry.url]
+        return self.podsec(*args, *extra)
+
     def load(self, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.podsec(
-            "images",
-            "load-sign",
-            str(self.archive),
-            "amd64",
-            self.gpg.nopass.email,
-            self.path,
-            "--registry-url",
-            url or self.registry.url,
-            "--json",
-            *extra,
-        )
+        return self.load_sign(self.archive, "--json", *extra, url=url)
 
     def head(self, name: str) -> str | None:
         repo = f"{self.path.split('/', 1)[1]}/{name}"
@@ -256,16 +262,7 @@ def test_load_sign_then_pull_under_policy(setup: Setup) -> None:
 
 
 def test_untrusted_signer_is_rolled_back(setup: Setup) -> None:
-    result = setup.podsec(
-        "images",
-        "load-sign",
-        str(setup.archive),
-        "amd64",
-        setup.gpg.other.email,
-        setup.path,
-        "--registry-url",
-        setup.registry.url,
-    )
+    result = setup.load_sign(setup.archive, signer=setup.gpg.other.email)
     assert result.returncode != 0
     assert "policy refuses" in result.stderr
     for name in NAMES:
@@ -273,32 +270,14 @@ def test_untrusted_signer_is_rolled_back(setup: Setup) -> None:
 
 
 def test_wrong_arch(setup: Setup) -> None:
-    result = setup.podsec(
-        "images",
-        "load-sign",
-        str(setup.archive),
-        "arm64",
-        setup.gpg.nopass.email,
-        setup.path,
-        "--registry-url",
-        setup.registry.url,
-    )
+    result = setup.load_sign(setup.archive, arch="arm64")
     assert result.returncode != 0
     assert "holds amd64 images, not arm64" in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2
 
 
 def test_missing_signer_key(setup: Setup) -> None:
-    result = setup.podsec(
-        "images",
-        "load-sign",
-        str(setup.archive),
-        "amd64",
-        "nobody@podsec.test",
-        setup.path,
-        "--registry-url",
-        setup.registry.url,
-    )
+    result = setup.load_sign(setup.archive, signer="nobody@podsec.test")
     assert result.returncode != 0
     assert "no secret key for nobody@podsec.test" in result.stderr
     for name in NAMES:
@@ -327,16 +306,7 @@ def _tamper(archive: Path, dest: Path, member_suffix: str, *, truncate: bool = F
 def test_corrupt_layer_publishes_nothing_unsigned(setup: Setup, tmp_path: Path) -> None:
     base_layer = _contents(setup.archive)["images"][0]["layers"][0]["digest"].split(":")[1]
     bad = _tamper(setup.archive, tmp_path / "bad.tar.xz", base_layer)
-    result = setup.podsec(
-        "images",
-        "load-sign",
-        str(bad),
-        "amd64",
-        setup.gpg.nopass.email,
-        setup.path,
-        "--registry-url",
-        setup.registry.url,
-    )
+    result = setup.load_sign(bad)
     assert result.returncode != 0
     assert "corrupt" in result.stderr
     for name in NAMES:  # every image needs the base layer: none may be visible
@@ -349,16 +319,7 @@ def test_corrupt_layer_publishes_nothing_unsigned(setup: Setup, tmp_path: Path) 
 def test_truncated_archive_then_rerun(setup: Setup, tmp_path: Path) -> None:
     last_layer = _contents(setup.archive)["images"][-1]["layers"][-1]["digest"].split(":")[1]
     cut = _tamper(setup.archive, tmp_path / "cut.tar.xz", last_layer, truncate=True)
-    result = setup.podsec(
-        "images",
-        "load-sign",
-        str(cut),
-        "amd64",
-        setup.gpg.nopass.email,
-        setup.path,
-        "--registry-url",
-        setup.registry.url,
-    )
+    result = setup.load_sign(cut)
     assert result.returncode != 0
     assert "truncated" in result.stderr or "corrupt" in result.stderr
     _published_are_signed(setup)
@@ -373,14 +334,7 @@ def test_truncated_archive_then_rerun(setup: Setup, tmp_path: Path) -> None:
 def test_not_an_archive(setup: Setup, tmp_path: Path) -> None:
     junk = tmp_path / "junk.tar.xz"
     junk.write_bytes(b"hello world" * 100)
-    result = setup.podsec(
-        "images",
-        "load-sign",
-        str(junk),
-        "amd64",
-        setup.gpg.nopass.email,
-        setup.path,
-    )
+    result = setup.load_sign(junk, registry=False)
     assert result.returncode != 0
     assert "not an xz, zstd or tar archive" in result.stderr
 
@@ -670,17 +624,7 @@ def test_original_archive_loads(
     ).stdout
     archive = tmp_path / "amd64.tar.xz"
     archive.write_bytes(lzma.compress(tar))
-    result = setup.podsec(
-        "images",
-        "load-sign",
-        str(archive),
-        "amd64",
-        setup.gpg.nopass.email,
-        setup.path,
-        "--registry-url",
-        setup.registry.url,
-        "--json",
-    )
+    result = setup.load_sign(archive, "--json")
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["images"]) == 3
     for name in NAMES:
@@ -843,22 +787,14 @@ def test_passphrase_key(setup: Setup) -> None:
     --passphrase-file the load completes and verifies."""
     key = setup.gpg.withpass
     _policy(setup.env, setup.sigstore, setup.path, key.public_key)
-    base = [
-        "images",
-        "load-sign",
-        str(setup.archive),
-        "amd64",
-        key.email,
-        setup.path,
-        "--registry-url",
-        setup.registry.url,
-    ]
-    refused = setup.podsec(*base)
+    refused = setup.load_sign(setup.archive, signer=key.email)
     assert refused.returncode != 0
     assert f"cannot sign with key {key.email}" in refused.stderr
     for name in NAMES:
         assert setup.head(name.split("/", 1)[1]) is None
-    ok = setup.podsec(*base, "--passphrase-file", str(key.passphrase_file))
+    ok = setup.load_sign(
+        setup.archive, "--passphrase-file", str(key.passphrase_file), signer=key.email
+    )
     assert ok.returncode == 0, ok.stderr
     for name in NAMES:
         pulled = setup.pull(name.split("/", 1)[1])
