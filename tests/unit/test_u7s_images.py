@@ -230,3 +230,12 @@ def test_flannel_manifest_renders_images_and_pod_network() -> None:
     )
     net = json.loads(list(yaml.safe_load_all(old))[4]["data"]["net-conf.json"])
     assert "EnableNFTables" not in net and net["Backend"]["Type"] == "vxlan"
+
+
+def test_coredns_is_needed_only_where_the_addon_is_deployed() -> None:
+    refs = ["r/p10/kube-apiserver:v1.20.2", "r/p10/pause:3.2", "r/p10/coredns:1.7.0"]
+    assert "r/p10/coredns:1.7.0" in images._needed(refs, "init", ())
+    assert "r/p10/coredns:1.7.0" not in images._needed(refs, "init", ("addon/coredns",))
+    # `kubeadm join --control-plane` has no addon phase: a missing CoreDNS must not block it
+    assert images._needed(refs, "join-control-plane", ()) == refs[:2]
+    assert images._needed(refs, "join-worker", ()) == ["r/p10/pause:3.2"]

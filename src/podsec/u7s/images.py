@@ -170,7 +170,10 @@ def _needed(refs: Sequence[str], role: str, skip_phases: Iterable[str]) -> list[
         name = component(ref)
         if role == "join-worker" and name not in ("kube-proxy", "pause"):
             continue
-        if name == "coredns" and skipped & {"addon", "addon/all", "addon/coredns"}:
+        # CoreDNS is an addon: only `init` deploys it; a joining control plane never needs it
+        if name == "coredns" and (
+            role == "join-control-plane" or skipped & {"addon", "addon/all", "addon/coredns"}
+        ):
             continue
         if name == "kube-proxy" and skipped & {"addon", "addon/all", "addon/kube-proxy"}:
             continue
