@@ -41,6 +41,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.conftest import IMAGES_DIR, K8S_BIN, missing, require_path, require_root, require_tool
+from tests.fixtures import netns
 from tests.integration import lb_env
 from tests.integration.lb_env import free_node_port, wait_until
 
@@ -120,10 +121,6 @@ class Lab:
         return out or None
 
 
-def _ip(*argv: str) -> None:
-    subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
-
-
 @contextlib.contextmanager
 def lab(work: Path) -> Iterator[Lab]:
     tag = f"pslu{os.getpid()}"
@@ -134,34 +131,7 @@ def lab(work: Path) -> Iterator[Lab]:
     machines = {role: Machine(role, ns) for role, ns in names.items()}
     the_lab = Lab(work, prefix, machines)
     try:
-        for name in [switch, *names.values()]:
-            _ip("netns", "add", name)
-            created.append(name)
-            _ip("-n", name, "link", "set", "lo", "up")
-        _ip("-n", switch, "link", "add", "br0", "type", "bridge")
-        _ip("-n", switch, "addr", "add", f"{prefix}.1/24", "dev", "br0")
-        _ip("-n", switch, "link", "set", "br0", "up")
-        for role, name in names.items():
-            port = f"p-{role}"
-            _ip(
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                port,
-                "netns",
-                switch,
-            )
-            _ip("-n", switch, "link", "set", port, "master", "br0", "up")
-            _ip("-n", name, "addr", "add", f"{prefix}.{ROLES[role]}/24", "dev", "eth0")
-            _ip("-n", name, "link", "set", "eth0", "up")
-            # kubeadm and podsec find the node's address through the default route
-            _ip("-n", name, "route", "add", "default", "via", f"{prefix}.1")
+        netns.build_lan(switch, names, ROLES, prefix, created, gateway=True)
         yield the_lab
     finally:
         for proc in reversed(the_lab.procs):
@@ -171,10 +141,7 @@ def lab(work: Path) -> Iterator[Lab]:
             if m.holder is not None:
                 with contextlib.suppress(Exception):
                     lb_env.stop(m.holder)
-        for name in reversed(created):
-            subprocess.run(
-                ["ip", "netns", "del", name], capture_output=True, timeout=30, check=False
-            )
+        netns.delete(created)
 
 
 def _u7s_machine(the_lab: Lab, role: str, uid: int) -> Machine:
