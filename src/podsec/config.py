@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from podsec import readers
 from podsec.errors import ConfigError
 from podsec.i18n import _
 
@@ -134,19 +134,12 @@ def _check(name: str, value: object, source: str) -> object:  # noqa: PLR0912 - 
 
 
 def _read_file(path: Path) -> dict[str, object]:
+    # read at every start-up: a FIFO, device or huge file here must not hang or crash podsec
     try:
-        with path.open("rb") as fh:
-            data: dict[str, Any] = tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except PermissionError as exc:
-        raise ConfigError(
-            _("{path}: cannot read: {err}").format(path=path, err=exc.strerror)
-        ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_("{path}: invalid TOML: {err}").format(path=path, err=exc)) from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(_("{path}: is a directory").format(path=path)) from exc
+        text = readers.read_text(path)
+        data: dict[str, Any] = {} if text is None else readers.parse_toml(text, str(path))
+    except readers.FileFormatError as exc:
+        raise ConfigError(exc.message, hint=exc.hint) from exc
     values: dict[str, object] = {}
     for section, table in data.items():
         keys = _FILE_KEYS.get(section)

@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from podsec import readers
+
 BACKUP_SUFFIX = ".podsec-bak"
 
 
@@ -109,11 +111,9 @@ def ensure_dir(
 
 
 def read_text(path: Path) -> str | None:
-    """The file's text, or None if it does not exist."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
+    """The file's text (strict UTF-8), or None if it does not exist; anything but a regular
+    file of bounded size is refused (see :mod:`podsec.host.readers`)."""
+    return readers.read_text(path)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from podsec import readers
 from podsec.errors import UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -46,30 +48,16 @@ class Connection:
     source: str = ""
 
 
-def _safe_load(text: str) -> Any:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader (C or Python)
-
-
 def read(path: Path) -> Config:
     """Parse one kubeconfig; every failure is a one-line :class:`KubeconfigError`."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise KubeconfigError(_("kubeconfig {path} does not exist").format(path=path)) from exc
-    except (PermissionError, IsADirectoryError, UnicodeDecodeError) as exc:
+        text = readers.read_text(path)
+        if text is None:
+            raise KubeconfigError(_("kubeconfig {path} does not exist").format(path=path))
+        data = readers.parse_yaml(text, str(path))
+    except readers.FileFormatError as exc:
         raise KubeconfigError(
-            _("kubeconfig {path} is unreadable: {err}").format(
-                path=path, err=getattr(exc, "strerror", None) or exc
-            )
-        ) from exc
-    try:
-        data = _safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise KubeconfigError(
-            _("kubeconfig {path} is unreadable: invalid YAML{where}").format(path=path, where=where)
+            _("kubeconfig {path} is unreadable: {err}").format(path=path, err=exc.problem)
         ) from exc
     if data is None:
         return empty()
@@ -168,13 +156,20 @@ def _data(entry: dict[str, Any], data_key: str, file_key: str) -> bytes | None:
     if entry.get(file_key):
         path = Path(entry["_dir"]) / str(entry[file_key])
         try:
-            return path.read_bytes()
-        except OSError as exc:
+            data = readers.read_bytes(path)
+        except readers.FileFormatError as exc:
             raise KubeconfigError(
                 _("cannot read {path} named by the kubeconfig: {err}").format(
-                    path=path, err=exc.strerror or exc
+                    path=path, err=exc.problem
                 )
             ) from exc
+        if data is None:
+            raise KubeconfigError(
+                _("cannot read {path} named by the kubeconfig: {err}").format(
+                    path=path, err=os.strerror(errno.ENOENT)
+                )
+            )
+        return data
     return None
 
 

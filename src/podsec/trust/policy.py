@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from podsec import readers
 from podsec.errors import NotFoundError, PodsecError, ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
@@ -375,15 +376,7 @@ def _valid_docker_scope(scope: str) -> bool:
 def parse(text: str, source: str) -> Policy:
     """Parse policy.json text strictly; ``source`` names the file in errors."""
     p = _Parser(source)
-    try:
-        data = json.loads(text, object_pairs_hook=_pairs)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            _("{file}: invalid JSON at line {line}, column {col}: {err}").format(
-                file=source, line=exc.lineno, col=exc.colno, err=exc.msg
-            ),
-            hint=_("fix the file; nothing was changed"),
-        ) from exc
+    data = readers.parse_json(text, source, object_pairs_hook=_pairs)
     return p.policy(data)
 
 

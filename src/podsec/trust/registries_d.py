@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from podsec import readers
 from podsec.errors import PodsecError, ValidationError
 from podsec.i18n import _
 from podsec.trust import reference
@@ -125,13 +126,7 @@ def parse_section(value: Any, source: str, where: str) -> Section:
 
 def parse(text: str, source: str) -> RegistriesD:
     """Parse one registries.d YAML file strictly."""
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ValidationError(
-            _("{file}: invalid YAML: {err}").format(file=source, err=str(exc).replace("\n", " ")),
-            hint=_("fix the file; nothing was changed"),
-        ) from exc
+    data = readers.parse_yaml(text, source, loader=_StrictLoader)
     if data is None:
         return RegistriesD()
     if not isinstance(data, dict):
@@ -203,7 +198,7 @@ def load_dir(path: Path, display: str | None = None) -> RegistriesD:
         return RegistriesD()
     shown = display or str(path)
     parts = [
-        parse(f.read_text(encoding="utf-8"), f"{shown}/{f.name}")
+        parse(readers.read_text(f, shown=f"{shown}/{f.name}") or "", f"{shown}/{f.name}")
         for f in sorted(path.glob("*.yaml"))
     ]
     return merge(parts)
