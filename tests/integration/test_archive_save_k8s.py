@@ -37,7 +37,9 @@ def test_missing_tag_and_set_available_images(tmp_path: Path, registry: Registry
     base = f"{registry.host}/tags{os.getpid()}"
     for name, tag in TAGS.items():
         skopeo_copy(f"oci:{layout}:stand-in:1", f"docker://{base}/p10/{name}:{tag}")
-    env = {**os.environ, "U7S_REGISTRY": base, "U7S_KUBEVERSION": "v1.20.2"}
+    # a U7S_REGISTRY with a path is the whole repository (the seed's registry.local/k8s-p10),
+    # as for the node: the platform is not appended to it
+    env = {**os.environ, "U7S_REGISTRY": f"{base}/p10", "U7S_KUBEVERSION": "v1.20.2"}
     argv = [
         PODSEC,
         "images",

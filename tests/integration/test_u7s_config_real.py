@@ -17,6 +17,7 @@ from tests.fixtures.images import skopeo_copy
 from podsec import config
 from podsec.errors import UsageError
 from podsec.host.paths import Host
+from podsec.registry import client, k8s_images
 from podsec.u7s import flags, probe, wrapper
 
 pytestmark = pytest.mark.integration
@@ -61,8 +62,8 @@ def test_host_probe_asks_the_real_kubeadm_and_network() -> None:
 def test_real_kubeadm_finder_skips_the_wrapper_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(probe.KUBEADM_ENV, raising=False)
-    found = probe.real_kubeadm(f"/usr/libexec/podsec/u7s/bin:{K8S_BIN}")
+    monkeypatch.delenv(k8s_images.KUBEADM_ENV, raising=False)
+    found = k8s_images.real_kubeadm(f"/usr/libexec/podsec/u7s/bin:{K8S_BIN}")
     assert found == str(KUBEADM) or not KUBEADM.exists()
 
 
@@ -250,7 +251,7 @@ def test_generated_v1beta2_join_config_is_accepted(
     assert "unknown field" not in out and "Invalid value" not in out
 
 
-def test_fetch_tags_anonymous_bearer_token_flow() -> None:
+def test_registry_tags_anonymous_bearer_token_flow() -> None:
     """A registry that wants an anonymous bearer token (as docker.io and registry.k8s.io do):
     a stdlib HTTP server on loopback playing both the registry and its token realm."""
     import http.server
@@ -292,9 +293,9 @@ def test_fetch_tags_anonymous_bearer_token_flow() -> None:
     thread.start()
     try:
         base = f"127.0.0.1:{server.server_address[1]}"
-        assert probe.fetch_tags(f"{base}/p10/pause") == ["3.2", "3.9"]
+        assert client.tags(f"{base}/p10/pause") == ["3.2", "3.9"]
         assert any(p.startswith("/token?") and "scope=repository" in p for p in seen)
-        assert probe.fetch_tags(f"{base}/p10/nothing") is None  # 404: no such repository
+        assert client.tags(f"{base}/p10/nothing") is None  # 404: no such repository
     finally:
         server.shutdown()
         server.server_close()

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from podsec.errors import UsageError
-from podsec.host.paths import Host
 from podsec.registry import naming
 from podsec.registry.archive import group_layers
 from podsec.registry.compress import Member, segments
@@ -94,23 +93,6 @@ def test_parse_target_rejects(bad: str) -> None:
         naming.parse_target(bad)
 
 
-@pytest.mark.parametrize(
-    ("os_release", "platform"),
-    [
-        ('ALT_BRANCH_ID="c10f2"\n', "c10f"),
-        ("ALT_BRANCH_ID=p11\n", "p11"),
-        ('CPE_NAME="cpe:/o:alt:spserver:10"\n', "c10f"),
-        ('CPE_NAME="cpe:/o:alt:sisyphus:20250101"\n', "sisyphus"),
-        ('CPE_NAME="cpe:/o:alt:workstation:10.2"\n', "p10"),
-        ('ID=debian\nVERSION_ID="12"\n', None),
-    ],
-)
-def test_detect_platform(tmp_path: Path, os_release: str, platform: str | None) -> None:
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "os-release").write_text(os_release)
-    assert naming.detect_platform(Host(tmp_path)) == platform
-
-
 def test_group_layers_balances_two_blocks() -> None:
     # the harness's k8s set (MB): apiserver, controller-manager, proxy, scheduler, etcd, ...
     sizes = {"api": 110, "cm": 104, "proxy": 42, "sched": 41, "etcd": 40, "bb": 2, "pause": 1}
@@ -133,3 +115,31 @@ def test_segments_cut_after_the_split_indexes() -> None:
     assert segments(members, [1]) == [members[:2], members[2:]]
     assert segments(members, []) == [members]
     assert segments(members, [2]) == [members]
+
+
+@pytest.mark.parametrize(
+    ("host", "plain"),
+    [
+        ("registry.local", True),
+        ("registry.local:5000", True),
+        ("localhost:5000", True),
+        ("127.0.0.1:5000", True),
+        ("192.168.122.80", True),
+        ("10.0.0.1:80", True),
+        ("[::1]:5000", True),
+        ("[fd00::1]", True),
+        # the u7s copies disagreed here: node pulls and tag look-ups took any dotted digits
+        # (a public address) as plain HTTP, the admission webhook did not
+        ("8.8.8.8", False),
+        ("8.8.8.8:5000", False),
+        ("[2a00:1450::1]:443", False),
+        ("registry.altlinux.org", False),
+        ("registry.k8s.io", False),
+        ("docker.io", False),
+    ],
+)
+def test_plain_http(host: str, plain: bool) -> None:
+    assert naming.plain_http(host) is plain
+    from podsec.registry import client
+
+    assert client.base_url(host).startswith("http://" if plain else "https://")

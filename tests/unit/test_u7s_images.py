@@ -10,30 +10,13 @@ from tests.unit.u7s_fakes import FakeProbe, registry_with
 
 from podsec import config
 from podsec.errors import NotFoundError, PodsecError, UsageError
-from podsec.u7s import images, platform
+from podsec.registry import platform
+from podsec.u7s import images
 
 REPO = "registry.local/p10"
 SRC = platform.ImageSource("registry.local", "p10", REPO, REPO, explicit=False)
 S = config.Settings()
 S_AVAIL = config.Settings(set_available_images=True)
-
-
-def test_version_ordering_is_numeric() -> None:
-    tags = ["v1.30.9", "v1.30.10", "v1.30.2", "latest", "v1.30.11-rc.0", "v1.9.0", "v1.26.3"]
-    assert images.sort_versions(tags) == [
-        "v1.9.0",
-        "v1.26.3",
-        "v1.30.2",
-        "v1.30.9",
-        "v1.30.10",
-        "v1.30.11-rc.0",
-    ]
-    assert images.newest(tags, "v1.30") == "v1.30.10"  # releases beat release candidates
-    assert images.newest(tags) == "v1.30.10"
-    assert images.newest(["3.4.13-0", "3.4.3-0", "3.5.6-0"]) == "3.5.6-0"
-    assert images.newest(["v1.4.0-flannel1", "v1.1.2", "v1.7.1-flannel1"]) == "v1.7.1-flannel1"
-    assert images.newest(["latest"]) is None
-    assert images.version_key("v1.30.0-rc.1") < images.version_key("v1.30.0")  # type: ignore[operator]
 
 
 def test_split_ref_with_port() -> None:

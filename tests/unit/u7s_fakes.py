@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
+from podsec.registry.client import RegistryUnavailable
 from podsec.u7s.network import HostAddress, Route
-from podsec.u7s.probe import RegistryUnavailable
 
 # what `kubeadm config images list` prints per minor (companion image tags)
 COMPANIONS = {

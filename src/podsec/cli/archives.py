@@ -248,10 +248,11 @@ def save_k8s_cmd(
     json_output: bool,
 ) -> None:
     from podsec.registry import archive, compress, k8s_images, naming
+    from podsec.registry import platform as platforms
 
     env = context.with_json(ctx, json_output)
     the_arch = naming.check_arch(arch)
-    detected = env.settings.platform or naming.detect_platform(env.host)
+    detected = platforms.detected_platform(env.settings, env.host)
     if platform is None:
         if detected is None:
             raise UsageError(

@@ -247,9 +247,10 @@ def _need_root() -> None:
 def _passthrough(host: Host, argv: list[str]) -> int:
     """Other subcommands: inside the namespace when it runs, else the real kubeadm here."""
     from podsec.host import run as hostrun
-    from podsec.u7s import node, probe, runtime, supervisor
+    from podsec.registry import k8s_images
+    from podsec.u7s import node, runtime, supervisor
 
-    kubeadm = probe.real_kubeadm()
+    kubeadm = k8s_images.real_kubeadm()
     if runtime.user_exists(runtime.user_name()):
         layout = runtime.layout_for(host)
         if supervisor.running_pid(host, layout) is not None:

@@ -65,7 +65,7 @@ def audit(
     by_digest: dict[tuple[str, str], list[str]] = {}
     progress.start(_("reading the registry"), total=len(repos))
     for repo in repos:
-        for tag in client.tags(repo):
+        for tag in client.tags(repo) or []:
             digest = client.head_manifest(repo, tag)
             if digest:
                 by_digest.setdefault((repo, digest), []).append(tag)

@@ -1,14 +1,17 @@
-"""The Kubernetes image set of ``save-k8s`` (reference §4.1 getKuberImages, §4.3, §10.3).
+"""The Kubernetes image set: the real kubeadm, its image list, and save-k8s' archive set.
 
-``kubeadm config images list --kubernetes-version V --image-repository <registry>/<platform>``
-(the real kubeadm binary), plus flannel and flannel-cni-plugin named as the original did,
-plus any extra images.
+``kubeadm config images list --kubernetes-version V --image-repository <repository>`` (the
+real kubeadm binary, never podsec's own wrapper: :func:`real_kubeadm`), plus flannel and
+flannel-cni-plugin, plus any extra images (reference §4.1 getKuberImages, §4.3, §10.3). The
+repository comes from :func:`podsec.registry.platform.choose`, the rule the node uses too;
+save-k8s keeps the original's registry.altlinux.org default when U7S_REGISTRY is unset.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +20,45 @@ from podsec.errors import CommandError, NotFoundError, PodsecError, UsageError
 from podsec.host import run
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.registry import naming
+from podsec.registry import client, naming, platform, versions
 
-ALT_REGISTRY = "registry.altlinux.org"
-UPSTREAM_REGISTRY = "registry.k8s.io"
-LOCAL_REGISTRY = "registry.local"
+WRAPPER_DIR = "/usr/libexec/podsec/u7s/bin"  # podsec's own kubeadm wrapper lives here
+KUBEADM_ENV = "PODSEC_KUBEADM"  # the real kubeadm, when it is not on PATH
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+
+def real_kubeadm(path: str | None = None) -> str:
+    """The upstream kubeadm: ``$PODSEC_KUBEADM``, else the first ``kubeadm`` on PATH outside
+    podsec's wrapper directory :data:`WRAPPER_DIR` (on a u7s node that directory is first on
+    PATH, and its ``kubeadm`` is podsec itself)."""
+    explicit = os.environ.get(KUBEADM_ENV)
+    if explicit:
+        return explicit
+    search = path if path is not None else os.environ.get("PATH", "")
+    dirs = [d for d in search.split(os.pathsep) if d and Path(d).resolve() != Path(WRAPPER_DIR)]
+    found = run.which("kubeadm", path=os.pathsep.join(dirs))
+    if found is None:
+        raise NotFoundError(
+            _("the real kubeadm is not installed"),
+            hint=_("install kubernetes-kubeadm (or set {var})").format(var=KUBEADM_ENV),
+        )
+    return found
+
+
+def kubeadm_version(kubeadm: str) -> str:
+    """``kubeadm version -o short``: "v1.20.2" (a pre-release or build suffix kept)."""
+    try:
+        out = run.run([kubeadm, "version", "-o", "short"], timeout=60).stdout.strip()
+    except CommandError as exc:
+        raise PodsecError(_("kubeadm version failed: {err}").format(err=exc.message)) from exc
+    if not re.fullmatch(r"v\d+\.\d+\.\d+\S*", out):
+        raise PodsecError(_("kubeadm printed an unexpected version {out!r}").format(out=out[:80]))
+    return out
+
+
+def release_of(version: str) -> str:
+    """ "v1.30.0-rc.1+abc" → "v1.30.0"."""
+    return version.split("-", 1)[0].split("+", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -30,39 +66,6 @@ class ImageSet:
     registry: str  # where the images are fetched from (with the platform path)
     images: tuple[str, ...]  # full references
     kube_version: str
-
-
-def registry_for(settings: Settings) -> str:
-    """U7S_REGISTRY: unset → registry.altlinux.org (the original's archive builder forced
-    it); set but empty → upstream registry.k8s.io; anything else as given."""
-    if settings.registry is None:
-        return ALT_REGISTRY
-    return settings.registry or UPSTREAM_REGISTRY
-
-
-def repository(registry: str, platform: str) -> str:
-    """``<registry>/<platform>``; upstream has no platform path."""
-    return registry if registry == UPSTREAM_REGISTRY else f"{registry}/{platform}"
-
-
-def kubeadm_binary() -> str:
-    path = run.which("kubeadm")
-    if path is None:
-        raise NotFoundError(
-            _("program kubeadm not found"),
-            hint=_("install the kubernetes kubeadm package of the wanted version"),
-        )
-    return path
-
-
-def kubeadm_version(kubeadm: str) -> str:
-    try:
-        out = run.run([kubeadm, "version", "-o", "short"], timeout=60).stdout.strip()
-    except CommandError as exc:
-        raise PodsecError(_("kubeadm version failed: {err}").format(err=exc.message)) from exc
-    if not re.match(r"^v\d+\.\d+\.\d+", out):
-        raise PodsecError(_("kubeadm printed an unexpected version {out!r}").format(out=out))
-    return out.split("-", 1)[0].split("+", 1)[0]
 
 
 def kubeadm_images(kubeadm: str, version: str, repo: str) -> list[str]:
@@ -97,13 +100,11 @@ def kubeadm_images(kubeadm: str, version: str, repo: str) -> list[str]:
 
 
 def flannel_images(
-    registry: str, platform: str, flannel_tag: str | None, cni_tag: str | None, host: Host
+    flannel_repository: str, flannel_tag: str | None, cni_tag: str | None, host: Host
 ) -> list[str]:
-    """flannel and flannel-cni-plugin references (reference §4.1 step 5-6)."""
-    if registry in (ALT_REGISTRY, LOCAL_REGISTRY):
-        base = f"{registry}/{platform}"
-    else:
-        base = "docker.io/flannel"
+    """flannel and flannel-cni-plugin references (reference §4.1 step 5-6) in
+    ``flannel_repository`` (:attr:`ImageSource.flannel_repository`: next to the Kubernetes
+    images, ``docker.io/flannel`` for upstream ones)."""
     if not flannel_tag:
         raise UsageError(
             _("the flannel tag is not known"),
@@ -115,6 +116,7 @@ def flannel_images(
             _("the flannel-cni-plugin tag for flannel {tag} is not known").format(tag=flannel_tag),
             hint=_("set U7S_FLANNELCNIPLUGIN_TAG or --flannel-cni-plugin-tag"),
         )
+    base = flannel_repository
     return [f"{base}/flannel:{flannel_tag}", f"{base}/flannel-cni-plugin:{cni}"]
 
 
@@ -137,7 +139,7 @@ def cni_tag_from_manifest(host: Host, flannel_tag: str) -> str | None:
 def image_set(
     settings: Settings,
     host: Host,
-    platform: str,
+    platform_name: str,
     *,
     kube_version: str | None = None,
     flannel: bool = True,
@@ -145,21 +147,25 @@ def image_set(
     cni_tag: str | None = None,
     extra: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
+    default_registry: str = platform.ALT_REGISTRY,
 ) -> ImageSet:
-    if platform.startswith("k8s-"):
+    """save-k8s' image set for ``platform_name``; with U7S_REGISTRY unset the images come
+    from ``default_registry`` (the original's archive builder forced registry.altlinux.org)."""
+    if platform_name.startswith("k8s-"):
         raise UsageError(
-            _("the platform name {platform} is no longer supported").format(platform=platform),
+            _("the platform name {platform} is no longer supported").format(platform=platform_name),
             hint=_("use the current name, e.g. c10f, p10, p11"),
         )
-    kubeadm = kubeadm_binary()
-    version = kube_version or settings.kube_version or kubeadm_version(kubeadm)
-    registry = registry_for(settings)
-    repo = repository(registry, platform)
+    kubeadm = real_kubeadm()
+    version = kube_version or settings.kube_version or release_of(kubeadm_version(kubeadm))
+    source = platform.choose(
+        settings, host, platform=platform_name, default_registry=default_registry
+    )
+    repo = source.repository
     images = kubeadm_images(kubeadm, version, repo)
     if flannel:
         images += flannel_images(
-            registry,
-            platform,
+            source.flannel_repository,
             flannel_tag or settings.flannel_tag,
             cni_tag or settings.flannel_cni_plugin_tag,
             host,
@@ -177,57 +183,53 @@ def image_set(
     return ImageSet(repo, tuple(dict.fromkeys(kept)), version)
 
 
-def _version_key(tag: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", tag))
-
-
-def available_tags(image: str, tls_verify: bool | None) -> list[str]:
-    """Tags of the image's repository in its registry (``skopeo list-tags``)."""
-    ref = naming.parse_reference(image)
-    argv = ["skopeo", "list-tags"]
-    if tls_verify is not None:
-        argv.append(f"--tls-verify={'true' if tls_verify else 'false'}")
-    argv.append(f"docker://{ref.name}")
-    try:
-        out = run.run(argv, timeout=120).stdout
-    except CommandError as exc:
-        raise PodsecError(
-            _("cannot list the tags of {repo}: {err}").format(repo=ref.name, err=exc.message)
-        ) from exc
-    tags = json.loads(out).get("Tags") or []
-    return [str(t) for t in tags]
+TagLister = Callable[[str], "list[str] | None"]
 
 
 def resolve_tags(
-    images: tuple[str, ...], *, set_available: bool, tls_verify: bool | None = None
+    images: tuple[str, ...],
+    *,
+    set_available: bool,
+    tls_verify: bool | None = None,
+    list_tags: TagLister | None = None,
 ) -> list[naming.Source]:
     """docker:// sources for the images; a missing tag is an error naming what exists, or
-    (U7S_SETAVAILABLEIMAGES) the newest tag of the same minor for kube-* images (any newest
-    tag for the others) is fetched and stored under the expected name (reference §4.1)."""
+    (U7S_SETAVAILABLEIMAGES) the newest tag of the same minor for kube-* images (the newest
+    tag for the others; a release before any release candidate) is fetched and stored under
+    the expected name (reference §4.1). ``list_tags`` defaults to :func:`client.tags`."""
+
+    def registry_tags(repo: str) -> list[str] | None:
+        return client.tags(repo, timeout=120, tls_verify=tls_verify is not False)
+
+    lister = list_tags or registry_tags
     sources: list[naming.Source] = []
     for image in images:
         ref = naming.parse_reference(image)
-        tags = available_tags(image, tls_verify)
+        try:
+            tags = lister(ref.name) or []
+        except client.RegistryError as exc:
+            raise PodsecError(
+                _("cannot list the tags of {repo}: {err}").format(repo=ref.name, err=exc.message)
+            ) from exc
         if ref.tag is None or ref.tag in tags:
             sources.append(naming.Source("docker://", image))
             continue
         short = ref.repo.rsplit("/", 1)[-1]
-        candidates = tags
-        if short.startswith("kube-"):
-            minor = ".".join(ref.tag.split(".")[:2]) + "."
-            candidates = [t for t in tags if t.startswith(minor)]
-        candidates = sorted((t for t in candidates if re.search(r"\d", t)), key=_version_key)
-        if not set_available or not candidates:
+        minor = None
+        if short.startswith("kube-") and versions.version_key(ref.tag) is not None:
+            minor = versions.minor_of(ref.tag)
+        pick = versions.newest(tags, minor)
+        if not set_available or pick is None:
             raise NotFoundError(
                 _("{image} does not exist; available tags: {tags}").format(
-                    image=image, tags=", ".join(sorted(tags, key=_version_key)[-8:]) or "-"
+                    image=image, tags=", ".join(versions.sort_versions(tags)[-8:]) or "-"
                 ),
                 hint=_(
                     "choose an existing version (export U7S_KUBEVERSION=...) or set "
                     "U7S_SETAVAILABLEIMAGES=yes to use the newest tag of the same minor"
                 ),
             )
-        sources.append(naming.Source("docker://", f"{ref.name}:{candidates[-1]}", save_as=image))
+        sources.append(naming.Source("docker://", f"{ref.name}:{pick}", save_as=image))
     return sources
 
 

@@ -6,12 +6,12 @@ tested function (reference §3.8, §3.9, §10.3).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from podsec.errors import UsageError
-from podsec.host.paths import Host
 from podsec.i18n import _
 
 ARCHES: tuple[str, ...] = ("amd64", "arm64", "arm", "ppc64le", "386")
@@ -200,26 +200,20 @@ def platform_of(ref_name: str) -> str:
     return parse_reference(ref_name).repo.split("/", 1)[0]
 
 
-def detect_platform(host: Host) -> str | None:
-    """U7S_PLATFORM from /etc/os-release as the original ``getPlatform`` (reference §3.2)."""
+def plain_http(host: str) -> bool:
+    """Whether registry ``host`` (``name[:port]``, ``[v6]:port``) is spoken to over plain
+    HTTP: podsec's own ``registry.local``, ``localhost``, and loopback or private address
+    literals (a registry on the LAN, as the original used it). Any other name or a public
+    address gets HTTPS."""
+    name = host
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name in ("registry.local", "localhost"):
+        return True
     try:
-        text = host.path("/etc/os-release").read_text()
-    except OSError:
-        return None
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip().strip("\"'")
-    branch = values.get("ALT_BRANCH_ID")
-    if branch:
-        return "c10f" if branch.startswith("c10f") else branch
-    cpe = values.get("CPE_NAME", "").split(":")
-    if len(cpe) >= 5:
-        product, version = cpe[3], cpe[4].split(".")[0]
-        if product == "spserver":
-            return "c10f"
-        if product == "sisyphus":
-            return "sisyphus"
-        return f"p{version}"
-    return None
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private

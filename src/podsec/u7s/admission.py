@@ -22,7 +22,6 @@ static pods' mirror pods while the webhook itself is down.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import http.client
 import http.server
@@ -146,7 +145,7 @@ def review(body: dict[str, Any], verify: Verify) -> dict[str, Any]:
 
 def verify_image(host: Host, image: str) -> tuple[bool, str]:
     """Evaluate the host's policy for ``image`` as it is now in its registry."""
-    from podsec.registry.client import RegistryClient
+    from podsec.registry import client as registry_client
     from podsec.trust import policy, reference, registries_d, verify
 
     try:
@@ -160,7 +159,9 @@ def verify_image(host: Host, image: str) -> tuple[bool, str]:
         )
         digest = ref.digest
         if digest is None:
-            client = RegistryClient(_registry_url(ref.domain), timeout=15)
+            client = registry_client.RegistryClient(
+                registry_client.base_url(ref.domain), timeout=15
+            )
             digest = client.head_manifest(ref.path, ref.tag or "latest")
             if digest is None:
                 return False, _("{image} is not in its registry").format(image=image)
@@ -170,14 +171,6 @@ def verify_image(host: Host, image: str) -> tuple[bool, str]:
     except OSError as exc:
         return False, str(exc)
     return verdict.accepted, verdict.reason
-
-
-def _registry_url(domain: str) -> str:
-    name = domain.rsplit(":", 1)[0]
-    plain = name in ("registry.local", "localhost")
-    with contextlib.suppress(ValueError):
-        plain = plain or ipaddress.ip_address(name).is_private
-    return f"{'http' if plain else 'https'}://{domain}"
 
 
 # --- servers ------------------------------------------------------------------------------

@@ -18,65 +18,19 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from ipaddress import IPv4Network
 from string import Template
-from typing import Any
 
 from podsec.config import Settings
 from podsec.errors import NotFoundError, PodsecError, UsageError
 from podsec.i18n import _
-from podsec.u7s.platform import ImageSource
-from podsec.u7s.probe import Probe, RegistryUnavailable
-
-_VERSION_RE = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:([-+.])(.*))?\Z")
-_PRERELEASE_RE = re.compile(r"^(alpha|beta|rc)", re.IGNORECASE)
-_NATURAL_RE = re.compile(r"(\d+)")
-
-VersionKey = tuple[Any, ...]
-
-
-def version_key(tag: str) -> VersionKey | None:
-    """Sort key for version-like tags; None for tags that are no version ("latest").
-
-    ``v1.30.10`` > ``v1.30.9``; ``v1.30.0-rc.1`` < ``v1.30.0``; etcd's ``3.4.13-0`` build
-    suffix and flannel's ``-flannel1`` rank above the bare version.
-    """
-    m = _VERSION_RE.match(tag)
-    if not m:
-        return None
-    major, minor, patch = (int(x) if x else 0 for x in m.group(1, 2, 3))
-    suffix = m.group(5) or ""
-    if m.group(4) and not suffix:
-        return None
-    parts = tuple((0, int(p)) if p.isdigit() else (1, p) for p in _NATURAL_RE.split(suffix) if p)
-    rank = 1 if not suffix else 0 if _PRERELEASE_RE.match(suffix) else 2
-    return (major, minor, patch, rank, parts)
-
-
-def sort_versions(tags: Iterable[str]) -> list[str]:
-    """Version-like tags in ascending version order (others dropped)."""
-    keyed = [(k, t) for t in tags if (k := version_key(t)) is not None]
-    return [t for _k, t in sorted(keyed)]
-
-
-def minor_of(version: str) -> str:
-    """ "v1.20.2" → "v1.20"."""
-    m = _VERSION_RE.match(version)
-    if not m:
-        raise UsageError(_("{version}: not a version").format(version=version))
-    return f"v{m.group(1)}.{m.group(2) or 0}"
-
-
-def newest(tags: Iterable[str], minor: str | None = None) -> str | None:
-    """The newest version-like tag, optionally of one minor (``v1.20``)."""
-    ordered = [t for t in sort_versions(tags) if minor is None or minor_of(t) == minor]
-    releases = [t for t in ordered if version_key(t) and version_key(t)[3] != 0]  # type: ignore[index]
-    pick = releases or ordered
-    return pick[-1] if pick else None
+from podsec.registry.client import RegistryUnavailable
+from podsec.registry.platform import ImageSource
+from podsec.registry.versions import minor_of, newest, sort_versions
+from podsec.u7s.probe import Probe
 
 
 def split_ref(ref: str) -> tuple[str, str]:

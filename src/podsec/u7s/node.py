@@ -14,6 +14,7 @@ from podsec.host import run as hostrun
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.progress import Progress
+from podsec.registry import k8s_images, naming
 from podsec.u7s import nsenter as ns
 from podsec.u7s import runtime, supervisor
 from podsec.u7s.plan import PLAN_FILE, NodePlan
@@ -162,9 +163,9 @@ def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
 
 
 def kubeadm_argv(plan: NodePlan, config: Path) -> list[str]:
-    from podsec.u7s import probe, wrapper
+    from podsec.u7s import wrapper
 
-    return wrapper.kubeadm_argv(plan, str(config), kubeadm=probe.real_kubeadm())
+    return wrapper.kubeadm_argv(plan, str(config), kubeadm=k8s_images.real_kubeadm())
 
 
 def ctr(layout: Layout, *args: str, timeout: float = 600) -> hostrun.Result:
@@ -400,7 +401,12 @@ def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool) -> None
             in_namespace(
                 host,
                 layout,
-                [_real_kubeadm(), "reset", "-f", f"--cri-socket={runtime.CRI_SOCKETS[plan.cri]}"],
+                [
+                    k8s_images.real_kubeadm(),
+                    "reset",
+                    "-f",
+                    f"--cri-socket={runtime.CRI_SOCKETS[plan.cri]}",
+                ],
                 check=False,
                 timeout=120,
             )
@@ -432,12 +438,10 @@ def clean_kube_state(host: Host) -> None:
 
 def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> int:
     """``kubeadm reset`` inside the namespace, stop the node, remove podsec's state."""
-    from podsec.u7s import probe
-
     code = 0
     if supervisor.running_pid(host, layout) is not None:
         progress.start("kubeadm reset")
-        argv = [probe.real_kubeadm(), "reset", "-f", *extra]
+        argv = [k8s_images.real_kubeadm(), "reset", "-f", *extra]
         if not any(a.startswith("--cri-socket") for a in extra):
             try:
                 plan = supervisor.load_plan(host)
@@ -491,12 +495,6 @@ def runtime_phases(plan: NodePlan) -> NodePlan:
     return replace(plan, skip_phases=tuple(skip))
 
 
-def _insecure(ref: str) -> bool:
-    host = ref.split("/", 1)[0]
-    name = host.rsplit(":", 1)[0]
-    return name in ("registry.local", "localhost") or name.replace(".", "").isdigit()
-
-
 def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -> None:
     """Pull every planned image missing from the node's store, through skopeo, so the host's
     signature policy (/etc/containers/policy.json, registries.d) is enforced on the way in."""
@@ -507,7 +505,7 @@ def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -
         archive = tmp / "image.tar"
         # the policy is checked on the source; an archive cannot hold the signatures
         argv = ["skopeo", "copy", "--quiet", "--remove-signatures"]
-        if _insecure(ref):
+        if naming.plain_http(ref.split("/", 1)[0]):
             argv.append("--src-tls-verify=false")
         try:
             hostrun.run([*argv, f"docker://{ref}", f"oci-archive:{archive}:{ref}"], timeout=900)
@@ -526,12 +524,6 @@ def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -
     for pulled, expected in wrapper.retag_pairs(plan):
         ctr(layout, "images", "tag", "--force", pulled, expected)
     progress.finish("images")
-
-
-def _real_kubeadm() -> str:
-    from podsec.u7s import probe
-
-    return probe.real_kubeadm()
 
 
 def start_required(host: Host, layout: Layout) -> None:

@@ -1,35 +1,25 @@
 """Every host fact the node plan depends on, behind one interface so tests can fake it.
 
-:class:`HostProbe` asks the real machine: the real ``kubeadm`` binary (never podsec's own
-wrapper in ``/usr/libexec/podsec/u7s/bin``), ``ip -j addr``, ``/proc/net/route``, the
+:class:`HostProbe` asks the real machine: the real ``kubeadm`` binary
+(:func:`podsec.registry.k8s_images.real_kubeadm`, never podsec's own wrapper), ``ip -j addr``, ``/proc/net/route``, the
 registry's ``/v2/<repo>/tags/list``, PATH, the hostname and the u7s-admin account.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import socket
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Protocol
 
-from podsec.errors import CommandError, NotFoundError
+from podsec.errors import NotFoundError
 from podsec.host import accounts, files, run
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.registry import client, k8s_images
 from podsec.u7s import network
-from podsec.u7s.plan import U7S_BIN
 
 REGISTRY_TIMEOUT = 15.0
-KUBEADM_ENV = "PODSEC_KUBEADM"  # the real kubeadm, when it is not on PATH
-
-
-class RegistryUnavailable(Exception):
-    """The registry could not be asked (network, TLS, HTTP error other than 404)."""
 
 
 class Probe(Protocol):
@@ -43,7 +33,7 @@ class Probe(Protocol):
 
     def registry_tags(self, repository: str) -> list[str] | None:
         """Tags of ``host/path/name``; None when the repository does not exist (404);
-        RegistryUnavailable when the registry cannot be asked."""
+        :class:`podsec.registry.client.RegistryUnavailable` when the registry cannot be asked."""
         ...
 
     def addresses(self) -> list[network.HostAddress]: ...
@@ -57,82 +47,6 @@ class Probe(Protocol):
     def uid(self, user: str) -> int | None: ...
 
 
-def real_kubeadm(path: str | None = None) -> str:
-    """The upstream kubeadm: ``$PODSEC_KUBEADM``, else the first ``kubeadm`` on PATH outside
-    podsec's wrapper directory."""
-    explicit = os.environ.get(KUBEADM_ENV)
-    if explicit:
-        return explicit
-    search = path if path is not None else os.environ.get("PATH", "")
-    dirs = [d for d in search.split(os.pathsep) if d and Path(d).resolve() != Path(U7S_BIN)]
-    found = run.which("kubeadm", path=os.pathsep.join(dirs))
-    if found is None:
-        raise NotFoundError(
-            _("the real kubeadm is not installed"),
-            hint=_("install kubernetes-kubeadm (or set {var})").format(var=KUBEADM_ENV),
-        )
-    return found
-
-
-def _scheme(host: str) -> str:
-    """registry.local and literal/loopback addresses speak plain HTTP (the original did)."""
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
-    if name in ("registry.local", "localhost"):
-        return "http"
-    if re.fullmatch(r"[0-9.]+", name):
-        return "http"
-    return "https"
-
-
-def _bearer_token(challenge: str, timeout: float) -> str | None:
-    """Anonymous token for a ``WWW-Authenticate: Bearer realm=...,service=...,scope=...``."""
-    if not challenge.lower().startswith("bearer "):
-        return None
-    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    realm = params.pop("realm", None)
-    if not realm:
-        return None
-    url = realm + "?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - https realm
-        data = json.loads(resp.read().decode())
-    token = data.get("token") or data.get("access_token")
-    return str(token) if token else None
-
-
-def fetch_tags(repository: str, timeout: float = REGISTRY_TIMEOUT) -> list[str] | None:
-    """``GET /v2/<path>/tags/list`` with stdlib urllib (anonymous bearer tokens handled)."""
-    host, _sep, path = repository.partition("/")
-    if host == "docker.io":
-        host = "registry-1.docker.io"
-    url = f"{_scheme(host)}://{host}/v2/{path}/tags/list"
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    try:
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-                body = resp.read()
-        except urllib.error.HTTPError as exc:
-            if exc.code != 401:
-                raise
-            token = _bearer_token(exc.headers.get("WWW-Authenticate", ""), timeout)
-            if token is None:
-                raise
-            req.add_header("Authorization", f"Bearer {token}")
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-                body = resp.read()
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise RegistryUnavailable(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RegistryUnavailable(f"{url}: {reason}") from exc
-    try:
-        tags = json.loads(body.decode()).get("tags") or []
-    except (ValueError, AttributeError) as exc:
-        raise RegistryUnavailable(f"{url}: not a registry answer") from exc
-    return [str(t) for t in tags]
-
-
 class HostProbe:
     """The real machine (``host`` gives /proc and the --root tree)."""
 
@@ -144,29 +58,19 @@ class HostProbe:
     @property
     def kubeadm(self) -> str:
         if self._kubeadm is None:
-            self._kubeadm = real_kubeadm()
+            self._kubeadm = k8s_images.real_kubeadm()
         return self._kubeadm
 
     def kubeadm_version(self) -> str:
         if self._version is None:
-            out = run.run([self.kubeadm, "version", "-o", "short"], timeout=30).stdout.strip()
-            if not re.fullmatch(r"v\d+\.\d+\.\d+\S*", out):
-                raise CommandError(
-                    _("kubeadm version printed {out!r}").format(out=out[:80]),
-                    argv=[self.kubeadm, "version"],
-                    returncode=0,
-                )
-            self._version = out
+            self._version = k8s_images.kubeadm_version(self.kubeadm)
         return self._version
 
     def images_list(self, version: str, repository: str) -> list[str]:
-        argv = [self.kubeadm, "config", "images", "list", "--kubernetes-version", version]
-        argv += ["--image-repository", repository]
-        out = run.run(argv, timeout=60).stdout
-        return [line.strip() for line in out.splitlines() if line.strip()]
+        return k8s_images.kubeadm_images(self.kubeadm, version, repository)
 
     def registry_tags(self, repository: str) -> list[str] | None:
-        return fetch_tags(repository)
+        return client.tags(repository, timeout=REGISTRY_TIMEOUT)
 
     def addresses(self) -> list[network.HostAddress]:
         return network.parse_ip_addr_json(run.run(["ip", "-j", "addr"], timeout=15).stdout)

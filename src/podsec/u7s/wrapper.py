@@ -55,7 +55,8 @@ from podsec.errors import PodsecError, UsageError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.u7s import flags, images, kubeadm_config, network, platform
+from podsec.registry import platform, versions
+from podsec.u7s import flags, images, kubeadm_config, network
 from podsec.u7s.flags import DNS_NAME_RE, KubeadmArgs
 from podsec.u7s.plan import ETCD_DATA_DIR, U7S_BIN, U7S_USER, Cni, Cri, NodePlan, Role
 from podsec.u7s.probe import Probe
@@ -110,7 +111,7 @@ def _kube_version(settings: Settings, args: KubeadmArgs, kubeadm_version: str) -
                 kubeadm=kubeadm_version, wanted=wanted
             ),
             hint=_("install kubeadm {minor} or choose an older U7S_KUBEVERSION").format(
-                minor=images.minor_of(wanted)
+                minor=versions.minor_of(wanted)
             ),
         )
     return wanted

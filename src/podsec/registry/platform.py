@@ -1,10 +1,17 @@
-"""Where the node's images come from: ``U7S_PLATFORM`` and ``U7S_REGISTRY`` (SPEC.md).
+"""Where Kubernetes images come from: ``U7S_PLATFORM`` and ``U7S_REGISTRY`` (SPEC.md).
 
-Platform: ``U7S_PLATFORM`` if set, else ``/etc/os-release`` (under ``--root``):
-``ALT_BRANCH_ID`` (``c10f*`` → ``c10f``), else ``CPE_NAME`` field 4/5 (``spserver`` → ``c10f``,
-``sisyphus`` → ``sisyphus``, otherwise ``p<major>``). A system with neither (Debian, Ubuntu
-...) gets :data:`DEFAULT_PLATFORM` ``p10``, the prefix the seed documents for non-certified
-systems and the one ``scripts/build-images`` pushes to registry.local.
+The one home of these rules: ``podsec u7s kubeadm init|join`` (the node's images) and
+``podsec images save-k8s`` (the archive of them) both ask :func:`choose`, so they agree on the
+platform, the registry and the repository.
+
+Platform: ``U7S_PLATFORM`` if set, else ``/etc/os-release`` (under ``--root``; else
+``/usr/lib/os-release``): ``ALT_BRANCH_ID`` (``c10f*`` → ``c10f``), else an ALT ``CPE_NAME``
+(vendor ``alt``) field 4/5 (``spserver`` → ``c10f``, ``sisyphus`` → ``sisyphus``, otherwise
+``p<major>``). Another vendor's CPE names no ALT platform (RHEL 9 is not ``p9``; the
+original took any vendor's). A system with neither (Debian, Ubuntu ...) gets
+:data:`DEFAULT_PLATFORM` ``p10`` for the node, the prefix the seed documents for
+non-certified systems and the one ``scripts/build-images`` pushes to registry.local; the
+archive builder asks for a platform instead (:func:`detected_platform` is None).
 
 Registry:
 
@@ -14,7 +21,9 @@ Registry:
   gets ``/<platform>`` appended, except the upstream registries (``registry.k8s.io``,
   ``k8s.gcr.io``) whose names carry no platform;
 * unset → ``registry.local`` when ``/etc/hosts`` names it, else ``registry.altlinux.org``,
-  with ``/<platform>``.
+  with ``/<platform>`` (:func:`default_repository`). The archive builder passes
+  ``default_registry=ALT_REGISTRY``: the original's ``podsec-k8s-save-oci`` always built
+  from registry.altlinux.org when U7S_REGISTRY was unset.
 
 Flannel images live next to the Kubernetes images (``<repository>/flannel:<tag>``,
 ``<repository>/flannel-cni-plugin:<tag>``); with upstream Kubernetes images they come from
@@ -99,10 +108,14 @@ def platform_from_os_release(info: dict[str, str]) -> str | None:
     return None
 
 
+def detected_platform(settings: Settings, host: Host) -> str | None:
+    """``U7S_PLATFORM``, else the ALT platform of os-release; None when neither names one."""
+    return settings.platform or platform_from_os_release(os_release(host))
+
+
 def detect_platform(settings: Settings, host: Host) -> str:
-    if settings.platform:
-        return settings.platform
-    return platform_from_os_release(os_release(host)) or DEFAULT_PLATFORM
+    """:func:`detected_platform`, :data:`DEFAULT_PLATFORM` when it is None."""
+    return detected_platform(settings, host) or DEFAULT_PLATFORM
 
 
 def _path_platform(platform: str) -> str:
@@ -110,14 +123,27 @@ def _path_platform(platform: str) -> str:
     return "c10f" if platform.startswith("k8s-c10f") else platform
 
 
-def choose(settings: Settings, host: Host) -> ImageSource:
-    """Apply the U7S_REGISTRY / U7S_PLATFORM rules above."""
+def default_repository(registry: str, platform: str) -> str:
+    """The repository of a registry chosen without an explicit path: ``<registry>/<platform>``."""
+    return f"{registry}/{platform}"
+
+
+def choose(
+    settings: Settings,
+    host: Host,
+    *,
+    platform: str | None = None,
+    default_registry: str | None = None,
+) -> ImageSource:
+    """Apply the U7S_REGISTRY / U7S_PLATFORM rules above. ``platform`` overrides the
+    detected one (save-k8s' PLATFORM argument); ``default_registry`` replaces the
+    registry.local-or-altlinux choice when U7S_REGISTRY is unset."""
     value = settings.registry
     if value == "":
         return ImageSource(
             UPSTREAM_REGISTRY, None, UPSTREAM_REGISTRY, UPSTREAM_FLANNEL, explicit=True
         )
-    platform = _path_platform(detect_platform(settings, host))
+    platform = _path_platform(platform or detect_platform(settings, host))
     if value:
         registry, sep, _path = value.partition("/")
         if sep:
@@ -125,11 +151,13 @@ def choose(settings: Settings, host: Host) -> ImageSource:
         elif registry in UPSTREAM_REGISTRIES:
             repository, plat = registry, None
         else:
-            repository, plat = f"{registry}/{platform}", platform
+            repository, plat = default_repository(registry, platform), platform
         flannel = UPSTREAM_FLANNEL if registry in UPSTREAM_REGISTRIES else repository
         return ImageSource(registry, plat, repository, flannel, explicit=True)
-    registry = LOCAL_REGISTRY if etc_hosts.lookup(host, LOCAL_REGISTRY) else ALT_REGISTRY
-    repository = f"{registry}/{platform}"
+    registry = default_registry or (
+        LOCAL_REGISTRY if etc_hosts.lookup(host, LOCAL_REGISTRY) else ALT_REGISTRY
+    )
+    repository = default_repository(registry, platform)
     return ImageSource(registry, platform, repository, repository, explicit=False)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from podsec import config
 from podsec.host.paths import Host
-from podsec.u7s import platform
+from podsec.registry import platform
 
 C10F = 'NAME="ALT SP Server"\nALT_BRANCH_ID=c10f2\nCPE_NAME="cpe:/o:alt:spserver:10"\n'
 P10 = 'NAME="ALT Server"\nCPE_NAME="cpe:/o:alt:server:10.1"\n'
@@ -115,3 +115,67 @@ def test_image_repository_flag(tmp_path: Path) -> None:
     src = platform.from_repository("myreg:5000/k8s/")
     assert (src.registry, src.repository, src.path) == ("myreg:5000", "myreg:5000/k8s", "k8s")
     assert platform.from_repository("registry.k8s.io").flannel_repository == "docker.io/flannel"
+
+
+RHEL9 = 'ID="rhel"\nVERSION_ID="9.4"\nCPE_NAME="cpe:/o:redhat:enterprise_linux:9::baseos"\n'
+
+
+@pytest.mark.parametrize(
+    ("os_release", "expected"),
+    [
+        # save-k8s' former copy (registry/naming.detect_platform) was tested on these
+        ('ALT_BRANCH_ID="c10f2"\n', "c10f"),
+        ("ALT_BRANCH_ID=p11\n", "p11"),
+        ('CPE_NAME="cpe:/o:alt:spserver:10"\n', "c10f"),
+        ('CPE_NAME="cpe:/o:alt:sisyphus:20250101"\n', "sisyphus"),
+        ('CPE_NAME="cpe:/o:alt:workstation:10.2"\n', "p10"),
+        ('ID=debian\nVERSION_ID="12"\n', None),
+        # …which turned any vendor's CPE into p<major>: RHEL 9 is no ALT p9
+        (RHEL9, None),
+    ],
+)
+def test_detected_platform_for_the_archive_builder(
+    tmp_path: Path, os_release: str, expected: str | None
+) -> None:
+    host = _host(tmp_path, os_release)
+    assert platform.detected_platform(config.Settings(), host) == expected
+
+
+def test_rhel9_node_gets_the_default_not_p9(tmp_path: Path) -> None:
+    host = _host(tmp_path, RHEL9)
+    assert platform.detect_platform(config.Settings(), host) == "p10"
+    assert (
+        platform.choose(config.load(tmp_path, {}), host).repository == "registry.altlinux.org/p10"
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"U7S_REGISTRY": "registry.local"},
+        {"U7S_REGISTRY": ""},
+        {"U7S_REGISTRY": "registry.local/k8s-c10f1"},
+        {"U7S_REGISTRY": "registry.k8s.io"},
+        {"U7S_PLATFORM": "p11", "U7S_REGISTRY": "registry.altlinux.org"},
+    ],
+)
+def test_archive_builder_and_node_agree_when_the_registry_is_given(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """save-k8s (default registry altlinux) and kubeadm init choose the same repository for
+    every explicit U7S_REGISTRY; the archive builder had its own copy that appended the
+    platform to a value with a path (registry.local/k8s-c10f1/c10f)."""
+    host = _host(tmp_path, C10F, local_registry=True)
+    settings = config.load(tmp_path, env)
+    node = platform.choose(settings, host)
+    archive = platform.choose(settings, host, default_registry=platform.ALT_REGISTRY)
+    assert archive == node
+
+
+def test_archive_builder_keeps_the_altlinux_default(tmp_path: Path) -> None:
+    host = _host(tmp_path, C10F, local_registry=True)
+    settings = config.load(tmp_path, {})
+    assert platform.choose(settings, host).repository == "registry.local/c10f"
+    src = platform.choose(settings, host, default_registry=platform.ALT_REGISTRY)
+    assert src.repository == "registry.altlinux.org/c10f"
+    assert platform.choose(settings, host, platform="p11").repository == "registry.local/p11"
