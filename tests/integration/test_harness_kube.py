@@ -45,6 +45,17 @@ def test_healthz(control_plane: ControlPlane) -> None:
     assert version["gitVersion"] == "v1.20.2"
 
 
+def test_controller_manager_keeps_its_state_in_the_test_dir(control_plane: ControlPlane) -> None:
+    """Its flexvolume directory (default /usr/libexec/kubernetes/kubelet-plugins/volume/exec,
+    which it creates at start) is under the fixture's tmp dir: the fixture left that
+    directory on the real machine, where a later rootless node found it by luck (issue 12)."""
+    pid = control_plane.pids["kube-controller-manager"]
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    own = control_plane.work_dir / "cm-flexvolume"
+    assert f"--flex-volume-plugin-dir={own}".encode() in argv
+    assert _poll(own.is_dir)  # created by the controller-manager's volume plugin prober
+
+
 def test_csr_approved_and_issued(control_plane: ControlPlane) -> None:
     user = f"alice-{uuid.uuid4().hex[:6]}"
     key = ec.generate_private_key(ec.SECP256R1())
