@@ -247,6 +247,47 @@ def test_issued_checks_fail_one_by_one() -> None:
         certs.check_issued(server_only, _pem(ca[1]), key, "alice", ["k8s"])
 
 
+@pytest.mark.parametrize("kind", ["rsa", "ecdsa"])
+def test_issued_checks_without_the_newer_cryptography_api(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian 12's cryptography (38) has neither load_pem_x509_certificates (39) nor
+    verify_directly_issued_by (40): the fallbacks decide the same."""
+    from cryptography.exceptions import InvalidSignature
+
+    ca, other = _ca(), _ca()
+    key = certs.new_key(kind)
+    good = x509.load_pem_x509_certificate(_sign(ca, certs.csr_pem(key, "alice", ["k8s"])))
+    certs.verify_issued_by_manually(good, ca[1])
+    # the same issuer name, another key: only the signature tells them apart
+    with pytest.raises(InvalidSignature):
+        certs.verify_issued_by_manually(good, other[1])
+    stranger = _ca_named(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "other-ca")]))
+    with pytest.raises(ValueError, match="issuer"):
+        certs.verify_issued_by_manually(good, stranger[1])
+    monkeypatch.delattr(x509, "load_pem_x509_certificates", raising=False)
+    bundle = _pem(other[1]) + _pem(ca[1])
+    assert [c.subject for c in certs.load_certs(bundle)] == [other[1].subject, ca[1].subject]
+    with pytest.raises(ValueError):
+        certs.load_certs(b"garbage")
+
+
+def _ca_named(name: x509.Name) -> tuple[Any, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
 # ----------------------------------------------------------------------------- argument forms
 def test_role_types_and_namespaces() -> None:
     t = bindings.target("role", "pod-reader", "readers", "default")

@@ -97,6 +97,57 @@ def load_cert(pem: bytes) -> x509.Certificate:
         raise ValidationError(_("not a PEM certificate: {err}").format(err=exc)) from exc
 
 
+def load_certs(pem: bytes) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle (``load_pem_x509_certificates`` where cryptography
+    has it, >= 39; Debian 12 ships 38)."""
+    loader = getattr(x509, "load_pem_x509_certificates", None)
+    if loader is not None:
+        return list(loader(pem))
+    marker = b"-----BEGIN CERTIFICATE-----"
+    blocks = [marker + part for part in pem.split(marker)[1:]]
+    if not blocks:
+        raise ValueError("no certificate in the PEM data")
+    return [x509.load_pem_x509_certificate(block) for block in blocks]
+
+
+def verify_issued_by(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    """``cert.verify_directly_issued_by(ca)`` (cryptography >= 40), else the same check by
+    hand: issuer name, then the CA key's signature over the TBS bytes (RSA PKCS#1 v1.5 or
+    ECDSA, what the Kubernetes CA signs with). Raises InvalidSignature/ValueError/TypeError."""
+    native = getattr(cert, "verify_directly_issued_by", None)
+    if native is not None:
+        native(ca)
+        return
+    verify_issued_by_manually(cert, ca)
+
+
+def verify_issued_by_manually(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    if cert.issuer != ca.subject:
+        raise ValueError("the issuer is not the CA's subject")
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None:
+        raise TypeError("unsupported signature algorithm")
+    pub = ca.public_key()
+    if isinstance(pub, rsa.RSAPublicKey):
+        pub.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+    elif isinstance(pub, ec.EllipticCurvePublicKey):
+        pub.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+    else:
+        raise TypeError("unsupported CA key type")
+
+
+def _utc(cert: x509.Certificate, name: str) -> dt.datetime:
+    """``not_valid_*_utc`` (cryptography >= 42), else the naive UTC value of older releases
+    (Debian 12 ships 38)."""
+    aware = getattr(cert, f"{name}_utc", None)
+    if isinstance(aware, dt.datetime):
+        return aware
+    naive: dt.datetime = getattr(cert, name)
+    return naive.replace(tzinfo=dt.UTC)
+
+
 def info(pem: bytes) -> CertInfo:
     cert = load_cert(pem)
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -106,8 +157,8 @@ def info(pem: bytes) -> CertInfo:
         cn=str(cns[0].value) if cns else "",
         groups=tuple(str(o.value) for o in orgs),
         serial=cert.serial_number,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+        not_before=_utc(cert, "not_valid_before"),
+        not_after=_utc(cert, "not_valid_after"),
         fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
         key_type="ecdsa" if isinstance(pub, ec.EllipticCurvePublicKey) else "rsa",
     )
@@ -132,11 +183,11 @@ def check_issued(
     """The certificate the cluster returned must chain to its CA, name exactly ``user`` and
     ``groups``, hold our public key and allow client authentication."""
     cert = load_cert(cert_pem)
-    cas = x509.load_pem_x509_certificates(ca_pem)
+    cas = load_certs(ca_pem)
     bad = _("the issued certificate {problem}")
     for ca in cas:
         try:
-            cert.verify_directly_issued_by(ca)
+            verify_issued_by(cert, ca)
             break
         except (InvalidSignature, ValueError, TypeError):  # not this CA: try the next one
             continue
