@@ -6,14 +6,16 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):/var/cache/podsec-dev/kubernetes/v1.20.2/current/bin:$(PATH)
 PYTEST_UNIT ?= -q
 PYTEST_REAL ?= -q
+PYTEST_PKG ?= -q
 
 .PHONY: help deps deps-debian deps-kubernetes deps-images venv locale lint test test-unit \
-        test-real bench demo demo-clean clean
+        test-real test-packaging test-systemd deb bench demo demo-clean clean
 
 help:
 	@echo "make demo   - set up this machine and run the main job"
 	@echo "make test   - install dependencies, lint, run every test suite"
-	@echo "make deps | lint | test-unit | test-real | bench | demo-clean"
+	@echo "make deb    - build the Debian packages (dist/deb/: podsec, podsec-k8s, podsec-k8s-rbac, podsec-inotify)"
+	@echo "make deps | lint | test-unit | test-real | test-packaging | test-systemd | bench | demo-clean"
 
 deps: deps-debian venv deps-kubernetes deps-images
 
@@ -37,8 +39,8 @@ locale:
 	$(PY) scripts/msgfmt.py >/dev/null
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks packaging
+	$(BIN)/ruff format --check src tests benchmarks packaging
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -49,7 +51,19 @@ test-unit: venv
 test-real: deps
 	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} scripts/test-env $(BIN)/pytest $(PYTEST_REAL) tests/integration tests/e2e
 
-test: deps lint test-unit test-real
+# wheel + sdist, man pages, completion, the .debs (lintian) and the ALT spec; nothing as root
+# outside temporary directories (tests/packaging, without the Debian-tree tests)
+test-packaging: deps-debian venv
+	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} $(BIN)/pytest $(PYTEST_PKG) -m "not debtree" tests/packaging
+
+# the .debs installed in a Debian 12 tree (mmdebstrap, cached), systemd booted in it
+test-systemd: deps
+	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} $(BIN)/pytest $(PYTEST_PKG) -m debtree tests/packaging
+
+deb: deps-debian
+	scripts/build-deb
+
+test: deps lint test-unit test-packaging test-real
 
 bench: deps
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

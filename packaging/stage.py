@@ -33,6 +33,7 @@ TOP = HERE.parent
 PACKAGES = ("podsec", "podsec-k8s", "podsec-k8s-rbac", "podsec-inotify")
 U7S_BIN = "usr/libexec/podsec/u7s/bin"
 UNIT_DIR = "lib/systemd/system"
+ZSH_DIR = "/usr/share/zsh/vendor-completions"  # Debian's; ALT's spec passes site-functions
 
 # program-name prefixes (original names) and unified command groups → package
 PROGRAM_PREFIXES = (
@@ -113,7 +114,7 @@ def _python(site: Path, args: list[str], *, lang: str = "C", cwd: Path | None = 
     subprocess.run([sys.executable, *args], env=env, check=True, cwd=cwd)
 
 
-def stage(dest: Path, site: Path, pyproject: Path) -> None:
+def stage(dest: Path, site: Path, pyproject: Path, zsh_dir: str = ZSH_DIR) -> None:
     # man pages and completion, from the click tree of the staged podsec
     _python(
         site,
@@ -138,7 +139,7 @@ def stage(dest: Path, site: Path, pyproject: Path) -> None:
     generated = dest / "usr/share/podsec-completion"
     for src, target in (
         ("bash", "usr/share/bash-completion/completions"),
-        ("zsh", "usr/share/zsh/vendor-completions"),
+        ("zsh", zsh_dir.strip("/")),
     ):
         (dest / target).mkdir(parents=True, exist_ok=True)
         for f in sorted((generated / src).iterdir()):
@@ -217,11 +218,12 @@ def main() -> int:
     )
     parser.add_argument("--pyproject", type=Path, default=TOP / "pyproject.toml")
     parser.add_argument("--lists", type=Path, help="write DIR/<package>.files")
+    parser.add_argument("--zsh-dir", default=ZSH_DIR, help=f"zsh completion directory ({ZSH_DIR})")
     parser.add_argument("--no-stage", action="store_true", help="only split an existing tree")
     args = parser.parse_args()
     dest = args.dest.resolve()
     if not args.no_stage:
-        stage(dest, args.site.resolve(), args.pyproject.resolve())
+        stage(dest, args.site.resolve(), args.pyproject.resolve(), args.zsh_dir)
     if args.lists:
         args.lists.mkdir(parents=True, exist_ok=True)
         for package, paths in split(dest, set(programs(args.pyproject))).items():
