@@ -48,8 +48,12 @@ lint: venv
 test-unit: venv
 	unshare --net -- $(BIN)/pytest $(PYTEST_UNIT) tests/unit
 
+# PYTEST_REAL='-q tests/integration/test_x.py' runs only what it names (before, the whole real
+# suite ran as well); without a tests/ path, both real suites
+REAL_TESTS = $(if $(filter tests/%,$(PYTEST_REAL)),,tests/integration tests/e2e)
+
 test-real: deps
-	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} scripts/test-env $(BIN)/pytest $(PYTEST_REAL) tests/integration tests/e2e
+	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} scripts/test-env $(BIN)/pytest $(PYTEST_REAL) $(REAL_TESTS)
 
 # wheel + sdist, man pages, completion, the .debs (lintian) and the ALT spec; nothing as root
 # outside temporary directories (tests/packaging, without the Debian-tree tests)
