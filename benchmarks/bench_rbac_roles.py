@@ -35,8 +35,8 @@ sys.path.insert(0, str(REPO / "src"))
 from tests.fixtures.kube import k8s_bin_dir, running_control_plane  # noqa: E402
 
 from podsec.host.paths import Host  # noqa: E402
-from podsec.rbac import kubeconfig  # noqa: E402
-from podsec.rbac.api import RBAC, Api  # noqa: E402
+from podsec.kube import kubeconfig  # noqa: E402
+from podsec.kube.client import RBAC, Client  # noqa: E402
 
 NAMESPACES = 200
 ROLEBINDINGS = 2000
@@ -92,7 +92,7 @@ SINGLE_FILTER = (
 )
 
 
-def populate(api: Api) -> int:
+def populate(api: Client) -> int:
     """Create the objects through the API, 8 requests in flight; return how many bind USER."""
     ns_names = [f"bench-{i:03d}" for i in range(NAMESPACES)]
 
@@ -197,7 +197,7 @@ def main() -> int:
         running_control_plane(Path(tmp) / "cp", bin_dir) as cp,
     ):
         t0 = time.monotonic()
-        with Api(kubeconfig.admin_connection(str(cp.kubeconfig), Host())) as api:
+        with Client(kubeconfig.admin_connection(str(cp.kubeconfig), Host())) as api:
             direct = populate(api)
         print(
             f"populated {NAMESPACES} namespaces, {ROLEBINDINGS} RoleBindings, "

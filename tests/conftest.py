@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.kube", "tests.fixtures.images"]
+pytest_plugins = ["tests.fixtures.kube", "tests.fixtures.images", "tests.fixtures.fake_kube"]
 
 REQUIRE_ALL = os.environ.get("PODSEC_REQUIRE_ALL", "") not in ("", "0")
 K8S_BIN = Path("/var/cache/podsec-dev/kubernetes/v1.20.2/current/bin")

@@ -25,8 +25,9 @@ from tests.conftest import require_root, require_tool
 from tests.fixtures.kube import ControlPlane
 
 from podsec.host.paths import Host
-from podsec.rbac import account, certs, csr, kubeconfig
-from podsec.rbac.api import Api
+from podsec.kube import kubeconfig
+from podsec.kube.client import Client
+from podsec.rbac import account, certs, csr
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -433,9 +434,9 @@ def test_bad_input_one_clear_error_each(rb: Env, alice: str, tmp_path: Path) -> 
     assert not rb.user_config(user).exists()
 
 
-def _admin_api(rb: Env) -> Api:
+def _admin_api(rb: Env) -> Client:
     host = Host(rb.root)
-    return Api(kubeconfig.admin_connection(str(rb.cp.kubeconfig), host))
+    return Client(kubeconfig.admin_connection(str(rb.cp.kubeconfig), host))
 
 
 def test_csr_not_signed_in_time_leaves_no_csr(rb: Env) -> None:

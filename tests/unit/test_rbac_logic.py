@@ -20,7 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from podsec.errors import UsageError, ValidationError
 from podsec.host.paths import Host
-from podsec.rbac import bindings, certs, kubeconfig, names, remoteplace, revoke, roles, whocan
+from podsec.kube import kubeconfig
+from podsec.rbac import bindings, certs, names, remoteplace, revoke, roles, whocan
 from podsec.rbac.bindings import Subject
 
 CA_PEM_FAKE = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

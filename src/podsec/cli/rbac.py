@@ -18,7 +18,7 @@ from podsec.i18n import _
 
 if TYPE_CHECKING:
     from podsec.host.paths import Host
-    from podsec.rbac.api import Api
+    from podsec.kube.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,15 +74,15 @@ def _issue_options(func: F) -> F:
 
 
 def _admin(host: Host, kubeconfig: str | None, kube_context: str | None) -> Any:
-    from podsec.rbac import kubeconfig as kc
+    from podsec.kube import kubeconfig as kc
 
     return kc.admin_connection(kubeconfig, host, kube_context)
 
 
-def _api(host: Host, kubeconfig: str | None, kube_context: str | None, timeout: float) -> Api:
-    from podsec.rbac.api import Api
+def _api(host: Host, kubeconfig: str | None, kube_context: str | None, timeout: float) -> Client:
+    from podsec.kube.client import Client
 
-    return Api(_admin(host, kubeconfig, kube_context), timeout=timeout)
+    return Client(_admin(host, kubeconfig, kube_context), timeout=timeout)
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from podsec.errors import NotFoundError, UsageError, ValidationError
 from podsec.i18n import _
+from podsec.kube.client import RBAC, Client, path
 from podsec.rbac import names
-from podsec.rbac.api import RBAC, Api, path
 
 RoleType = Literal["role", "clusterrole", "role=clusterrole"]
 ROLE_TYPES: tuple[str, ...] = ("role", "role=clusterrole", "clusterrole")
@@ -133,7 +133,7 @@ def _role_ref_ok(obj: dict[str, Any], t: Target, *, for_unbind: bool) -> None:
         )
 
 
-def bind(api: Api, subject: Subject, t: Target) -> Change:
+def bind(api: Client, subject: Subject, t: Target) -> Change:
     if api.get_or_none(t.role_url()) is None:
         where = _(" in namespace {ns}").format(ns=t.namespace) if t.role_kind == "Role" else ""
         raise NotFoundError(
@@ -174,7 +174,7 @@ def bind(api: Api, subject: Subject, t: Target) -> Change:
     return result
 
 
-def unbind(api: Api, subject: Subject, t: Target) -> Change:
+def unbind(api: Client, subject: Subject, t: Target) -> Change:
     def attempt() -> Change:
         obj = api.get_or_none(t.binding_url(t.binding))
         if obj is None:
@@ -208,7 +208,7 @@ def unbind(api: Api, subject: Subject, t: Target) -> Change:
     return result
 
 
-def remove_subjects(api: Api, subjects: list[Subject]) -> list[Change]:
+def remove_subjects(api: Client, subjects: list[Subject]) -> list[Change]:
     """Remove ``subjects`` from every binding of the cluster (revoke)."""
     crbs, rbs = api.get_many([path(RBAC, "clusterrolebindings"), path(RBAC, "rolebindings")])
     changes: list[Change] = []

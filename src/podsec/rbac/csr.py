@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from podsec.errors import PodsecError
 from podsec.i18n import _
+from podsec.kube.client import CERTS, APIError, Client, path
 from podsec.progress import NULL_PROGRESS, Progress
-from podsec.rbac.api import CERTS, Api, ApiError, path
 
 SIGNER = "kubernetes.io/kube-apiserver-client"
 POLL_INTERVAL = 0.2
@@ -43,7 +43,7 @@ def _conditions(obj: dict[str, object]) -> list[dict[str, str]]:
 
 
 def issue(
-    api: Api,
+    api: Client,
     user: str,
     request_pem: bytes,
     *,
@@ -76,7 +76,7 @@ def issue(
     finally:
         try:
             api.request("DELETE", url)
-        except ApiError as exc:
+        except APIError as exc:
             if exc.status != 404:
                 raise
     progress.finish(_("certificate request"))
@@ -89,7 +89,7 @@ def _label(user: str) -> str:
     return text.strip("-_.") or "user"
 
 
-def _approve(api: Api, url: str) -> None:
+def _approve(api: Client, url: str) -> None:
     def attempt() -> None:
         obj = api.request("GET", url)
         conds = [c for c in _conditions(obj) if c.get("type") != "Approved"]
@@ -107,7 +107,7 @@ def _approve(api: Api, url: str) -> None:
     api.retry_conflicts(attempt)
 
 
-def _wait(api: Api, url: str, name: str, timeout: float) -> bytes:
+def _wait(api: Client, url: str, name: str, timeout: float) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
         obj = api.request("GET", url)

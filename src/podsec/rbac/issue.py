@@ -18,10 +18,11 @@ from podsec.errors import NotFoundError, UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.host.run import run
 from podsec.i18n import _
+from podsec.kube import kubeconfig
+from podsec.kube.client import Client
+from podsec.kube.kubeconfig import Connection
 from podsec.progress import NULL_PROGRESS, Progress
-from podsec.rbac import account, certs, csr, kubeconfig, names
-from podsec.rbac.api import Api
-from podsec.rbac.kubeconfig import Connection
+from podsec.rbac import account, certs, csr, names
 
 DEFAULT_GROUPS = ("k8s",)
 DEFAULT_REMOTE_USER = "u7s-admin"
@@ -104,7 +105,7 @@ def _existing(kube: Path) -> kubeconfig.Config | None:
 
 def _issue_and_write(
     host: Host,
-    api: Api,
+    api: Client,
     *,
     user: str,
     groups: Sequence[str],
@@ -132,7 +133,7 @@ def _issue_and_write(
         cert_pem=got.cert_pem,
         key_pem=key_pem,
     )
-    with Api(probe, timeout=api.timeout) as user_api:
+    with Client(probe, timeout=api.timeout) as user_api:
         answer = user_api.get("/api")
     if not isinstance(answer, dict) or answer.get("kind") != "APIVersions":
         raise ValidationError(_("the API server did not accept the new certificate"))
@@ -181,7 +182,7 @@ def create_kubeconfig(
     if key_type not in certs.KEY_TYPES:
         raise UsageError(_("unknown key type {kind!r} (rsa or ecdsa)").format(kind=key_type))
     existing = _existing(kube)
-    with Api(admin, timeout=api_timeout) as api:
+    with Client(admin, timeout=api_timeout) as api:
         api.get("/version")  # unreachable or unauthenticated: fail before creating anything
         ca_pem = cluster_ca(host, admin, remote_user, kube)
         return _issue_and_write(
@@ -231,7 +232,7 @@ def renew(
     if within is not None and old.not_after - moment > dt.timedelta(seconds=within):
         return Renewal(user, False, old.not_after)
     lifetime = expiration or max(old.lifetime, certs.MIN_EXPIRATION)
-    with Api(admin, timeout=api_timeout) as api:
+    with Client(admin, timeout=api_timeout) as api:
         api.get("/version")
         ca_pem = cluster_ca(host, admin, DEFAULT_REMOTE_USER, kube)
         issued = _issue_and_write(

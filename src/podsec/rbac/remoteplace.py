@@ -22,7 +22,7 @@ from podsec.errors import UsageError
 from podsec.host import files
 from podsec.host.run import run
 from podsec.i18n import _
-from podsec.rbac import kubeconfig
+from podsec.kube import kubeconfig
 
 REMOTE_PATH = ".kube/config"
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")

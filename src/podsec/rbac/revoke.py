@@ -25,8 +25,8 @@ from podsec.errors import ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.kube.client import Client
 from podsec.rbac import bindings, certs
-from podsec.rbac.api import Api
 from podsec.rbac.bindings import Subject
 
 REVOKED_FILE = "/var/lib/podsec/rbac/revoked.json"
@@ -117,7 +117,7 @@ def record(host: Host, cert: certs.CertInfo, user: str, now: dt.datetime) -> Pat
 
 def revoke(
     host: Host,
-    api: Api,
+    api: Client,
     user: str,
     cert: certs.CertInfo | None,
     *,

@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from podsec.rbac.api import RBAC, Api, path
+from podsec.kube.client import RBAC, Client, path
 
 LEGACY_UNBIND = "podsec-k8s-rbac-unbindrole"
 
@@ -56,7 +56,7 @@ def _index(items: list[dict[str, Any]]) -> dict[tuple[str | None, str], Any]:
 
 
 def user_roles(
-    api: Api, user: str, groups: Sequence[str] = (), *, show_rules: bool = False
+    api: Client, user: str, groups: Sequence[str] = (), *, show_rules: bool = False
 ) -> dict[str, Any]:
     urls = [path(RBAC, "clusterrolebindings"), path(RBAC, "rolebindings")]
     if show_rules:

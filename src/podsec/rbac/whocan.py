@@ -14,8 +14,8 @@ from typing import Any
 
 from podsec.errors import NotFoundError, UsageError
 from podsec.i18n import _
+from podsec.kube.client import RBAC, Client, path
 from podsec.rbac import names
-from podsec.rbac.api import RBAC, Api, path
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def check_args(verb: str, resource: str, namespace: str | None) -> tuple[str, st
     return parse_resource(resource)
 
 
-def resolve_group(api: Api, resource: str) -> str:
+def resolve_group(api: Client, resource: str) -> str:
     """The API group serving ``resource`` (the core group "" first)."""
     core = api.get("/api/v1")
     if any(r.get("name") == resource for r in core.get("resources", [])):
@@ -99,7 +99,7 @@ def _rule_allows(rule: dict[str, Any], verb: str, group: str, resource: str) -> 
 
 
 def who_can(
-    api: Api,
+    api: Client,
     verb: str,
     resource: str,
     namespace: str | None = None,

@@ -13,6 +13,8 @@ from podsec.host import files
 from podsec.host import run as hostrun
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.kube import apply, kubeconfig
+from podsec.kube.client import RBAC, APIError, Client, Unreachable, path
 from podsec.progress import Progress
 from podsec.registry import k8s_images, naming
 from podsec.u7s import nsenter as ns
@@ -114,7 +116,7 @@ def nsenter(host: Host, command: list[str], timeout: float = 30.0) -> int:
 
 
 KUBE_DIR = "/etc/kubernetes"
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
+ADMIN_CONF = kubeconfig.ADMIN_CONF
 PROXIER_BINDING = "podsec-u7s-node-proxier"
 
 
@@ -210,34 +212,27 @@ def _copy_kubeconfig(host: Host, layout: Layout) -> None:
     files.atomic_write(user_kube / "config", text, mode=0o600, owner=layout.uid, group=layout.gid)
 
 
-def kubectl(
-    host: Host, *args: str, timeout: float = 60, check: bool = True, input: str | None = None
-) -> hostrun.Result:
-    """kubectl with the cluster admin's kubeconfig (run on the host, as root)."""
-    return hostrun.run(
-        [
-            "kubectl",
-            f"--kubeconfig={host.path(ADMIN_CONF)}",
-            f"--request-timeout={int(timeout)}s",
-            *args,
-        ],
-        timeout=timeout + 10,
-        check=check,
-        input=input,
-    )
+def admin_client(host: Host, timeout: float = 60) -> Client:
+    """The API as the cluster admin (admin.conf), from the host."""
+    conn = kubeconfig.resolve(host, host.path(ADMIN_CONF), admin_conf=False)
+    return Client(conn, timeout=timeout)
 
 
 def wait_api(host: Host, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        r = kubectl(host, "get", "--raw=/readyz", timeout=10, check=False)
-        if r.ok:
-            return
-        if time.monotonic() > deadline:
-            raise NodeError(
-                _("the API server did not become ready: {err}").format(err=r.stderr.strip()[-200:])
-            )
-        time.sleep(1)
+    with admin_client(host, timeout=10) as api:
+        while True:
+            try:
+                if api.get_bytes("/readyz", accept="text/plain").strip() == b"ok":
+                    return
+                err = _("not ready")
+            except (APIError, Unreachable) as exc:
+                err = exc.message
+            if time.monotonic() > deadline:
+                raise NodeError(
+                    _("the API server did not become ready: {err}").format(err=err[-200:])
+                )
+            time.sleep(1)
 
 
 def post_init(host: Host, plan: NodePlan, layout: Layout, progress: Progress) -> None:
@@ -247,37 +242,46 @@ def post_init(host: Host, plan: NodePlan, layout: Layout, progress: Progress) ->
     # a kubelet started before its Node existed creates the static pods' mirror pods only at
     # its next resync (a minute later); restarted now, it creates them at once
     supervisor.restart_service(host, layout, "kubelet")
-    r = kubectl(host, "get", "clusterrolebinding", PROXIER_BINDING, check=False)
-    if not r.ok:
-        # kube-proxy runs from the supervisor with the node's credentials (addon/kube-proxy
-        # is skipped: its image would need iptables), so nodes get the proxier role
-        kubectl(
-            host,
-            "create",
-            "clusterrolebinding",
-            PROXIER_BINDING,
-            "--clusterrole=system:node-proxier",
-            "--group=system:nodes",
-        )
+    with admin_client(host) as api:
+        if api.get_or_none(path(RBAC, "clusterrolebindings", PROXIER_BINDING)) is None:
+            # kube-proxy runs from the supervisor with the node's credentials (addon/kube-proxy
+            # is skipped: its image would need iptables), so nodes get the proxier role
+            api.request("POST", path(RBAC, "clusterrolebindings"), proxier_binding())
     if plan.cni == "flannel":
         apply_flannel(host, plan, progress)
     if runtime.wants_admission(plan):
         register_admission(host, plan, layout, progress)
 
 
+def proxier_binding() -> dict[str, Any]:
+    """``kubectl create clusterrolebinding … --clusterrole=system:node-proxier
+    --group=system:nodes``."""
+    rbac = "rbac.authorization.k8s.io"
+    return {
+        "apiVersion": f"{rbac}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": PROXIER_BINDING},
+        "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "system:node-proxier"},
+        "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "system:nodes"}],
+    }
+
+
 def register_admission(host: Host, plan: NodePlan, layout: Layout, progress: Progress) -> None:
     """Register the signed-images webhook (kube-system exempt, see podsec.u7s.admission)."""
-    import json
-
     from podsec.u7s import admission
 
     progress.start("admission")
-    kubectl(
-        host, "label", "--overwrite", "namespace", "kube-system", f"{admission.SKIP_LABEL}=skip"
-    )
     ca = (host.path(str(layout.admission_dir)) / "ca.crt").read_bytes()
     url = f"https://{plan.advertise_address}:{admission.PORT}/validate"
-    kubectl(host, "apply", "-f", "-", input=json.dumps(admission.registration(url, ca)))
+    with admin_client(host) as api:
+        # `kubectl label --overwrite namespace kube-system …`
+        api.request(
+            "PATCH",
+            path("/api/v1/namespaces", "kube-system"),
+            {"metadata": {"labels": {admission.SKIP_LABEL: "skip"}}},
+            content_type="application/merge-patch+json",
+        )
+        apply.apply(api, [admission.registration(url, ca)])
     progress.finish("admission")
 
 
@@ -289,21 +293,24 @@ def apply_flannel(host: Host, plan: NodePlan, progress: Progress, timeout: float
     API accepts it or ``timeout``."""
     from podsec.u7s import wrapper
 
-    manifest = host.path(FLANNEL_MANIFEST)
-    files.atomic_write(manifest, wrapper.flannel_manifest(plan))
+    text = wrapper.flannel_manifest(plan)
+    files.atomic_write(host.path(FLANNEL_MANIFEST), text)
+    objects = apply.documents(text)
     progress.start("flannel")
     deadline = time.monotonic() + timeout
-    while True:
-        r = kubectl(host, "apply", "-f", str(manifest), check=False)
-        if r.ok:
-            break
-        if time.monotonic() > deadline:
-            raise NodeError(
-                _("applying {path} failed: {err}").format(
-                    path=FLANNEL_MANIFEST, err=r.stderr.strip()[-200:]
-                )
-            )
-        time.sleep(2)
+    with admin_client(host) as api:
+        while True:
+            try:
+                apply.apply(api, objects)
+                break
+            except (APIError, Unreachable) as exc:
+                if time.monotonic() > deadline:
+                    raise NodeError(
+                        _("applying {path} failed: {err}").format(
+                            path=FLANNEL_MANIFEST, err=exc.message[-200:]
+                        )
+                    ) from exc
+            time.sleep(2)
     progress.finish("flannel")
 
 

@@ -37,6 +37,8 @@ from podsec.errors import PodsecError, UsageError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.kube import kubeconfig
+from podsec.kube.client import Client
 from podsec.u7s.plan import PortForward, Proto
 from podsec.u7s.rootlesskit_api import Port, PortApiError, RootlesskitApi
 
@@ -325,7 +327,7 @@ def remove(api: RootlesskitApi, state_path: Path, what: str) -> Entry:
 class Options:
     socket: Path
     state: Path
-    kubeconfig: Path | None = None  # None: see kubeconfig_source()
+    kubeconfig: Path | None = None  # None: see load_kubeconfig()
     host: Host = field(default_factory=Host)
     context: str | None = None
     host_ip: str = "0.0.0.0"  # noqa: S104 - peers reach NodePorts on every address
@@ -333,56 +335,19 @@ class Options:
     retry_seconds: float = 5.0
 
 
-class ApiStatusError(PodsecError):
-    """The Kubernetes API answered with an error status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(
-            _("Kubernetes API: HTTP {status}: {message}").format(status=status, message=message)
-        )
-        self.status = status
-
-
-KubeconfigSource = Path | dict[str, Any]
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 _NS_KUBELET_DIR = "/var/lib/kubelet/"
 
 
-def kubeconfig_source(host: Host, explicit: Path | None = None) -> KubeconfigSource:
-    """``--kubeconfig``; else as kubectl (``$KUBECONFIG``, ``~/.kube/config``); else the
-    control plane's admin.conf; else — on a worker — the node's own identity from
-    kubelet.conf (nodes may list and watch Services), its namespace paths mapped to the host."""
-    if explicit is not None:
-        return explicit
-    env = os.environ.get("KUBECONFIG", "")
-    candidates = [Path(p) for p in env.split(os.pathsep) if p]
-    candidates += [Path.home() / ".kube" / "config", host.path(ADMIN_CONF)]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    kubelet = host.path(KUBELET_CONF)
-    if kubelet.is_file():
-        return _node_kubeconfig(host, kubelet)
-    raise PodsecError(
-        _("no kubeconfig: none of $KUBECONFIG, ~/.kube/config, {admin}, {kubelet}").format(
-            admin=ADMIN_CONF, kubelet=KUBELET_CONF
-        ),
-        hint=_("pass --kubeconfig, or join the node first"),
-    )
-
-
-def _node_kubeconfig(host: Host, path: Path) -> dict[str, Any]:
-    """kubelet.conf names its client certificate by the namespace's path
+def node_identity(host: Host) -> kubeconfig.NodeIdentity:
+    """The kubelet.conf fallback (a worker: nodes may list and watch Services). kubelet.conf
+    names its client certificate by the namespace's path
     (``/var/lib/kubelet/pki/kubelet-client-current.pem``, a symlink to a dated file); on the
     host that directory is u7s-admin's ``~/.local/share/usernetes/_var_lib_kubelet``."""
-    import yaml
-
-    from podsec.u7s import runtime
-
-    kubelet_dir = host.path(str(runtime.layout_for(host).data_dir / "_var_lib_kubelet"))
 
     def on_host(value: str) -> str:
+        from podsec.u7s import runtime
+
+        kubelet_dir = host.path(str(runtime.layout_for(host).data_dir / "_var_lib_kubelet"))
         for _hop in range(4):  # follow the namespace's absolute symlinks
             if not value.startswith(_NS_KUBELET_DIR):
                 return value
@@ -394,80 +359,35 @@ def _node_kubeconfig(host: Host, path: Path) -> dict[str, Any]:
                 value = str(mapped.parent / value)
         return value
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PodsecError(_("invalid kubeconfig: {err}").format(err=exc)) from exc
-    for entry in data.get("users") or [] if isinstance(data, dict) else []:
-        user = entry.get("user") or {}
-        for key in ("client-certificate", "client-key"):
-            if isinstance(user.get(key), str):
-                user[key] = on_host(user[key])
-    return data if isinstance(data, dict) else {}
+    return kubeconfig.NodeIdentity(map_path=on_host)
 
 
-class ServicesApi:
-    """``GET /api/v1/services`` (list, and watch as JSON lines) through the official client's
-    ApiClient: it loads the kubeconfig like kubectl and does TLS, client certificates and
-    tokens. ``CoreV1Api`` is not used — its 40,000-line module alone costs ~20 MB of the
-    daemon's 60 MB budget — and objects stay plain JSON (no model classes)."""
+def load_kubeconfig(host: Host, explicit: Path | None = None) -> kubeconfig.Loaded:
+    """``--kubeconfig``; else kubectl's rules (every ``$KUBECONFIG`` entry merged,
+    ``~/.kube/config``); else the control plane's admin.conf; else the node's kubelet.conf —
+    :func:`podsec.kube.kubeconfig.load`, the rules ``podsec rbac`` follows too."""
+    return kubeconfig.load(host, explicit, node=node_identity(host))
 
-    def __init__(self, kubeconfig: KubeconfigSource, context: str | None = None):
-        from kubernetes import config
-        from kubernetes.config.config_exception import ConfigException
 
-        try:
-            if isinstance(kubeconfig, Path):
-                self._client: Any = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                    config_file=str(kubeconfig), context=context, persist_config=False
-                )
-            else:
-                self._client = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
-                    config_dict=kubeconfig, context=context, persist_config=False
-                )
-        except (ConfigException, OSError, ValueError) as exc:
-            raise PodsecError(_("invalid kubeconfig: {err}").format(err=exc)) from exc
+def connection(opts: Options) -> kubeconfig.Connection:
+    loaded = load_kubeconfig(opts.host, opts.kubeconfig)
+    return kubeconfig.connection(loaded.config, opts.context, loaded.source)
 
-    def _get(self, query: list[tuple[str, str]], timeout: Any) -> Any:
-        param = self._client.param_serialize(
-            method="GET",
-            resource_path="/api/v1/services",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        resp = self._client.call_api(*param, _request_timeout=timeout)
-        if resp.status != 200:
-            raw = resp.read() or b""
-            try:
-                message = json.loads(raw).get("message", "")
-            except (ValueError, AttributeError):
-                message = raw.decode(errors="replace")[:200]
-            raise ApiStatusError(resp.status, message or str(resp.reason))
-        return resp
 
-    def list(self) -> tuple[list[dict[str, Any]], str]:
-        """Every Service and the list's resourceVersion."""
-        data = json.loads(self._get([], 60).read())
-        return list(data.get("items") or []), str(data["metadata"]["resourceVersion"])
+SERVICES = "/api/v1/services"
+LIST_TIMEOUT = 60.0
 
-    def watch(self, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
-        """Watch events (``{"type": ..., "object": {...}}``) until the server ends the watch."""
-        from kubernetes.watch.watch import iter_resp_lines
 
-        query = [
-            ("watch", "true"),
-            ("resourceVersion", resource_version),
-            ("timeoutSeconds", str(seconds)),
-            ("allowWatchBookmarks", "true"),
-        ]
-        resp = self._get(query, (10, seconds + 30))
-        try:
-            for line in iter_resp_lines(resp.response):  # type: ignore[no-untyped-call]
-                if line.strip():
-                    yield json.loads(line)
-        finally:
-            resp.response.release_conn()
+def list_services(kube: Client) -> tuple[list[dict[str, Any]], str]:
+    """Every Service (plain JSON) and the list's resourceVersion."""
+    data = kube.get(SERVICES)
+    return list(data.get("items") or []), str(data["metadata"]["resourceVersion"])
+
+
+def watch_services(kube: Client, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
+    """Watch events (``{"type": ..., "object": {...}}``) until the server ends the watch."""
+    query = {"resourceVersion": resource_version, "allowWatchBookmarks": "true"}
+    return kube.watch(SERVICES, query, seconds=seconds)
 
 
 def _report(changes: list[Change]) -> None:
@@ -492,26 +412,27 @@ def _apply(opts: Options, api: RootlesskitApi, want: Mapping[PortForward, str]) 
 
 def sync_once(opts: Options) -> list[Change]:
     """List Services once and reconcile (``ports sync --once``)."""
-    items, _rv = ServicesApi(kubeconfig_source(opts.host, opts.kubeconfig), opts.context).list()
+    with Client(connection(opts), timeout=LIST_TIMEOUT) as kube:
+        items, _rv = list_services(kube)
     want = desired(_services(items).values(), opts.host_ip)
     return _apply(opts, RootlesskitApi(opts.socket), want)
 
 
 def _cycle(
-    kube: ServicesApi,
+    kube: Client,
     opts: Options,
     api: RootlesskitApi,
     stop: threading.Event,
     on_pass: Callable[[list[Change]], None] | None,
 ) -> None:
     """One list + watch cycle; returns when the watch ends (timeout, expiry, stop)."""
-    items, rv = kube.list()
+    items, rv = list_services(kube)
     services = _services(items)
     want = desired(services.values(), opts.host_ip)
     changes = _apply(opts, api, want)
     if on_pass:
         on_pass(changes)
-    for event in kube.watch(rv, opts.watch_seconds):
+    for event in watch_services(kube, rv, opts.watch_seconds):
         if stop.is_set():
             return
         kind, obj = event.get("type"), event.get("object") or {}
@@ -543,23 +464,25 @@ def run(
     watch ends (its timeout, 410 Gone, API or RootlessKit trouble) start over — after a pause
     when something failed. Blocks on the watch: no polling while nothing changes.
     """
-    from urllib3.exceptions import HTTPError
-
     stop = stop or threading.Event()
     api = RootlesskitApi(opts.socket)
-    kube: ServicesApi | None = None
-    while not stop.is_set():
-        try:
-            if kube is None:
-                kube = ServicesApi(kubeconfig_source(opts.host, opts.kubeconfig), opts.context)
-            _cycle(kube, opts, api, stop, on_pass)
-        except PodsecError as exc:  # RootlessKit down, API error status
-            log.warning("%s", exc.message)
-            stop.wait(opts.retry_seconds)
-        except (HTTPError, OSError, ValueError, KeyError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("Kubernetes API: %s", first)
-            stop.wait(opts.retry_seconds)
+    kube: Client | None = None
+    try:
+        while not stop.is_set():
+            try:
+                if kube is None:
+                    kube = Client(connection(opts), timeout=LIST_TIMEOUT)
+                _cycle(kube, opts, api, stop, on_pass)
+            except PodsecError as exc:  # RootlessKit down, API error status, unreachable
+                log.warning("%s", exc.message)
+                stop.wait(opts.retry_seconds)
+            except (OSError, ValueError, KeyError) as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.warning("Kubernetes API: %s", first)
+                stop.wait(opts.retry_seconds)
+    finally:
+        if kube is not None:
+            kube.close()
 
 
 # ---------------------------------------------------------------------------------- supervision

@@ -1,8 +1,20 @@
-"""kubeconfig files: load the admin connection like kubectl, build and merge user files.
+"""kubeconfig files: which cluster and identity, found like kubectl; user files built and merged.
 
-Loading order (conventions E4): ``--kubeconfig FILE`` (that file only) → ``$KUBECONFIG`` (a
-path list merged stanza by stanza, the first file defining a name wins, ``current-context``
-from the first file that sets it) → ``~/.kube/config`` → ``/etc/kubernetes/admin.conf``.
+Resolution (:func:`load`, :func:`resolve`) follows kubectl's loading rules
+(``k8s.io/client-go/tools/clientcmd`` ``ClientConfigLoadingRules``):
+
+1. ``--kubeconfig FILE``: that file only, never merged; it must exist;
+2. else ``$KUBECONFIG``: every listed file that exists, merged — for each cluster, user and
+   context name the first file defining it wins, ``current-context`` comes from the first
+   file that sets it, and relative paths resolve against the file that names them;
+3. else ``~/.kube/config`` (``$HOME``).
+
+When none of those exists, podsec's fallbacks apply, each an explicit option of the caller:
+``admin_conf`` — the control plane's ``/etc/kubernetes/admin.conf`` (rbac, ports sync) — and
+``node`` — the node's own identity from ``/etc/kubernetes/kubelet.conf`` with its namespace
+paths mapped to the host (ports sync on a worker: nodes may list and watch Services). So
+``podsec rbac`` and ``podsec u7s ports sync`` reach the same cluster for the same environment.
+
 Credentials supported: client certificate/key (data or file) and bearer tokens; exec and
 auth-provider plugins are refused with a clear message (podsec manages certificate users).
 """
@@ -13,6 +25,7 @@ import base64
 import binascii
 import errno
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +38,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
+KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 Config = dict[str, Any]
 
 
@@ -91,8 +105,8 @@ def empty() -> Config:
     }
 
 
-def candidates(explicit: str | None, host: Host, env: dict[str, str] | None = None) -> list[Path]:
-    """The files kubectl would read, in order (without the admin.conf fallback)."""
+def candidates(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> list[Path]:
+    """The files kubectl would read, in order (without podsec's fallbacks)."""
     environ = os.environ if env is None else env
     if explicit:
         return [Path(explicit)]
@@ -103,26 +117,30 @@ def candidates(explicit: str | None, host: Host, env: dict[str, str] | None = No
     return [Path(home) / ".kube" / "config"] if home else []
 
 
-def load_merged(explicit: str | None, host: Host, env: dict[str, str] | None = None) -> Config:
-    """The admin's merged kubeconfig (see the module docstring for the order)."""
-    paths = candidates(explicit, host, env)
-    if explicit:
-        return read(paths[0])
-    existing = [p for p in paths if p.exists()]
-    if not existing:
-        fallback = host.path(ADMIN_CONF)
-        if not fallback.exists():
-            raise KubeconfigError(
-                _("no admin kubeconfig found"),
-                hint=_(
-                    "pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config or {path}"
-                ).format(path=ADMIN_CONF),
-            )
-        return read(fallback)
+@dataclass(frozen=True)
+class NodeIdentity:
+    """The fallback to the node's own kubeconfig (kubelet.conf). ``map_path`` turns a file
+    path as the kubelet sees it (its client certificate) into one readable here."""
+
+    path: str = KUBELET_CONF
+    map_path: Callable[[str], str] | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    sources: tuple[str, ...]  # the files read, for messages
+
+    @property
+    def source(self) -> str:
+        return ", ".join(self.sources)
+
+
+def merge(configs: Iterable[Config]) -> Config:
+    """kubectl's merge: the first definition of a name wins; the first current-context set."""
     merged = empty()
     merged["current-context"] = None
-    for path in existing:
-        data = read(path)
+    for data in configs:
         for key in ("clusters", "users", "contexts"):
             have = {item["name"] for item in merged[key]}
             for item in data[key]:
@@ -131,6 +149,70 @@ def load_merged(explicit: str | None, host: Host, env: dict[str, str] | None = N
         if merged["current-context"] is None and data.get("current-context"):
             merged["current-context"] = data["current-context"]
     return merged
+
+
+def _node_config(path: Path, map_path: Callable[[str], str] | None) -> Config:
+    data = read(path)
+    if map_path is not None:
+        for entry in data["users"]:
+            user = entry.get("user")
+            if not isinstance(user, dict):
+                continue
+            for key in ("client-certificate", "client-key"):
+                if isinstance(user.get(key), str):
+                    user[key] = map_path(user[key])
+    return data
+
+
+def load(
+    host: Host,
+    explicit: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    admin_conf: bool = True,
+    node: NodeIdentity | None = None,
+) -> Loaded:
+    """The kubeconfig kubectl would use, else podsec's fallbacks (module docstring)."""
+    paths = candidates(explicit, env)
+    if explicit:
+        return Loaded(read(paths[0]), (str(paths[0]),))
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        return Loaded(merge(read(p) for p in existing), tuple(str(p) for p in existing))
+    if admin_conf:
+        fallback = host.path(ADMIN_CONF)
+        if fallback.exists():
+            return Loaded(read(fallback), (str(fallback),))
+    if node is not None:
+        kubelet = host.path(node.path)
+        if kubelet.is_file():
+            return Loaded(_node_config(kubelet, node.map_path), (str(kubelet),))
+        raise KubeconfigError(
+            _("no kubeconfig: none of $KUBECONFIG, ~/.kube/config, {admin}, {kubelet}").format(
+                admin=ADMIN_CONF, kubelet=node.path
+            ),
+            hint=_("pass --kubeconfig, or join the node first"),
+        )
+    raise KubeconfigError(
+        _("no admin kubeconfig found"),
+        hint=_("pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config or {path}").format(
+            path=ADMIN_CONF
+        ),
+    )
+
+
+def resolve(
+    host: Host,
+    explicit: str | Path | None = None,
+    *,
+    context: str | None = None,
+    env: Mapping[str, str] | None = None,
+    admin_conf: bool = True,
+    node: NodeIdentity | None = None,
+) -> Connection:
+    """The connection of ``context`` (default: the current one) in :func:`load`'s config."""
+    loaded = load(host, explicit, env=env, admin_conf=admin_conf, node=node)
+    return connection(loaded.config, context, loaded.source)
 
 
 def _find(config: Config, key: str, name: str) -> dict[str, Any]:
@@ -217,13 +299,10 @@ def admin_connection(
     explicit: str | None,
     host: Host,
     context: str | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Connection:
-    """The administrator's connection, found like kubectl finds it."""
-    config = load_merged(explicit, host, env)
-    paths = candidates(explicit, host, env)
-    source = ", ".join(str(p) for p in paths if p.exists()) or str(host.path(ADMIN_CONF))
-    return connection(config, context, source)
+    """The administrator's connection (``podsec rbac``): kubectl's rules, then admin.conf."""
+    return resolve(host, explicit, context=context, env=env)
 
 
 def _b64(data: bytes) -> str:

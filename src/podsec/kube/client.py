@@ -1,12 +1,21 @@
-"""Talking to the Kubernetes API.
+"""One Kubernetes API client, one error hierarchy.
 
-Changes (CSRs, approvals, bindings) go through the official ``kubernetes`` client's transport
-(``ApiClient``: TLS, auth, URL building) with plain JSON bodies: the generated models of a
-new client are stricter than a 1.20 server's objects, so podsec sends and reads dicts.
+Reads — bulk ``GET`` for ``rbac roles``/``who-can``, ``list`` and ``watch`` for the port-sync
+daemon, ``/readyz`` for a starting node — use ``http.client`` with the kubeconfig's
+credentials: importing the official client alone costs ~0.37 s, as much as the whole
+``kubectl get … | jq`` pipeline those commands must beat (benchmarks/bench_rbac_roles.py), and
+its generated ``CoreV1Api`` ~20 MB of the port-sync daemon's 60 MB budget.
 
-Bulk reads for ``roles`` and ``who-can`` use :meth:`Api.get` — ``http.client`` with the same
-credentials — because importing the official client alone costs ~0.37 s, as much as the whole
-``kubectl get … | jq`` pipeline these commands must beat (benchmarks/bench_rbac_roles.py).
+Changes (CSRs, approvals, bindings, applied manifests) go through the official ``kubernetes``
+client's transport (``ApiClient``: TLS, auth, URL building), imported only then, with plain
+JSON bodies: the generated models of a new client are stricter than a 1.20 server's objects,
+so podsec sends and reads dicts.
+
+Every error status becomes one exception, built in one place (:func:`check_response`, as
+kopf's): :class:`APIError` → :class:`APIClientError` (:class:`APIUnauthorizedError` 401,
+:class:`APIForbiddenError` 403, :class:`APINotFoundError` 404, :class:`APIConflictError` 409,
+:class:`APIGoneError` 410) or :class:`APIServerError` (5xx); a server that cannot be reached is
+:class:`Unreachable`.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import shutil
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +36,14 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from podsec.errors import PodsecError
 from podsec.i18n import _
-from podsec.rbac.kubeconfig import Connection
+from podsec.kube.kubeconfig import Connection
 
 DEFAULT_TIMEOUT = 15.0
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 CERTS = "/apis/certificates.k8s.io/v1"
 
 
-class ApiError(PodsecError):
+class APIError(PodsecError):
     """The API server answered with an error status."""
 
     def __init__(self, message: str, status: int, reason: str = "", hint: str | None = None):
@@ -43,8 +52,69 @@ class ApiError(PodsecError):
         self.reason = reason
 
 
+class APIClientError(APIError):
+    """A 4xx answer: the request was refused."""
+
+
+class APIServerError(APIError):
+    """A 5xx answer: the server failed."""
+
+
+class APIUnauthorizedError(APIClientError):
+    """401: the credentials were not accepted."""
+
+
+class APIForbiddenError(APIClientError):
+    """403: this identity may not do that."""
+
+
+class APINotFoundError(APIClientError):
+    """404: no such object (or API)."""
+
+
+class APIConflictError(APIClientError):
+    """409: another writer changed the object first (or it exists already)."""
+
+
+class APIGoneError(APIClientError):
+    """410: the resourceVersion is too old to watch from."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    401: APIUnauthorizedError,
+    403: APIForbiddenError,
+    404: APINotFoundError,
+    409: APIConflictError,
+    410: APIGoneError,
+}
+
+
 class Unreachable(PodsecError):
     """The API server cannot be reached (network, TLS)."""
+
+
+def check_response(status: int, body: bytes, method: str, url: str) -> None:
+    """Raise the :class:`APIError` of an error status (the one place they are built)."""
+    if status < 400:
+        return
+    reason, message = "", ""
+    try:
+        data = json.loads(body)
+        reason, message = str(data.get("reason", "")), str(data.get("message", ""))
+    except (ValueError, AttributeError):
+        message = body.decode(errors="replace").strip()[:200]
+    hint = None
+    if status == 401:
+        hint = _("the credentials in the kubeconfig were not accepted (expired or revoked?)")
+    elif status == 403:
+        hint = _("use an administrator's kubeconfig (--kubeconfig)")
+    text = _("API request {method} {url} failed ({status}): {message}").format(
+        method=method, url=url, status=status, message=message or reason
+    )
+    cls = _BY_STATUS.get(status) or (
+        APIClientError if status < 500 else APIServerError if status < 600 else APIError
+    )
+    raise cls(text, status, reason or ("NotFound" if status == 404 else ""), hint)
 
 
 def path(*segments: str) -> str:
@@ -106,27 +176,7 @@ class _Creds:
             self.directory = None
 
 
-def _status_message(status: int, body: bytes, method: str, url: str) -> ApiError:
-    reason, message = "", ""
-    try:
-        data = json.loads(body)
-        reason, message = str(data.get("reason", "")), str(data.get("message", ""))
-    except (ValueError, AttributeError):
-        message = body.decode(errors="replace").strip()[:200]
-    hint = None
-    if status == 401:
-        hint = _("the credentials in the kubeconfig were not accepted (expired or revoked?)")
-    elif status == 403:
-        hint = _("use an administrator's kubeconfig (--kubeconfig)")
-    text = _("API request {method} {url} failed ({status}): {message}").format(
-        method=method, url=url, status=status, message=message or reason
-    )
-    if status == 404:
-        return ApiError(text, status, reason or "NotFound", hint)
-    return ApiError(text, status, reason, hint)
-
-
-class Api:
+class Client:
     """One API server, one identity. Use as a context manager (temp credentials)."""
 
     def __init__(self, conn: Connection, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -141,7 +191,7 @@ class Api:
         self._local = threading.local()
         self._official: Any = None
 
-    def __enter__(self) -> Api:
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -184,12 +234,21 @@ class Api:
             ).format(source=self.conn.source or "?"),
         )
 
-    def get(self, url: str, query: dict[str, str] | None = None) -> Any:
-        """GET a JSON document (raises ApiError/Unreachable)."""
-        full = self._prefix + url + ("?" + urlencode(query) if query else "")
-        headers = {"Accept": "application/json"}
+    def _headers(self, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         if self.conn.token:
             headers["Authorization"] = f"Bearer {self.conn.token}"
+        return headers
+
+    def _full(self, url: str, query: dict[str, str] | None) -> str:
+        return self._prefix + url + ("?" + urlencode(query) if query else "")
+
+    def get_bytes(
+        self, url: str, query: dict[str, str] | None = None, accept: str = "application/json"
+    ) -> bytes:
+        """GET ``url``'s body (raises :class:`APIError`/:class:`Unreachable`)."""
+        full = self._full(url, query)
+        headers = self._headers(accept)
         for attempt in (0, 1):  # a kept-alive connection the server closed: retry once
             conn = self._connection()
             try:
@@ -206,9 +265,12 @@ class Api:
                 conn.close()
                 self._local.conn = None
                 raise self._unreachable(exc) from exc
-        if resp.status >= 400:
-            raise _status_message(resp.status, body, "GET", url)
-        return json.loads(body)
+        check_response(resp.status, body, "GET", url)
+        return body
+
+    def get(self, url: str, query: dict[str, str] | None = None) -> Any:
+        """GET a JSON document (raises :class:`APIError`/:class:`Unreachable`)."""
+        return json.loads(self.get_bytes(url, query))
 
     def get_many(self, urls: Iterable[str]) -> list[Any]:
         """GET several documents in parallel (one connection per worker thread)."""
@@ -221,10 +283,38 @@ class Api:
     def get_or_none(self, url: str) -> Any:
         try:
             return self.get(url)
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except APINotFoundError:
+            return None
+
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers ok (an API server that is up and serving)."""
+        try:
+            return self.get_bytes("/readyz", accept="text/plain").strip() == b"ok"
+        except (APIError, Unreachable):
+            return False
+
+    def watch(
+        self, url: str, query: dict[str, str] | None = None, *, seconds: int = 60
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events (``{"type": …, "object": {…}}``) of ``url`` until the server ends the
+        watch (``timeoutSeconds``); its own connection, read line by line."""
+        full = self._full(url, {**(query or {}), "watch": "true", "timeoutSeconds": str(seconds)})
+        conn = http.client.HTTPSConnection(
+            self._host, self._port, context=self._context(), timeout=seconds + 30
+        )
+        try:
+            try:
+                conn.request("GET", full, headers=self._headers())
+                resp = conn.getresponse()
+                if resp.status >= 400:
+                    check_response(resp.status, resp.read(), "GET", url)
+                while line := resp.readline():
+                    if line.strip():
+                        yield json.loads(line)
+            except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+                raise self._unreachable(exc) from exc
+        finally:
+            conn.close()
 
     # ------------------------------------------------------------------ changes
     def _client(self) -> Any:
@@ -276,8 +366,7 @@ class Api:
             if getattr(exc, "status", None) == 0:
                 raise self._unreachable(exc) from exc
             raise
-        if resp.status >= 400:
-            raise _status_message(resp.status, data or b"", method, url)
+        check_response(resp.status, data or b"", method, url)
         return json.loads(data) if data else None
 
     def retry_conflicts(self, action: Callable[[], Any], attempts: int = 5) -> Any:
@@ -285,7 +374,7 @@ class Api:
         for attempt in range(attempts):
             try:
                 return action()
-            except ApiError as exc:
-                if exc.status != 409 or attempt == attempts - 1:
+            except APIConflictError:
+                if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
