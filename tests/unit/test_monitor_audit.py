@@ -73,15 +73,19 @@ def test_401_and_revoked_user() -> None:
     assert r is not None and r.revoked and "REVOKED" in r.message()
 
 
-def test_revoked_json_read_tolerantly(tmp_path: Path) -> None:
+def test_revoked_json_is_read_through_revocations(tmp_path: Path) -> None:
     p = tmp_path / "revoked.json"
-    assert ka.load_revoked(p) == frozenset()
-    p.write_text(json.dumps([{"cn": "bob", "serial": "0a"}, {"serial": "1"}, 5, {"cn": ""}, "eve"]))
+    assert ka.load_revoked(p) == frozenset()  # missing: nothing revoked
+    p.write_text(json.dumps([{"cn": "bob", "serial": "10"}, {"cn": "eve", "serial": "11"}]))
     assert ka.load_revoked(p) == {"bob", "eve"}
-    p.write_text("{not json")
-    assert ka.load_revoked(p) == frozenset()
-    p.write_text(json.dumps({"revoked": [{"cn": "x", "serial": "1", "extra": True}]}))
-    assert ka.load_revoked(p) == {"x"}
+    # a broken denylist is reported (Critical) and revokes nothing; 401/403 still reported
+    notes: list[tuple[int, str]] = []
+    for junk in ("{not json", json.dumps({"revoked": []}), json.dumps([{"serial": "1"}])):
+        p.write_text(junk)
+        assert ka.load_revoked(p, lambda prio, text: notes.append((prio, text))) == frozenset()
+    assert [prio for prio, _text in notes] == [2, 2, 2]
+    assert all(text.startswith("Critical: ") for _prio, text in notes)
+    assert "[0].cn" in notes[2][1]
 
 
 def write_log(path: Path, lines: list[str]) -> None:

@@ -19,6 +19,7 @@ from podsec.cli import context, output
 from podsec.cli.main import legacy
 from podsec.errors import PodsecError, UsageError
 from podsec.i18n import _
+from podsec.names import PODMAN_DEV_ALIASES
 
 
 def _confirm(yes: bool) -> Callable[[str], bool]:
@@ -322,7 +323,7 @@ def _check_maker() -> None:
             names.add(grp.getgrgid(gid).gr_name)
         except KeyError:
             continue
-    if not names & {"podman_dev", "podman-dev"}:
+    if not names & set(PODMAN_DEV_ALIASES):
         raise PodsecError(
             _("{user} is not an image maker (group podman_dev)").format(user=user),
             hint=_("podsec users create-imagemaker {user}").format(user=user),

@@ -13,6 +13,7 @@ from podsec.cli import context, output
 from podsec.cli.main import legacy
 from podsec.errors import UsageError
 from podsec.i18n import _
+from podsec.names import REGISTRY_HOST, SYSTEM_REGISTRIES_D, USER_REGISTRIES_D
 
 
 @click.group(help=_("Image trust policy: which images may be pulled, signed by whom."))
@@ -268,7 +269,7 @@ def create_imagemaker_cmd(
     if not env.json and any(setup.PUBLISHED_POLICY in r.changed for r in reports):
         from podsec.host import etc_hosts
 
-        address = etc_hosts.lookup(env.host, setup.REGISTRY) or "REGISTRY_IP"
+        address = etc_hosts.lookup(env.host, REGISTRY_HOST) or "REGISTRY_IP"
         pins = " ".join(f"--trust {p}" for p in setup.pin_values(env.host))
         if pins:
             output.info(
@@ -437,9 +438,9 @@ def policy_show_cmd(ctx: click.Context, user: str | None, json_output: bool) -> 
     path = pol.effective_policy_path(env.host, home)
     shown = env.host.unroot(path)
     p = pol.load(path, shown)
-    regd_dir = env.host.path(str(home / rd.USER_DIR)) if home is not None else None
+    regd_dir = env.host.path(str(home / USER_REGISTRIES_D)) if home is not None else None
     if regd_dir is None or not regd_dir.is_dir():
-        regd_dir = env.host.path(rd.SYSTEM_DIR)
+        regd_dir = env.host.path(SYSTEM_REGISTRIES_D)
     conf = rd.load_dir(regd_dir, env.host.unroot(regd_dir))
     lookaside = conf.default_docker.lookaside if conf.default_docker else None
     if env.json:

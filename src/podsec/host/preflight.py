@@ -21,9 +21,9 @@ from podsec.host import accounts
 from podsec.host.paths import Host
 from podsec.host.run import run, which
 from podsec.i18n import _
+from podsec.names import U7S_USER
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-U7S_USER = "u7s-admin"
 MIN_KERNEL = (5, 15)
 MIN_WATCHES = 524288
 CAP_SYS_RESOURCE = 24

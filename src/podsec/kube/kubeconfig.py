@@ -36,9 +36,8 @@ from podsec import readers
 from podsec.errors import UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import ADMIN_CONF, KUBELET_CONF
 
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 Config = dict[str, Any]
 
 

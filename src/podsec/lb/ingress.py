@@ -18,10 +18,10 @@ from typing import Any
 
 from podsec.errors import UsageError, ValidationError
 from podsec.i18n import _
+from podsec.names import REGISTRY_HOST
 from podsec.progress import NULL_PROGRESS, Progress
 
 DEFAULT_NODE_PORT = 31000
-DEFAULT_REGISTRY = "registry.local"
 NODE_PORT_RANGE = (30000, 32767)  # kube-apiserver's default --service-node-port-range
 _WORKLOADS = {"Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "Pod", "CronJob"}
 _REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
@@ -116,7 +116,7 @@ def prepare(
     text: str,
     *,
     node_port: int = DEFAULT_NODE_PORT,
-    registry: str = DEFAULT_REGISTRY,
+    registry: str = REGISTRY_HOST,
     source: str = "manifest",
 ) -> Prepared:
     low, high = NODE_PORT_RANGE

@@ -14,15 +14,11 @@ from pathlib import Path
 
 from podsec.host import accounts as host_accounts
 from podsec.host.paths import Host
+from podsec.names import GROUP_PODMAN, PODMAN_DEV_ALIASES
 
 ROOT_STORAGE = "/var/lib/containers/storage"
 USER_STORAGE = ".local/share/containers/storage"
 U7S_STORAGE = ".local/share/usernetes/containers/storage"
-U7S_ADMIN = "u7s-admin"
-PODMAN = "podman"
-PODMAN_DEV = "podman_dev"
-PODMAN_DEV_ALIASES = ("podman_dev", "podman-dev")
-WHEEL = "wheel"
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,7 @@ class Account:
 
     @property
     def podman_only(self) -> bool:
-        return PODMAN in self.groups and not self.podman_dev
+        return GROUP_PODMAN in self.groups and not self.podman_dev
 
     @property
     def config_dir(self) -> Path:

@@ -24,6 +24,7 @@ from podsec.i18n import _
 from podsec.monitor import inotify as ino
 from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.storage import LAYOUTS, StorageIndex, drivers, load_index
+from podsec.names import U7S_USER
 
 TAG = "podsec-inotify-check-containers"
 EXCLUDED = (b"var", b"proc", b"tmp", b"run")
@@ -299,7 +300,7 @@ class ContainersWatcher:
                 self._watch_storage(account.name, graphroot)
             if not account.is_root:
                 self._anchor(account.home / USER_STORAGE / "overlay")
-                if account.name == "u7s-admin":
+                if account.name == U7S_USER:
                     self._anchor(account.home / U7S_STORAGE / "overlay")
             else:
                 self._anchor(self.host.path("/var/lib/containers/storage/overlay"))

@@ -26,8 +26,9 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.plugin import Perf, Report, State, Thresholds
-from podsec.monitor.policy_check import SYSTEM_REGISTRIES_D, _Cache
+from podsec.monitor.policy_check import _Cache
 from podsec.monitor.storage import load_images
+from podsec.names import SYSTEM_REGISTRIES_D
 
 NAME = "IMAGES"
 TAG = "podsec-inotify-check-images"

@@ -29,17 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from podsec import revocations
 from podsec.errors import NotFoundError, ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import APISERVER_MANIFEST, AUDIT_DIR, AUDIT_LOG, AUDIT_POLICY, REVOKED_FILE
 
-AUDIT_DIR = "/etc/kubernetes/audit"
-AUDIT_LOG = "/etc/kubernetes/audit/audit.log"
-AUDIT_POLICY = "/etc/kubernetes/audit/policy.yaml"
 STATE_DIR = "/var/lib/podsec/u7s/log/kubeapi"
-REVOKED = "/var/lib/podsec/rbac/revoked.json"
-APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 TAG = "podsec-inotify-check-kubeapi"
 
 FORBIDDEN_CODES = (401, 403)
@@ -192,24 +189,16 @@ def extract(line: bytes | str, revoked: frozenset[str] = frozenset()) -> Record 
     )
 
 
-def load_revoked(path: Path) -> frozenset[str]:
-    """Common names from the RBAC denylist (a JSON list of objects with "cn" and "serial").
-
-    Read tolerantly: a missing file means nothing is revoked; junk entries are skipped.
-    """
+def load_revoked(path: Path, notice: Callable[[int, str], None] | None = None) -> frozenset[str]:
+    """Common names from the RBAC denylist (:mod:`podsec.revocations`); a missing file means
+    nothing is revoked. A broken file is reported through ``notice`` and revokes nothing:
+    the watcher keeps reporting 401/403 rather than stopping."""
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        return frozenset(r.cn for r in revocations.read(path))
+    except ValidationError as exc:
+        if notice is not None:
+            notice(2, "Critical: " + exc.message)
         return frozenset()
-    if isinstance(data, dict):  # tolerate {"revoked": [...]} and {"cn": {...}} shapes
-        data = data.get("revoked", list(data.values()) if data else [])
-    names = set()
-    for item in data if isinstance(data, list) else []:
-        if isinstance(item, dict) and isinstance(item.get("cn"), str) and item["cn"]:
-            names.add(item["cn"])
-        elif isinstance(item, str) and item:
-            names.add(item)
-    return frozenset(names)
 
 
 def candidate_patterns(revoked: Iterable[str] = ()) -> list[re.Pattern[bytes]]:
@@ -436,7 +425,7 @@ class Paths:
 
     @classmethod
     def for_host(cls, host: Host, log: str = AUDIT_LOG) -> Paths:
-        return cls(host.path(log), host.path(STATE_DIR), host.path(REVOKED))
+        return cls(host.path(log), host.path(STATE_DIR), host.path(REVOKED_FILE))
 
     @property
     def cursor(self) -> Path:
@@ -540,7 +529,7 @@ class Follower:
         self.paths = paths
         self.sink = sink
         self.notice = notice or (lambda _p, _t: None)
-        self.scanner = Scanner(load_revoked(paths.revoked))
+        self.scanner = Scanner(load_revoked(paths.revoked, self.notice))
         self.save_interval = save_interval
         self._fd = -1
         self._stat: os.stat_result | None = None

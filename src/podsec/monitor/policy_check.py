@@ -35,16 +35,13 @@ from pathlib import Path
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.monitor.accounts import WHEEL, Account, container_accounts
+from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.plugin import Perf, Report, State, Thresholds
+from podsec.names import GROUP_WHEEL, LOOKASIDE_URL, REGISTRY_HOST, SYSTEM_REGISTRIES_D
 
 NAME = "POLICY"
 TAG = "podsec-inotify-check-policy"
-LOCAL_REGISTRY = "registry.local"
-LOCAL_SIGSTORE = "http://sigstore.local:81/sigstore/"
 ALLOWED_TRANSPORTS = ("docker", "containers-storage")
-SYSTEM_REGISTRIES_D = "/etc/containers/registries.d"
-USER_REGISTRIES_D = ".config/containers/registries.d"
 FS_IOC_GETFLAGS = 0x80086601
 FS_IMMUTABLE_FL = 0x00000010
 
@@ -250,7 +247,7 @@ def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - 
         if cfg.default_type != "reject" and not account.podman_dev:
             hits["r102"].append(name)
             details["r102"].append(f"{name}: {cfg.default_type}")
-        if not any(s == LOCAL_REGISTRY or s.startswith(LOCAL_REGISTRY + "/") for s in cfg.signed):
+        if not any(s == REGISTRY_HOST or s.startswith(REGISTRY_HOST + "/") for s in cfg.signed):
             hits["r103"].append(name)
         if cfg.unsigned:
             hits["r104"].append(name)
@@ -258,12 +255,12 @@ def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - 
         if cfg.transports:
             hits["r105"].append(name)
             details["r105"].append(f"{name}: {', '.join(cfg.transports)}")
-        if (cfg.lookaside or "").rstrip("/") != LOCAL_SIGSTORE.rstrip("/"):
+        if (cfg.lookaside or "").rstrip("/") != LOOKASIDE_URL.rstrip("/"):
             hits["r106"].append(name)
             details["r106"].append(f"{name}: {cfg.lookaside or '-'}")
         if account.podman_only:
             podman_only.append(account)
-            if not account.is_root and WHEEL in account.groups:
+            if not account.is_root and GROUP_WHEEL in account.groups:
                 hits["r107"].append(name)
     for account in podman_only:
         if not (account.config_dir / "storage.conf").is_file():

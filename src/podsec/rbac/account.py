@@ -14,10 +14,9 @@ from podsec.errors import NotFoundError
 from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import GROUP_K8S, GROUP_PODMAN
 from podsec.rbac import names
 
-K8S_GROUP = "k8s"
-PODMAN_GROUP = "podman"
 HOME_MODE = 0o770
 KUBE_MODE = 0o700
 CONFIG_MODE = 0o600
@@ -40,11 +39,11 @@ def create_user(host: Host, user: str) -> UserResult:
     names.subject(user)  # also refuses a trailing newline, which accounts.NAME_RE lets through
     accounts.check_name(user)
     changed = False
-    for group in (PODMAN_GROUP, K8S_GROUP):
+    for group in (GROUP_PODMAN, GROUP_K8S):
         changed |= accounts.ensure_group(host, group, system=True)
     existed = accounts.get_user(host, user) is not None
     changed |= accounts.ensure_user(
-        host, user, create_home=True, supplementary=(PODMAN_GROUP, K8S_GROUP)
+        host, user, create_home=True, supplementary=(GROUP_PODMAN, GROUP_K8S)
     )
     entry = accounts.get_user(host, user)
     if entry is None:  # pragma: no cover - useradd succeeded but wrote nothing
@@ -56,7 +55,7 @@ def create_user(host: Host, user: str) -> UserResult:
     )
     kube = home / ".kube"
     changed |= files.ensure_dir(
-        kube, mode=KUBE_MODE, owner=user, group=K8S_GROUP, accounts_root=root
+        kube, mode=KUBE_MODE, owner=user, group=GROUP_K8S, accounts_root=root
     )
     return UserResult(user, not existed, changed or not existed, entry.home, entry.home + "/.kube")
 
@@ -82,7 +81,7 @@ def kube_dir(host: Host, user: str) -> tuple[accounts.User, Path]:
 
 def write_config(host: Host, user: str, kube: Path, text: str) -> bool:
     """Write ``~USER/.kube/config`` atomically, 0600, owned ``USER:k8s``."""
-    group = K8S_GROUP if accounts.get_group(host, K8S_GROUP) is not None else None
+    group = GROUP_K8S if accounts.get_group(host, GROUP_K8S) is not None else None
     return files.atomic_write(
         kube / "config",
         text,

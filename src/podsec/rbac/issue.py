@@ -21,13 +21,12 @@ from podsec.i18n import _
 from podsec.kube import kubeconfig
 from podsec.kube.client import Client
 from podsec.kube.kubeconfig import Connection
+from podsec.names import CLUSTER_CA, GROUP_K8S, U7S_USER
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.rbac import account, certs, csr, names
 
-DEFAULT_GROUPS = ("k8s",)
-DEFAULT_REMOTE_USER = "u7s-admin"
+DEFAULT_GROUPS = (GROUP_K8S,)
 DEFAULT_EXPIRATION = 365 * 86400
-CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"
 # a signer may round the lifetime or backdate notBefore by a few minutes
 _EXPIRATION_SLACK = 3600
 
@@ -66,7 +65,7 @@ def split_user(spec: str) -> tuple[str, str]:
     user, sep, remote = spec.partition("@")
     if sep and not remote:
         raise UsageError(_("empty remote user in {spec!r}").format(spec=spec))
-    return user, remote or DEFAULT_REMOTE_USER
+    return user, remote or U7S_USER
 
 
 def cluster_ca(host: Host, admin: Connection, remote_user: str, work: Path) -> bytes:
@@ -234,7 +233,7 @@ def renew(
     lifetime = expiration or max(old.lifetime, certs.MIN_EXPIRATION)
     with Client(admin, timeout=api_timeout) as api:
         api.get("/version")
-        ca_pem = cluster_ca(host, admin, DEFAULT_REMOTE_USER, kube)
+        ca_pem = cluster_ca(host, admin, U7S_USER, kube)
         issued = _issue_and_write(
             host,
             api,

@@ -15,21 +15,20 @@ bypasses RBAC entirely, ``system:authenticated``) cannot be taken away by removi
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from podsec import revocations
 from podsec.errors import ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube.client import Client
+from podsec.names import REVOKED_FILE
 from podsec.rbac import bindings, certs
 from podsec.rbac.bindings import Subject
 
-REVOKED_FILE = "/var/lib/podsec/rbac/revoked.json"
 UNREVOKABLE_GROUPS = ("system:masters",)
 IMPLICIT_GROUPS = ("system:authenticated", "system:unauthenticated")
 
@@ -45,39 +44,22 @@ class Revocation:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def load_records(host: Host) -> list[dict[str, Any]]:
-    path = host.path(REVOKED_FILE)
-    text = files.read_text(path)
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ValidationError(
-            _("{path} is not valid JSON: {err}").format(path=REVOKED_FILE, err=exc)
-        ) from exc
-    if not isinstance(data, list):
-        raise ValidationError(_("{path} must hold a JSON list").format(path=REVOKED_FILE))
-    return [r for r in data if isinstance(r, dict)]
+def load_records(host: Host) -> tuple[revocations.Revoked, ...]:
+    return revocations.read(host.path(REVOKED_FILE), REVOKED_FILE)
 
 
 def still_valid(
     host: Host, kind: str, name: str, now: dt.datetime | None = None
-) -> list[dict[str, Any]]:
+) -> list[revocations.Revoked]:
     """Revoked certificates, not yet expired, that a binding of ``kind`` ``name`` would
     empower again (bindings name CNs and groups, not certificates)."""
     moment = now or dt.datetime.now(dt.UTC)
     hits = []
     for rec in load_records(host):
-        try:
-            expires = dt.datetime.fromisoformat(str(rec.get("not_after")))
-        except ValueError:
-            expires = moment + dt.timedelta(days=1)  # unknown expiry: assume still valid
+        expires = rec.expires() or moment + dt.timedelta(days=1)  # unknown: still valid
         if expires <= moment:
             continue
-        if (kind == "User" and rec.get("cn") == name) or (
-            kind == "Group" and name in (rec.get("groups") or [])
-        ):
+        if (kind == "User" and rec.cn == name) or (kind == "Group" and name in rec.groups):
             hits.append(rec)
     return hits
 
@@ -86,7 +68,7 @@ def refuse_rebinding(host: Host, kind: str, name: str, now: dt.datetime | None =
     """Refuse to bind a user or group that a revoked, still valid certificate carries."""
     hits = still_valid(host, kind, name, now)
     if hits:
-        last = max(str(h.get("not_after")) for h in hits)
+        last = max(h.not_after for h in hits)
         raise ValidationError(
             _(
                 "{kind} {name} is named by a revoked certificate valid until {date}: binding it "
@@ -98,20 +80,18 @@ def refuse_rebinding(host: Host, kind: str, name: str, now: dt.datetime | None =
 
 def record(host: Host, cert: certs.CertInfo, user: str, now: dt.datetime) -> Path:
     path = host.path(REVOKED_FILE)
-    records = [r for r in load_records(host) if r.get("serial") != str(cert.serial)]
-    records.append(
-        {
-            "cn": cert.cn,
-            "serial": str(cert.serial),
-            "groups": list(cert.groups),
-            "user": user,
-            "fingerprint_sha256": cert.fingerprint,
-            "not_after": cert.not_after.isoformat(),
-            "revoked_at": now.isoformat(),
-        }
+    entry = revocations.Revoked(
+        cn=cert.cn,
+        serial=str(cert.serial),
+        groups=tuple(cert.groups),
+        user=user,
+        fingerprint_sha256=cert.fingerprint,
+        not_after=cert.not_after.isoformat(),
+        revoked_at=now.isoformat(),
     )
+    records = revocations.added(load_records(host), entry)
     files.ensure_dir(path.parent, mode=0o700)
-    files.atomic_write(path, json.dumps(records, indent=2) + "\n", mode=0o600, backup=False)
+    files.atomic_write(path, revocations.dumps(records), mode=0o600, backup=False)
     return path
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import REGISTRY_HOST, SYSTEM_REGISTRIES_D
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.registry.client import RegistryClient
 from podsec.trust import policy as pol
@@ -53,13 +54,13 @@ class AuditReport:
 def audit(
     host: Host,
     *,
-    registry: str = setup.REGISTRY,
+    registry: str = REGISTRY_HOST,
     signatures_dir: Path | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> AuditReport:
     policy_path = host.path(pol.SYSTEM_POLICY)
     policy = pol.load(policy_path, pol.SYSTEM_POLICY)
-    conf = rd.load_dir(host.path(rd.SYSTEM_DIR), rd.SYSTEM_DIR)
+    conf = rd.load_dir(host.path(SYSTEM_REGISTRIES_D), SYSTEM_REGISTRIES_D)
     client = RegistryClient(f"http://{registry}")
     repos = client.catalog()
     by_digest: dict[tuple[str, str], list[str]] = {}

@@ -14,6 +14,7 @@ from typing import Any
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import SYSTEM_REGISTRIES_D, USER_REGISTRIES_D
 from podsec.registry.client import RegistryClient
 from podsec.trust import policy as pol
 from podsec.trust import reference, verify
@@ -35,9 +36,9 @@ class Explanation:
 def config_for(host: Host, home: Path | None) -> tuple[Path, Path]:
     """(policy.json, registries.d dir) that podman run with this HOME reads."""
     policy_path = pol.effective_policy_path(host, home)
-    regd = host.path(str(home / rd.USER_DIR)) if home is not None else None
+    regd = host.path(str(home / USER_REGISTRIES_D)) if home is not None else None
     if regd is None or not regd.is_dir():
-        regd = host.path(rd.SYSTEM_DIR)
+        regd = host.path(SYSTEM_REGISTRIES_D)
     return policy_path, regd
 
 

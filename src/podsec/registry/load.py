@@ -37,6 +37,7 @@ from typing import IO, Any
 from podsec.errors import NotFoundError, PodsecError, UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import REGISTRY_HOST
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.registry import compress, naming, oci
 from podsec.registry.client import RegistryClient
@@ -265,7 +266,7 @@ class _Loader:
             )
         else:
             self.state = _State(None, req.archive, target_text)
-        host = req.target.host if req.target else "registry.local"
+        host = req.target.host if req.target else REGISTRY_HOST
         url = req.registry_url or f"http://{host}"
         self.client = RegistryClient(url, timeout=60)
         self.uploader = Uploader(url)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from podsec.errors import UsageError
 from podsec.i18n import _
+from podsec.names import REGISTRY_HOST
 
 ARCHES: tuple[str, ...] = ("amd64", "arm64", "arm", "ppc64le", "386")
 _ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "i386": "386", "i686": "386"}
@@ -171,7 +172,7 @@ def target_for(ref_name: str, archive_platform: str, target: Reference | None) -
     ref = parse_reference(ref_name)
     base = archive_platform + "/"
     if target is None:
-        target = Reference("registry.local", archive_platform)
+        target = Reference(REGISTRY_HOST, archive_platform)
     if ref.repo.startswith(base):
         return ref.with_repo(target.host, f"{target.repo}/{ref.repo[len(base) :]}")
     return ref.with_repo(target.host, ref.repo)
@@ -210,7 +211,7 @@ def plain_http(host: str) -> bool:
         name = name[1:].partition("]")[0]
     elif name.count(":") == 1:
         name = name.partition(":")[0]
-    if name in ("registry.local", "localhost"):
+    if name in (REGISTRY_HOST, "localhost"):
         return True
     try:
         address = ipaddress.ip_address(name)

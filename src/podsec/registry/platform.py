@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from podsec.config import Settings
 from podsec.host import etc_hosts, files
 from podsec.host.paths import Host
+from podsec.names import REGISTRY_HOST
 
 DEFAULT_PLATFORM = "p10"
 ALT_REGISTRY = "registry.altlinux.org"
-LOCAL_REGISTRY = "registry.local"
 UPSTREAM_REGISTRY = "registry.k8s.io"
 UPSTREAM_REGISTRIES = frozenset({UPSTREAM_REGISTRY, "k8s.gcr.io"})
 UPSTREAM_FLANNEL = "docker.io/flannel"
@@ -155,7 +155,7 @@ def choose(
         flannel = UPSTREAM_FLANNEL if registry in UPSTREAM_REGISTRIES else repository
         return ImageSource(registry, plat, repository, flannel, explicit=True)
     registry = default_registry or (
-        LOCAL_REGISTRY if etc_hosts.lookup(host, LOCAL_REGISTRY) else ALT_REGISTRY
+        REGISTRY_HOST if etc_hosts.lookup(host, REGISTRY_HOST) else ALT_REGISTRY
     )
     repository = default_repository(registry, platform)
     return ImageSource(registry, platform, repository, repository, explicit=False)

@@ -33,6 +33,7 @@ from podsec.host import files, systemd
 from podsec.host.paths import Host
 from podsec.host.run import Popen, TimeoutExpired, run, spawn, which
 from podsec.i18n import _
+from podsec.names import KEYS_URL, REGISTRY_HOST, SIGSTORE_HOST
 from podsec.trust import setup as trust_setup
 
 REGISTRY_UNIT = "podsec-registry.service"
@@ -283,16 +284,16 @@ def _probe(url: str, timeout: float = 3.0) -> tuple[bool, str]:
 def status(
     host: Host,
     *,
-    registry_url: str = "http://registry.local/v2/",
-    sigstore_url: str = "http://sigstore.local:81/keys/",
+    registry_url: str = f"http://{REGISTRY_HOST}/v2/",
+    sigstore_url: str = KEYS_URL,
 ) -> list[ServiceStatus]:
     out = []
     for name, unit, config, url in (
-        ("registry.local", REGISTRY_UNIT, REGISTRY_CONFIG, registry_url),
-        ("sigstore.local", SIGSTORE_UNIT, SIGSTORE_CONFIG, sigstore_url),
+        (REGISTRY_HOST, REGISTRY_UNIT, REGISTRY_CONFIG, registry_url),
+        (SIGSTORE_HOST, SIGSTORE_UNIT, SIGSTORE_CONFIG, sigstore_url),
     ):
         ok, detail = _probe(url)
-        if name == "sigstore.local" and ok:
+        if name == SIGSTORE_HOST and ok:
             ok, detail = _probe_json(url)
         out.append(
             ServiceStatus(
@@ -383,8 +384,8 @@ class Supervisor:
                 )
             )
         self.children = [
-            _Child("registry.local", [str(which("docker-registry")), "serve", str(reg_conf)]),
-            _Child("sigstore.local", [nginx, "-e", "stderr", "-c", str(nginx_conf)]),
+            _Child(REGISTRY_HOST, [str(which("docker-registry")), "serve", str(reg_conf)]),
+            _Child(SIGSTORE_HOST, [nginx, "-e", "stderr", "-c", str(nginx_conf)]),
         ]
         self.log_dir = run_dir
 

@@ -21,8 +21,6 @@ from podsec.errors import PodsecError, ValidationError
 from podsec.i18n import _
 from podsec.trust import reference
 
-SYSTEM_DIR = "/etc/containers/registries.d"
-USER_DIR = ".config/containers/registries.d"
 SECTION_KEYS = (
     "lookaside",
     "lookaside-staging",

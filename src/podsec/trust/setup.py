@@ -26,18 +26,23 @@ from podsec.errors import PodsecError, UsageError, ValidationError
 from podsec.host import accounts, etc_hosts, files, sysctl
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import (
+    GROUP_PODMAN,
+    GROUP_PODMAN_DEV,
+    KEYS_URL,
+    LOOKASIDE_URL,
+    REGISTRY_HOST,
+    SIGSTORE_HOST,
+    SYSTEM_REGISTRIES_D,
+    TRIVY_HOST,
+)
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.trust import keys as gpgkeys
 from podsec.trust import policy as pol
 from podsec.trust import reference
 from podsec.trust import registries_d as rd
 
-REGISTRY = "registry.local"
-SIGSTORE = "sigstore.local"
-TRIVY = "trivy.local"
-HOST_NAMES = [REGISTRY, SIGSTORE, TRIVY]
-LOOKASIDE = "http://sigstore.local:81/sigstore/"
-KEYS_URL = "http://sigstore.local:81/keys/"
+HOST_NAMES = [REGISTRY_HOST, SIGSTORE_HOST, TRIVY_HOST]
 SIGSTORE_ROOT = "/var/sigstore"
 KEYS_DIR = "/var/sigstore/keys"
 SIGNATURES_DIR = "/var/sigstore/sigstore"
@@ -47,8 +52,6 @@ REGISTRIES_D_FILE = "/etc/containers/registries.d/default.yaml"
 REGISTRIES_CONF_DROPIN = "/etc/containers/registries.conf.d/podsec.conf"
 CONTAINERS_CONF_DROPIN = "/etc/containers/containers.conf.d/podsec.conf"
 SYSCTL_FILE = "99-podman.conf"
-GROUP_USERS = "podman"
-GROUP_MAKERS = "podman_dev"
 LOCAL_TRANSPORTS = ("containers-storage", "dir", "docker-archive", "oci", "oci-archive")
 _FPR_RE = re.compile(r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$")
 _SHA_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -138,7 +141,7 @@ def signed_scopes(policy: pol.Policy) -> dict[str, tuple[str, ...]]:
     """registry.local scopes and their key paths, from an existing podsec policy."""
     out: dict[str, tuple[str, ...]] = {}
     for scope, reqs in policy.transports.get("docker", {}).items():
-        if scope == REGISTRY or scope.startswith(REGISTRY + "/"):
+        if scope == REGISTRY_HOST or scope.startswith(REGISTRY_HOST + "/"):
             paths = tuple(k for r in reqs if r.type == pol.SIGNED_BY for k in r.keys)
             if paths:
                 out[scope] = paths
@@ -191,7 +194,7 @@ def registries_d_text(host: Host) -> str:
         for other in sorted(directory.glob("*.yaml")):
             if other.name == path.name:
                 continue
-            shown = f"{rd.SYSTEM_DIR}/{other.name}"
+            shown = f"{SYSTEM_REGISTRIES_D}/{other.name}"
             parsed = rd.parse(other.read_text(encoding="utf-8"), shown)
             if parsed.default_docker is not None:
                 raise ValidationError(
@@ -200,7 +203,7 @@ def registries_d_text(host: Host) -> str:
                         file=REGISTRIES_D_FILE
                     ),
                 )
-    conf = rd.RegistriesD(rd.Section(LOOKASIDE), docker)
+    conf = rd.RegistriesD(rd.Section(LOOKASIDE_URL), docker)
     return rd.render(conf, HEADER)
 
 
@@ -209,7 +212,7 @@ REGISTRIES_CONF = f"""\
 # registry.local is served over plain HTTP (podsec services); the images are protected by
 # signatures (policy.json), not by TLS.
 [[registry]]
-location = "{REGISTRY}"
+location = "{REGISTRY_HOST}"
 insecure = true
 """
 
@@ -333,7 +336,7 @@ def _base_system(
     """/etc/hosts, groups, the userns sysctl and /var/sigstore/keys."""
     root = host.root
     note("/etc/hosts", etc_hosts.ensure_names(host, ip, HOST_NAMES, force=force))
-    for group in (GROUP_USERS, GROUP_MAKERS):
+    for group in (GROUP_PODMAN, GROUP_PODMAN_DEV):
         note(f"group {group}", accounts.ensure_group(host, group))
     if sysctl.read(host, "kernel.unprivileged_userns_clone") is not None or not host.is_live:
         note(
@@ -346,7 +349,7 @@ def _base_system(
                 apply=sysctl.read(host, "kernel.unprivileged_userns_clone") is not None,
             ),
         )
-    owner_group = GROUP_MAKERS if local else GROUP_USERS
+    owner_group = GROUP_PODMAN_DEV if local else GROUP_PODMAN
     note(SIGSTORE_ROOT, files.ensure_dir(host.path(SIGSTORE_ROOT), mode=0o755, owner=0, group=0))
     note(
         KEYS_DIR,
@@ -408,7 +411,7 @@ def create_policy(
                 host.path(SIGNATURES_DIR),
                 mode=0o775,
                 owner=0,
-                group=GROUP_MAKERS,
+                group=GROUP_PODMAN_DEV,
                 accounts_root=root,
             ),
         )

@@ -25,6 +25,13 @@ from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.host.run import run
 from podsec.i18n import _
+from podsec.names import (
+    GROUP_PODMAN,
+    GROUP_PODMAN_DEV,
+    LOOKASIDE_URL,
+    REGISTRY_HOST,
+    USER_REGISTRIES_D,
+)
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.trust import keys as gpgkeys
 from podsec.trust import policy as pol
@@ -81,8 +88,8 @@ def parse_maker_specs(args: Sequence[str]) -> list[MakerSpec]:
     for item in items:
         user, sep, path = item.partition("@")
         path = path.strip("/")
-        if path == setup.REGISTRY or path.startswith(setup.REGISTRY + "/"):
-            path = path[len(setup.REGISTRY) :].strip("/")
+        if path == REGISTRY_HOST or path.startswith(REGISTRY_HOST + "/"):
+            path = path[len(REGISTRY_HOST) :].strip("/")
         if sep and not path and item.rstrip("/").endswith("@"):
             raise UsageError(_("{arg}: empty repository path").format(arg=item))
         if path and not reference.is_valid_repo_path(path):
@@ -90,7 +97,7 @@ def parse_maker_specs(args: Sequence[str]) -> list[MakerSpec]:
                 _("{arg}: invalid repository path {path!r}").format(arg=item, path=path),
                 hint=_("use lower-case path components such as k8s-p10 or team/app"),
             )
-        scope = f"{setup.REGISTRY}/{path}" if path else setup.REGISTRY
+        scope = f"{REGISTRY_HOST}/{path}" if path else REGISTRY_HOST
         specs.append(MakerSpec(user, scope))
     check_users([s.user for s in specs])
     scopes = [s.scope for s in specs]
@@ -120,7 +127,7 @@ def set_password(host: Host, name: str, password: str) -> None:
 
 def _create(host: Host, name: str, groups: tuple[str, ...]) -> bool:
     created = accounts.get_user(host, name) is None
-    accounts.ensure_user(host, name, primary_group=setup.GROUP_USERS, supplementary=groups)
+    accounts.ensure_user(host, name, primary_group=GROUP_PODMAN, supplementary=groups)
     accounts.ensure_subids(host, name)
     return created
 
@@ -184,16 +191,16 @@ def create_podman_users(
     progress: Progress = NULL_PROGRESS,
 ) -> list[UserReport]:
     check_users(names)
-    accounts.ensure_group(host, setup.GROUP_USERS)
+    accounts.ensure_group(host, GROUP_PODMAN)
     out = []
     for name in names:
         progress.start(name)
-        created = _create(host, name, (setup.GROUP_USERS,))
+        created = _create(host, name, (GROUP_PODMAN,))
         user, home = _home(host, name)
         if not home.is_dir():
             home.mkdir(parents=True, mode=0o700)
             os.chown(home, user.uid, user.gid)
-        gid = accounts.resolve_gid(setup.GROUP_USERS, host.root)
+        gid = accounts.resolve_gid(GROUP_PODMAN, host.root)
         lock, changed = lock_config_dir(
             host,
             home / ".config" / "containers",
@@ -218,7 +225,7 @@ def create_podman_users(
 
 
 # ------------------------------------------------------------------------------ image makers
-def maker_registries_d(lookaside: str = setup.LOOKASIDE, staging: str = setup.STAGING) -> str:
+def maker_registries_d(lookaside: str = LOOKASIDE_URL, staging: str = setup.STAGING) -> str:
     conf = rd.RegistriesD(rd.Section(lookaside, staging))
     return rd.render(
         conf, "Written by podsec: your pushes with --sign-by sign into the signature server."
@@ -239,7 +246,7 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
 def _make_one(
     host: Host, spec: MakerSpec, password: str | None, passphrase: str | None, email_domain: str
 ) -> tuple[UserReport, str]:
-    created = _create(host, spec.user, (setup.GROUP_USERS, setup.GROUP_MAKERS))
+    created = _create(host, spec.user, (GROUP_PODMAN, GROUP_PODMAN_DEV))
     user, home = _home(host, spec.user)
     if not home.is_dir():
         home.mkdir(parents=True, mode=0o700)
@@ -258,16 +265,16 @@ def _make_one(
         _chown_tree(gnupg, user.uid, user.gid)
     key_path = f"{setup.KEYS_DIR}/{spec.user}.pgp"
     if gpgkeys.write_public(
-        host.path(key_path), armored, owner=0, group=setup.GROUP_MAKERS, accounts_root=host.root
+        host.path(key_path), armored, owner=0, group=GROUP_PODMAN_DEV, accounts_root=host.root
     ):
         changed.append(key_path)
-    regd = host.path(user.home) / rd.USER_DIR / "default.yaml"
+    regd = host.path(user.home) / USER_REGISTRIES_D / "default.yaml"
     for d in (regd.parent.parent.parent, regd.parent.parent, regd.parent):
         if not d.is_dir():
             d.mkdir()
             os.chown(d, user.uid, user.gid)
     if files.atomic_write(regd, maker_registries_d(), mode=0o644, owner=user.uid, group=user.gid):
-        changed.append(f"{user.home}/{rd.USER_DIR}/default.yaml")
+        changed.append(f"{user.home}/{USER_REGISTRIES_D}/default.yaml")
     if password:
         set_password(host, spec.user, password)
     report = UserReport(
@@ -289,7 +296,7 @@ def create_imagemakers(
     *,
     passwords: dict[str, str] | None = None,
     passphrases: dict[str, str] | None = None,
-    email_domain: str = setup.REGISTRY,
+    email_domain: str = REGISTRY_HOST,
     progress: Progress = NULL_PROGRESS,
 ) -> list[UserReport]:
     """Create (or complete) image makers; see the module docstring."""
@@ -300,7 +307,7 @@ def create_imagemakers(
         )
     current = setup.load_system_policy(host)  # invalid → error before any change
     makers = setup.signed_scopes(current) if current is not None else {}
-    for group in (setup.GROUP_USERS, setup.GROUP_MAKERS):
+    for group in (GROUP_PODMAN, GROUP_PODMAN_DEV):
         accounts.ensure_group(host, group)
     out = []
     for spec in specs:

@@ -28,7 +28,8 @@ import yaml
 
 from podsec.errors import UsageError
 from podsec.i18n import _
-from podsec.u7s.plan import AUDIT_DIR, ETCD_DATA_DIR, Cri, Role
+from podsec.names import AUDIT_DIR, AUDIT_LOG, AUDIT_POLICY
+from podsec.u7s.plan import ETCD_DATA_DIR, Cri, Role
 
 V1BETA2 = "kubeadm.k8s.io/v1beta2"
 V1BETA3 = "kubeadm.k8s.io/v1beta3"
@@ -36,8 +37,6 @@ V1BETA4 = "kubeadm.k8s.io/v1beta4"
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
 KUBE_PROXY_API = "kubeproxy.config.k8s.io/v1alpha1"
 KUBE_PROXY_KUBECONFIG = "/var/lib/kube-proxy/kubeconfig.conf"
-AUDIT_POLICY = f"{AUDIT_DIR}/policy.yaml"
-AUDIT_LOG = f"{AUDIT_DIR}/audit.log"
 CRI_SOCKETS: dict[str, str] = {
     "containerd": "/run/containerd/containerd.sock",
     "crio": "/run/crio/crio.sock",

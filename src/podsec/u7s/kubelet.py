@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
+from podsec.names import KUBELET_CONF
 from podsec.u7s.plan import NodePlan
 
 CONFIG = "/var/lib/kubelet/config.yaml"
 FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
-KUBECONFIG = "/etc/kubernetes/kubelet.conf"
 BOOTSTRAP = "/etc/kubernetes/bootstrap-kubelet.conf"
 
 
@@ -65,7 +65,7 @@ def argv(plan: NodePlan, cri_socket: Path, flags_env: str = "") -> list[str]:
     args = [
         "kubelet",
         f"--config={CONFIG}",
-        f"--kubeconfig={KUBECONFIG}",
+        f"--kubeconfig={KUBELET_CONF}",
         f"--bootstrap-kubeconfig={BOOTSTRAP}",
         f"--container-runtime-endpoint=unix://{cri_socket}",
         f"--node-ip={plan.advertise_address}",
@@ -83,7 +83,7 @@ def argv(plan: NodePlan, cri_socket: Path, flags_env: str = "") -> list[str]:
 def proxy_argv(plan: NodePlan) -> list[str]:
     return [
         "kube-proxy",
-        f"--kubeconfig={KUBECONFIG}",
+        f"--kubeconfig={KUBELET_CONF}",
         f"--hostname-override={plan.node_name}",
         f"--bind-address={plan.advertise_address}",
         f"--cluster-cidr={plan.pod_cidr}",

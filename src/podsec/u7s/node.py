@@ -15,6 +15,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube import apply, kubeconfig
 from podsec.kube.client import RBAC, APIError, Client, Unreachable, path
+from podsec.names import ADMIN_CONF
 from podsec.progress import Progress
 from podsec.registry import k8s_images, naming
 from podsec.u7s import nsenter as ns
@@ -116,7 +117,6 @@ def nsenter(host: Host, command: list[str], timeout: float = 30.0) -> int:
 
 
 KUBE_DIR = "/etc/kubernetes"
-ADMIN_CONF = kubeconfig.ADMIN_CONF
 PROXIER_BINDING = "podsec-u7s-node-proxier"
 
 

@@ -20,11 +20,8 @@ Cni = Literal["flannel", "calico", "bridge"]
 Proto = Literal["tcp", "udp"]
 
 PLAN_FILE = "/etc/podsec/u7s/node-plan.json"
-U7S_USER = "u7s-admin"
-U7S_HOME = "/var/lib/u7s-admin"
 U7S_BIN = "/usr/libexec/podsec/u7s/bin"
 ETCD_DATA_DIR = "/var/lib/podsec/u7s/etcd"
-AUDIT_DIR = "/etc/kubernetes/audit"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from podsec.errors import PodsecError
 from podsec.host import accounts
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.u7s.plan import U7S_USER, PortForward
+from podsec.names import U7S_USER
+from podsec.u7s.plan import PortForward
 
 SOCKET_SUFFIX = "usernetes/rootlesskit/api.sock"
 _PROTOS = ("tcp", "udp")

@@ -21,8 +21,9 @@ from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.host.run import which
 from podsec.i18n import _
+from podsec.names import AUDIT_POLICY, U7S_HOME, U7S_USER
 from podsec.u7s import containerd, crio
-from podsec.u7s.plan import AUDIT_DIR, ETCD_DATA_DIR, U7S_BIN, U7S_HOME, U7S_USER, NodePlan
+from podsec.u7s.plan import ETCD_DATA_DIR, U7S_BIN, NodePlan
 
 RUN_DIR = "/run/podsec/u7s"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -242,11 +243,11 @@ def wants_admission(plan: NodePlan) -> bool:
 
 
 def _install_audit_policy(host: Host, uid: int, gid: int) -> None:
-    """The apiserver's audit policy (kubeadm's configuration mounts AUDIT_DIR); an
+    """The apiserver's audit policy (kubeadm's configuration mounts its directory); an
     administrator's edited copy is kept."""
     from importlib import resources
 
-    target = host.path(f"{AUDIT_DIR}/policy.yaml")
+    target = host.path(AUDIT_POLICY)
     _mkdir(target.parent, uid, gid, 0o750)
     if not target.exists():
         text = resources.files("podsec").joinpath("data/audit-policy.yaml").read_text()
