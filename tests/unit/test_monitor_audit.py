@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from podsec.errors import ValidationError
+from podsec.host import logfollow, logscan
+from podsec.monitor import audit_events, audit_install, kubeapi_digest
 from podsec.monitor import kubeapi_audit as ka
 
 
@@ -44,7 +46,7 @@ def event(i: int, code: int, user: str = "alice", stage: str = "ResponseComplete
 
 
 def test_extract_403_fields() -> None:
-    r = ka.extract(event(7, 403))
+    r = audit_events.extract(event(7, 403))
     assert r is not None
     assert (r.user, r.groups, r.verb, r.resource, r.namespace, r.name, r.code) == (
         "alice",
@@ -58,31 +60,34 @@ def test_extract_403_fields() -> None:
     assert r.reason == "no RBAC policy matched" and r.source_ip == "10.1.2.3"
     assert r.timestamp.startswith("2026-11-29T01:00:07")
     assert r.message().startswith("Critical: Forbidden (403): user alice")
-    assert ka.Record.from_json(r.to_json()) == r
+    assert audit_events.Record.from_json(r.to_json()) == r
 
 
 @pytest.mark.parametrize("code", [200, 201, 404, 409, 500])
 def test_other_codes_are_not_forbidden(code: int) -> None:
-    assert ka.extract(event(1, code)) is None
+    assert audit_events.extract(event(1, code)) is None
 
 
 def test_401_and_revoked_user() -> None:
-    r = ka.extract(event(1, 401, user=""))
+    r = audit_events.extract(event(1, 401, user=""))
     assert r is not None and r.code == 401 and "Unauthorized" in r.message()
-    r = ka.extract(event(2, 200, user="mallory"), frozenset({"mallory"}))
+    r = audit_events.extract(event(2, 200, user="mallory"), frozenset({"mallory"}))
     assert r is not None and r.revoked and "REVOKED" in r.message()
 
 
 def test_revoked_json_is_read_through_revocations(tmp_path: Path) -> None:
     p = tmp_path / "revoked.json"
-    assert ka.load_revoked(p) == frozenset()  # missing: nothing revoked
+    assert audit_events.load_revoked(p) == frozenset()  # missing: nothing revoked
     p.write_text(json.dumps([{"cn": "bob", "serial": "10"}, {"cn": "eve", "serial": "11"}]))
-    assert ka.load_revoked(p) == {"bob", "eve"}
+    assert audit_events.load_revoked(p) == {"bob", "eve"}
     # a broken denylist is reported (Critical) and revokes nothing; 401/403 still reported
     notes: list[tuple[int, str]] = []
     for junk in ("{not json", json.dumps({"revoked": []}), json.dumps([{"serial": "1"}])):
         p.write_text(junk)
-        assert ka.load_revoked(p, lambda prio, text: notes.append((prio, text))) == frozenset()
+        assert (
+            audit_events.load_revoked(p, lambda prio, text: notes.append((prio, text)))
+            == frozenset()
+        )
     assert [prio for prio, _text in notes] == [2, 2, 2]
     assert all(text.startswith("Critical: ") for _prio, text in notes)
     assert "[0].cn" in notes[2][1]
@@ -99,10 +104,12 @@ def paths(tmp_path: Path) -> ka.Paths:
     return ka.Paths(tmp_path / "audit" / "audit.log", tmp_path / "state", tmp_path / "revoked.json")
 
 
-def collect(p: ka.Paths) -> tuple[ka.Follower, list[ka.Record], list[str]]:
-    got: list[ka.Record] = []
+def collect(
+    p: ka.Paths,
+) -> tuple[logfollow.Follower[audit_events.Record], list[audit_events.Record], list[str]]:
+    got: list[audit_events.Record] = []
     notes: list[str] = []
-    f = ka.Follower(p, got.extend, lambda _prio, text: notes.append(text), save_interval=0)
+    f = ka.follower(p, got.extend, lambda _prio, text: notes.append(text), save_interval=0)
     return f, got, notes
 
 
@@ -132,7 +139,7 @@ def test_cursor_resumes_and_follows_rotation(tmp_path: Path) -> None:
     f, got, _ = collect(p)
     f.catch_up()
     assert len(got) == 5
-    cursor = ka.Cursor.load(p.cursor)
+    cursor = logfollow.Cursor.load(p.cursor)
     assert cursor is not None and cursor.offset == p.log.stat().st_size
 
     # restart: nothing is reported twice
@@ -196,25 +203,25 @@ def test_large_region_in_chunks(tmp_path: Path) -> None:
 def test_forbidden_log_and_mail_digest_rotation(tmp_path: Path) -> None:
     p = paths(tmp_path)
     log = ka.ForbiddenLog(p.forbidden)
-    recs = [r for r in (ka.extract(event(i, 403)) for i in range(3)) if r]
+    recs = [r for r in (audit_events.extract(event(i, 403)) for i in range(3)) if r]
     log.write(recs[:2])
     sent: list[tuple[str, str]] = []
 
     def fail(subject: str, body: str) -> None:
-        raise ka.ValidationError("smtp down")
+        raise ValidationError("smtp down")
 
     with pytest.raises(ValidationError):
-        ka.mail_digest(p, fail)
+        kubeapi_digest.mail_digest(p, fail)
     assert not p.forbidden.exists() or p.forbidden.stat().st_size == 0
     assert (p.state_dir / "forbidden.log.sending").exists()  # kept for the next run
 
     log.write(recs[2:])  # the writer notices the rotation and reopens
-    assert ka.mail_digest(p, lambda s, b: sent.append((s, b))) == 3
+    assert kubeapi_digest.mail_digest(p, lambda s, b: sent.append((s, b))) == 3
     subject, body = sent[0]
     assert "3 forbidden" in subject and "alice" in body and "p2" in body
     assert (p.state_dir / "forbidden.log.1").exists()
     assert not (p.state_dir / "forbidden.log.sending").exists()
-    assert ka.mail_digest(p, lambda s, b: sent.append((s, b))) == 0
+    assert kubeapi_digest.mail_digest(p, lambda s, b: sent.append((s, b))) == 0
     assert len(sent) == 1
 
 
@@ -253,7 +260,7 @@ def test_install_audit_is_idempotent(tmp_path: Path) -> None:
     manifest = tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml"
     manifest.parent.mkdir(parents=True)
     manifest.write_text(MANIFEST)
-    changed = ka.install_audit(host)
+    changed = audit_install.install_audit(host)
     assert len(changed) == 2
     doc = yaml.safe_load(manifest.read_text())
     cmd = doc["spec"]["containers"][0]["command"]
@@ -263,7 +270,7 @@ def test_install_audit_is_idempotent(tmp_path: Path) -> None:
     assert any(v["name"] == "audit" for v in doc["spec"]["volumes"])
     policy = (tmp_path / "etc/kubernetes/audit/policy.yaml").read_text()
     assert "audit.k8s.io/v1" in policy and "RequestResponse" in policy
-    assert ka.install_audit(host) == []
+    assert audit_install.install_audit(host) == []
     assert "--advertise-address=10.0.0.1" in manifest.read_text()
 
 
@@ -272,11 +279,11 @@ def test_install_audit_bad_manifest(tmp_path: Path) -> None:
     from podsec.host.paths import Host
 
     with pytest.raises(NotFoundError):
-        ka.install_audit(Host(tmp_path))
+        audit_install.install_audit(Host(tmp_path))
     with pytest.raises(ValidationError):
-        ka.patch_manifest("spec: [unclosed")
+        audit_install.patch_manifest("spec: [unclosed")
     with pytest.raises(ValidationError):
-        ka.patch_manifest("spec:\n  containers: []\n")
+        audit_install.patch_manifest("spec:\n  containers: []\n")
 
 
 def test_parallel_scan_finds_the_same_records(
@@ -284,11 +291,11 @@ def test_parallel_scan_finds_the_same_records(
 ) -> None:
     p = paths(tmp_path)
     write_log(p.log, [event(i, 403 if i % 37 == 0 else 200) for i in range(4000)])
-    monkeypatch.setattr(ka, "_PARALLEL_MIN", 1 << 16)  # fork the second half even for this log
+    monkeypatch.setattr(logscan, "_PARALLEL_MIN", 1 << 16)  # fork the second half even for this log
     fd = os.open(p.log, os.O_RDONLY)
     try:
-        serial, off1 = ka.scan_file(fd, 0, ka.Scanner(parallel=False))
-        par, off2 = ka.scan_file(fd, 0, ka.Scanner(parallel=True))
+        serial, off1 = logscan.scan_file(fd, 0, audit_events.scanner(parallel=False))
+        par, off2 = logscan.scan_file(fd, 0, audit_events.scanner(parallel=True))
     finally:
         os.close(fd)
     assert off1 == off2 == p.log.stat().st_size
@@ -299,7 +306,7 @@ def test_parallel_scan_finds_the_same_records(
 def test_small_chunks_and_a_line_longer_than_the_buffer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ka, "_CHUNK", 4096)
+    monkeypatch.setattr(logscan, "_CHUNK", 4096)
     p = paths(tmp_path)
     write_log(p.log, [event(1, 403), '{"huge": "' + "x" * 20000 + '", "code":403}', event(2, 403)])
     write_log(p.log, [event(i, 403 if i % 3 == 0 else 200) for i in range(3, 60)])

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from podsec.host import inotify as ino
 from podsec.host.paths import Host
 from podsec.monitor import containers_watch as cw
-from podsec.monitor import inotify as ino
 
 IMAGE_LAYER = "a" * 64
 CT_LAYER = "b" * 64

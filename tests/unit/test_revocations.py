@@ -11,7 +11,7 @@ import pytest
 from podsec import revocations
 from podsec.errors import ValidationError
 from podsec.host.paths import Host
-from podsec.monitor import kubeapi_audit
+from podsec.monitor import audit_events
 from podsec.names import REVOKED_FILE
 from podsec.rbac import certs, revoke
 
@@ -60,5 +60,5 @@ def test_what_rbac_writes_the_monitor_reads(tmp_path: Path) -> None:
     info = certs.CertInfo("mallory", ("ops",), 2**70, now, now, "cd" * 32, "rsa")
     path = revoke.record(host, info, "mallory", now)
     assert path == host.path(REVOKED_FILE)
-    assert kubeapi_audit.load_revoked(path) == {"mallory"}
+    assert audit_events.load_revoked(path) == {"mallory"}
     assert revoke.load_records(host)[0].serial == str(2**70)

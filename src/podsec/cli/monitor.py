@@ -325,14 +325,15 @@ def watch_kubeapi_cmd(
     smtp: str,
 ) -> None:
     from podsec.errors import UsageError
+    from podsec.monitor import audit_install, kubeapi_digest, sinks
     from podsec.monitor import kubeapi_audit as ka
-    from podsec.monitor import sinks
+    from podsec.monitor.audit_events import Record
 
     if sum((daemon, mail_digest, install)) != 1:
         raise UsageError(_("give exactly one of -d, -m or --install"))
     env = context.get(ctx)
     if install:
-        for path in ka.install_audit(env.host, manifest):
+        for path in audit_install.install_audit(env.host, manifest):
             click.echo(_("updated {path}").format(path=path))
         return
     paths = ka.Paths.for_host(env.host, log_path)
@@ -342,13 +343,13 @@ def watch_kubeapi_cmd(
         def send(subject: str, body: str) -> None:
             sinks.send_mail(to, subject, body, smtp=smtp)
 
-        count = ka.mail_digest(paths, send)
+        count = kubeapi_digest.mail_digest(paths, send)
         click.echo(_("{count} record(s) mailed to {to}").format(count=count, to=to))
         return
     syslog = sinks.Syslog(ka.TAG, syslog_socket)
     forbidden = ka.ForbiddenLog(paths.forbidden)
 
-    def sink(records: list[ka.Record]) -> None:
+    def sink(records: list[Record]) -> None:
         forbidden.write(records)
         for record in records:
             syslog.log(2, record.message())
@@ -359,7 +360,7 @@ def watch_kubeapi_cmd(
         syslog.log(priority, text)
         click.echo(f"{ka.TAG}: {text}", err=True)
 
-    follower = ka.Follower(paths, sink, notice)
+    follower = ka.follower(paths, sink, notice)
     try:
         if once:
             follower.catch_up()

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from podsec.host import inotify as ino
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.monitor import inotify as ino
 from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.storage import LAYOUTS, StorageIndex, drivers, load_index
 from podsec.names import U7S_USER

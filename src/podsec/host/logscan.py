@@ -1,0 +1,213 @@
+"""Find the lines that matter in a large log without splitting it into lines.
+
+The log is read in 16 MiB chunks into one reused buffer and scanned with compiled,
+literal-prefixed regular expressions that find candidate lines in the raw bytes; only
+candidates are parsed. A 1,000,000-event log never becomes Python objects, so anonymous
+memory stays small whatever the file size, and a large catch-up scans its second half in a
+forked child (2 cores: the catch-up is bound by the byte scan, not by parsing).
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_SEEN_MAX = 20000
+_PARALLEL_MIN = 64 << 20
+_CHUNK = 16 << 20
+
+
+@dataclass
+class Stats:
+    bytes: int = 0
+    candidates: int = 0
+    records: int = 0
+    garbage: int = 0
+
+
+class Scanner(Generic[T]):
+    """Finds records in a log of lines: ``patterns`` (bytes regular expressions) pick the
+    candidate lines, ``parse(line)`` turns one into a record or None (raising ValueError for a
+    line it cannot read: counted as garbage), and ``key(record)``, when given, names a record
+    so that one seen again (the same line in a rotated copy) is reported once."""
+
+    def __init__(
+        self,
+        patterns: Sequence[re.Pattern[bytes]],
+        parse: Callable[[bytes], T | None],
+        *,
+        key: Callable[[T], str] | None = None,
+        parallel: bool = True,
+    ):
+        self.patterns = list(patterns)
+        self.parse = parse
+        self.key = key
+        self.parallel = parallel
+        self.stats = Stats()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def candidates(self, buf: bytes | bytearray, start: int, end: int) -> dict[int, int]:
+        """{line start: line end} of the lines in ``buf[start:end]`` the prefilters match."""
+        lines: dict[int, int] = {}
+        for pattern in self.patterns:
+            search = pattern.search
+            pos = start
+            while True:
+                m = search(buf, pos, end)
+                if m is None:
+                    break
+                line_start = buf.rfind(b"\n", start, m.start()) + 1
+                line_end = buf.find(b"\n", m.end(), end)
+                if line_end < 0:
+                    line_end = end
+                lines[line_start] = line_end
+                pos = line_end + 1
+        return lines
+
+    def range_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
+        """Candidate lines (absolute offsets) of ``fd[start:end]``, read in chunks into one
+        reused buffer (no page-table work, bounded memory whatever the file size)."""
+        lines: dict[int, int] = {}
+        buf = bytearray(min(_CHUNK, max(end - start, 1)))
+        view = memoryview(buf)
+        pos = start
+        while pos < end:
+            want = min(len(buf), end - pos)
+            got = os.preadv(fd, [view[:want]], pos)
+            if got <= 0:
+                break
+            cut = got if pos + got >= end else buf.rfind(b"\n", 0, got) + 1
+            if cut == 0:  # one line longer than the buffer: skip it as unreadable
+                self.stats.garbage += 1
+                nxt = _next_newline(fd, pos + got, end)
+                pos = end if nxt < 0 else nxt + 1
+                continue
+            for s, e in self.candidates(buf, 0, cut).items():
+                lines[pos + s] = pos + e
+            pos += cut
+        return lines
+
+    def parallel_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
+        """:meth:`range_candidates` with the second half scanned by a forked child (2 cores:
+        the catch-up of a large log is bound by the byte scan, not by JSON)."""
+        nxt = _next_newline(fd, start + (end - start) // 2, end)
+        middle = nxt + 1 if nxt >= 0 else end
+        if middle >= end:
+            return self.range_candidates(fd, start, end)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: scan [middle, end), send the offsets, leave without cleanup
+            code = 1
+            try:
+                os.close(read_fd)
+                found = self.range_candidates(fd, middle, end)
+                data = array.array("q", [v for item in found.items() for v in item]).tobytes()
+                out = memoryview(data)
+                while out:
+                    out = out[os.write(write_fd, out) :]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        try:
+            lines = self.range_candidates(fd, start, middle)
+            chunks = []
+            while chunk := os.read(read_fd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            os.close(read_fd)
+            _pid, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            return lines | self.range_candidates(fd, middle, end)  # the child failed
+        values = array.array("q")
+        values.frombytes(b"".join(chunks))
+        lines.update(zip(values[::2], values[1::2], strict=True))
+        return lines
+
+    def records(self, read: Callable[[int, int], bytes], lines: dict[int, int]) -> list[T]:
+        """Parse the candidate lines (``read(start, end)`` returns one) into new records."""
+        out: list[T] = []
+        parse, key_of = self.parse, self.key
+        for line_start in sorted(lines):
+            self.stats.candidates += 1
+            try:
+                record = parse(read(line_start, lines[line_start]))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                self.stats.garbage += 1
+                continue
+            if record is None:
+                continue
+            key = key_of(record) if key_of is not None else ""
+            if key:
+                if key in self._seen:
+                    continue
+                self._seen[key] = None
+                if len(self._seen) > _SEEN_MAX:
+                    self._seen.popitem(last=False)
+            out.append(record)
+        self.stats.records += len(out)
+        return out
+
+    def scan(self, buf: bytes, start: int, end: int) -> list[T]:
+        """Records in the complete lines of ``buf[start:end]``."""
+        self.stats.bytes += end - start
+        return self.records(lambda s, e: buf[s:e], self.candidates(buf, start, end))
+
+    def scan_fd(self, fd: int, start: int, end: int) -> list[T]:
+        """Records in the complete lines of ``fd[start:end]``."""
+        self.stats.bytes += end - start
+        if self.parallel and end - start >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1:
+            lines = self.parallel_candidates(fd, start, end)
+        else:
+            lines = self.range_candidates(fd, start, end)
+        return self.records(lambda s, e: os.pread(fd, e - s, s), lines)
+
+
+def _next_newline(fd: int, pos: int, end: int) -> int:
+    """Offset of the first newline in ``fd[pos:end]``, -1 if none."""
+    while pos < end:
+        data = os.pread(fd, min(1 << 20, end - pos), pos)
+        if not data:
+            return -1
+        i = data.find(b"\n")
+        if i >= 0:
+            return pos + i
+        pos += len(data)
+    return -1
+
+
+def _last_line_end(fd: int, start: int, end: int) -> int:
+    """Offset just past the last newline in ``fd[start:end]``, ``start`` if none."""
+    pos = end
+    while pos > start:
+        lo = max(start, pos - (1 << 20))
+        data = os.pread(fd, pos - lo, lo)
+        i = data.rfind(b"\n")
+        if i >= 0:
+            return lo + i + 1
+        pos = lo
+    return start
+
+
+def scan_file(
+    fd: int, offset: int, scanner: Scanner[T], *, final: bool = False
+) -> tuple[list[T], int]:
+    """Scan ``fd`` from ``offset`` to its last complete line; return records and new offset.
+
+    With ``final`` a trailing line without newline counts as complete (the file was rotated
+    away and will not grow any more).
+    """
+    size = os.fstat(fd).st_size
+    if size <= offset:
+        return [], offset
+    end = size if final else _last_line_end(fd, offset, size)
+    if end <= offset:
+        return [], offset  # a partial last line: wait for the rest
+    return scanner.scan_fd(fd, offset, end), end

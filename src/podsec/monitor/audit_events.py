@@ -1,0 +1,209 @@
+"""Kubernetes audit events: which ones podsec reports, and the record it keeps of each.
+
+A line of the apiserver's audit log (JSON, audit.k8s.io/v1 ``Event``) becomes a
+:class:`Record` when its response was 401 or 403 (404 and 409 are not "forbidden"; the
+original's ``>= 400`` caught them), or when a revoked certificate's CN made it — whatever
+the answer. :func:`candidate_patterns` are the bytes prefilters :mod:`podsec.host.logscan`
+runs over the raw log so only candidate lines are parsed as JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from podsec import revocations
+from podsec.errors import ValidationError
+from podsec.host import logscan
+from podsec.i18n import _
+
+FORBIDDEN_CODES = (401, 403)
+
+
+class Record(NamedTuple):
+    """One forbidden/unauthenticated (or revoked-certificate) request (a NamedTuple: 10,000
+    of them are built during a catch-up, and a frozen dataclass costs 3x more to build)."""
+
+    timestamp: str
+    user: str
+    groups: tuple[str, ...]
+    verb: str
+    resource: str
+    namespace: str
+    name: str
+    code: int
+    reason: str
+    source_ip: str
+    uri: str
+    audit_id: str
+    revoked: bool = False
+
+    def to_json(self) -> str:
+        data = self._asdict()
+        data["groups"] = list(self.groups)
+        return _dumps(data)
+
+    @classmethod
+    def from_json(cls, line: str) -> Record:
+        data = json.loads(line)
+        data["groups"] = tuple(data.get("groups") or ())
+        return cls(**{k: v for k, v in data.items() if k in cls._fields})
+
+    @property
+    def what(self) -> str:
+        if self.resource:
+            target = self.resource
+            if self.namespace:
+                target = f"{self.namespace}/{target}"
+            if self.name:
+                target += f"/{self.name}"
+            return target
+        return self.uri
+
+    def message(self) -> str:
+        """The syslog line (``Critical: ...`` so nagwad's rule maps it to CRITICAL)."""
+        kind = _("Unauthorized") if self.code == 401 else _("Forbidden")
+        who = self.user or _("(anonymous)")
+        text = _(
+            "{kind} ({code}): user {user} groups [{groups}] {verb} {what} from {ip} at {ts}"
+        ).format(
+            kind=kind,
+            code=self.code,
+            user=who,
+            groups=",".join(self.groups),
+            verb=self.verb or "-",
+            what=self.what or "-",
+            ip=self.source_ip or "-",
+            ts=self.timestamp,
+        )
+        if self.reason:
+            text += _("; reason: {reason}").format(reason=self.reason)
+        if self.revoked:
+            text = _("request with a REVOKED certificate (CN {user}, code {code}): {text}").format(
+                user=self.user, code=self.code, text=text
+            )
+        return "Critical: " + text
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _json_codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], str]]:
+    """orjson when installed (3-4x faster on audit events), else the standard library."""
+    try:
+        import orjson
+    except ImportError:
+
+        def dumps(obj: Any) -> str:
+            return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+        return json.loads, dumps
+
+    def odumps(obj: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    return orjson.loads, odumps
+
+
+_loads, _dumps = _json_codec()
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def extract(line: bytes | str, revoked: frozenset[str] = frozenset()) -> Record | None:
+    """The record for one audit log line, or None when it is not one to report.
+
+    Raises ValueError for a line that is not a JSON object (the caller counts those).
+    """
+    event = _loads(line)
+    if type(event) is not dict:
+        raise ValueError("not a JSON object")
+    get = event.get
+    status = get("responseStatus")
+    code = status.get("code") if type(status) is dict else None
+    user = get("user")
+    if type(user) is not dict:
+        user = {}
+    username = user.get("username")
+    if type(username) is not str:
+        username = ""
+    is_revoked = username in revoked if username else False
+    if not is_revoked and (code not in FORBIDDEN_CODES or get("stage") == "RequestReceived"):
+        return None
+    obj = _dict(get("objectRef"))
+    reason = _str(_dict(get("annotations")).get("authorization.k8s.io/reason"))
+    if not reason and type(status) is dict:
+        reason = _str(status.get("message")) or _str(status.get("reason"))
+    ips = get("sourceIPs")
+    resource = _str(obj.get("resource"))
+    sub = _str(obj.get("subresource"))
+    if resource and sub:
+        resource += "/" + sub
+    return Record(
+        _str(get("requestReceivedTimestamp")) or _str(get("stageTimestamp")),
+        username,
+        tuple(g for g in _list(user.get("groups")) if type(g) is str),
+        _str(get("verb")),
+        resource,
+        _str(obj.get("namespace")),
+        _str(obj.get("name")),
+        code if type(code) is int else 0,
+        reason,
+        _str(ips[0]) if type(ips) is list and ips else "",
+        _str(get("requestURI")),
+        _str(get("auditID")),
+        is_revoked,
+    )
+
+
+def load_revoked(path: Path, notice: Callable[[int, str], None] | None = None) -> frozenset[str]:
+    """Common names from the RBAC denylist (:mod:`podsec.revocations`); a missing file means
+    nothing is revoked. A broken file is reported through ``notice`` and revokes nothing:
+    the watcher keeps reporting 401/403 rather than stopping."""
+    try:
+        return frozenset(r.cn for r in revocations.read(path))
+    except ValidationError as exc:
+        if notice is not None:
+            notice(2, "Critical: " + exc.message)
+        return frozenset()
+
+
+def candidate_patterns(revoked: Iterable[str] = ()) -> list[re.Pattern[bytes]]:
+    """Bytes prefilters: lines that may be 401/403, or made by a revoked user.
+
+    One literal-prefixed pattern per question: an alternation would defeat the regex
+    engine's fast literal scan (measured 3x slower on a 800 MB log).
+    """
+    patterns = [re.compile(rb":40[13][,}]")]
+    for name in sorted(set(revoked)):
+        quoted = json.dumps(name)[1:-1].encode()
+        patterns.append(re.compile(re.escape(b'"username":"' + quoted + b'"')))
+    return patterns
+
+
+def scanner(
+    revoked: frozenset[str] = frozenset(), *, parallel: bool = True
+) -> logscan.Scanner[Record]:
+    """A log scanner for audit events: the prefilters, :func:`extract`, and each request
+    reported once (by audit ID)."""
+    return logscan.Scanner(
+        candidate_patterns(revoked),
+        functools.partial(extract, revoked=revoked),
+        key=_audit_id,
+        parallel=parallel,
+    )
+
+
+def _audit_id(record: Record) -> str:
+    return record.audit_id
