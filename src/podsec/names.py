@@ -10,6 +10,7 @@ from __future__ import annotations
 # -- accounts and groups
 U7S_USER = "u7s-admin"  # the unprivileged owner of every rootless Kubernetes process
 U7S_HOME = "/var/lib/u7s-admin"
+U7S_BIN = "/usr/libexec/podsec/u7s/bin"  # kubeadm (the wrapper), nsenter_u7s, rootlessctl
 GROUP_PODMAN = "podman"  # users allowed to run rootless podman
 GROUP_PODMAN_DEV = "podman_dev"  # image makers (sign and push)
 # the original's groups are spelled podman_dev; some sites created podman-dev by hand

@@ -20,22 +20,22 @@ from podsec.errors import CommandError, NotFoundError, PodsecError, UsageError
 from podsec.host import run
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.names import U7S_BIN
 from podsec.registry import client, naming, platform, versions
 
-WRAPPER_DIR = "/usr/libexec/podsec/u7s/bin"  # podsec's own kubeadm wrapper lives here
 KUBEADM_ENV = "PODSEC_KUBEADM"  # the real kubeadm, when it is not on PATH
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
 
 def real_kubeadm(path: str | None = None) -> str:
     """The upstream kubeadm: ``$PODSEC_KUBEADM``, else the first ``kubeadm`` on PATH outside
-    podsec's wrapper directory :data:`WRAPPER_DIR` (on a u7s node that directory is first on
+    podsec's wrapper directory :data:`U7S_BIN` (on a u7s node that directory is first on
     PATH, and its ``kubeadm`` is podsec itself)."""
     explicit = os.environ.get(KUBEADM_ENV)
     if explicit:
         return explicit
     search = path if path is not None else os.environ.get("PATH", "")
-    dirs = [d for d in search.split(os.pathsep) if d and Path(d).resolve() != Path(WRAPPER_DIR)]
+    dirs = [d for d in search.split(os.pathsep) if d and Path(d).resolve() != Path(U7S_BIN)]
     found = run.which("kubeadm", path=os.pathsep.join(dirs))
     if found is None:
         raise NotFoundError(

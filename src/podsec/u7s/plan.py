@@ -20,7 +20,6 @@ Cni = Literal["flannel", "calico", "bridge"]
 Proto = Literal["tcp", "udp"]
 
 PLAN_FILE = "/etc/podsec/u7s/node-plan.json"
-U7S_BIN = "/usr/libexec/podsec/u7s/bin"
 ETCD_DATA_DIR = "/var/lib/podsec/u7s/etcd"
 
 

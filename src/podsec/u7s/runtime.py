@@ -21,9 +21,9 @@ from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.host.run import which
 from podsec.i18n import _
-from podsec.names import AUDIT_POLICY, U7S_HOME, U7S_USER
+from podsec.names import AUDIT_POLICY, U7S_BIN, U7S_HOME, U7S_USER
 from podsec.u7s import containerd, crio
-from podsec.u7s.plan import ETCD_DATA_DIR, U7S_BIN, NodePlan
+from podsec.u7s.plan import ETCD_DATA_DIR, NodePlan
 
 RUN_DIR = "/run/podsec/u7s"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

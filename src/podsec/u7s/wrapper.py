@@ -55,11 +55,11 @@ from podsec.errors import PodsecError, UsageError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.names import U7S_USER
+from podsec.names import U7S_BIN, U7S_USER
 from podsec.registry import platform, versions
 from podsec.u7s import flags, images, kubeadm_config, network
 from podsec.u7s.flags import DNS_NAME_RE, KubeadmArgs
-from podsec.u7s.plan import ETCD_DATA_DIR, U7S_BIN, Cni, Cri, NodePlan, Role
+from podsec.u7s.plan import ETCD_DATA_DIR, Cni, Cri, NodePlan, Role
 from podsec.u7s.probe import Probe
 
 ENV_FILE = "/etc/podsec/u7s/config/env"
