@@ -69,8 +69,9 @@ deb: deps-debian
 
 test: deps lint test-unit test-packaging test-real
 
+# Every benchmark, then benchmarks/RESULTS.md (one table); BENCH='kubeapi u7s_node' runs some.
 bench: deps
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 demo: deps
 	$(BIN)/python scripts/demo.py
