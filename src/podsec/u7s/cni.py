@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from ipaddress import IPv4Network
 
+from podsec.u7s import netconf
 from podsec.u7s.plan import NodePlan
 
 BRIDGE_NAME = "u7s-bridge"
@@ -23,24 +24,24 @@ def node_subnet(plan: NodePlan) -> IPv4Network:
 
 def bridge_conflist(plan: NodePlan) -> str:
     subnet = node_subnet(plan)
+    bridge: dict[str, object] = {
+        "type": "bridge",
+        "bridge": "cni0",
+        "isGateway": True,
+        "ipMasq": True,
+        "hairpinMode": True,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": str(subnet)}]],
+            "routes": [{"dst": "0.0.0.0/0"}],
+        },
+    }
+    if netconf.POD_MTU is not None:
+        bridge["mtu"] = netconf.POD_MTU
     conf = {
         "cniVersion": "0.4.0",
         "name": BRIDGE_NAME,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": "cni0",
-                "isGateway": True,
-                "ipMasq": True,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": str(subnet)}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
+        "plugins": [bridge, {"type": "portmap", "capabilities": {"portMappings": True}}],
     }
     return json.dumps(conf, indent=2) + "\n"
 

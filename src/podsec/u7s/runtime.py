@@ -22,7 +22,7 @@ from podsec.host.paths import Host
 from podsec.host.run import which
 from podsec.i18n import _
 from podsec.names import AUDIT_POLICY, U7S_BIN, U7S_HOME, U7S_USER
-from podsec.u7s import containerd, crio
+from podsec.u7s import containerd, crio, netconf
 from podsec.u7s.plan import ETCD_DATA_DIR, NodePlan
 
 RUN_DIR = "/run/podsec/u7s"
@@ -337,13 +337,9 @@ def rootlesskit_argv(plan: NodePlan, layout: Layout) -> list[str]:
     argv = [
         "rootlesskit",
         f"--state-dir={layout.state_dir}",
-        "--net=slirp4netns",
-        "--mtu=65520",
-        "--disable-host-loopback",
-        "--slirp4netns-sandbox=auto",
-        "--slirp4netns-seccomp=auto",
+        *netconf.rootlesskit_flags(),
         f"--cidr={plan.slirp_cidr}",
-        "--port-driver=builtin",
+        f"--port-driver={netconf.PORT_DRIVER}",
         "--copy-up=/etc",
         "--copy-up=/run",
         "--copy-up=/var/lib",
