@@ -31,6 +31,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ from pathlib import Path
 import harness
 import net
 import u7s_node as un
+
+sys.path.insert(0, str(harness.REPO / "src"))
 
 GOAL_READY = 25.0
 GOAL_FOOTPRINT_MB = 100
@@ -280,6 +283,136 @@ def section_admission(cpu: harness.CpuGroup, signed: SignedImage) -> None:
     )
 
 
+def _net_pod(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "tolerations": [{"key": "node-role.kubernetes.io/master", "operator": "Exists"}],
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "registry.local/p10/busybox:1.35",
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                }
+            ],
+        },
+    }
+
+
+def _pod_netns(cpu: harness.CpuGroup, ip: str) -> int:
+    """A process of the pod whose address is ``ip`` (its network namespace is the pod's)."""
+    for pid in cpu.pids():
+        if net.comm(pid) != "sleep":
+            continue
+        out = subprocess.run(
+            ["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-4", "-o", "addr"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if f" {ip}/" in out:
+            return pid
+    raise SystemExit(f"no process of the pod {ip} found")
+
+
+def section_network(cpu: harness.CpuGroup) -> None:
+    api = un.Api()
+    ns = "bench-net"
+    remote = net.Netns()
+    try:
+        meta = {"name": ns, "labels": {"podsec.alt/admission": "skip"}}
+        api.request("POST", "/api/v1/namespaces", {"metadata": meta})
+        un.wait(
+            f"{ns}/default", lambda: api.get(f"/api/v1/namespaces/{ns}/serviceaccounts/default")
+        )
+        for name in ("iperf-a", "iperf-b"):
+            status, body, _t = api.request("POST", f"/api/v1/namespaces/{ns}/pods", _net_pod(name))
+            assert status == 201, body
+        svc = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "iperf-a"},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app": "iperf-a"},
+                "ports": [{"port": 5201, "targetPort": 5201, "protocol": "TCP"}],
+            },
+        }
+        status, body, _t = api.request("POST", f"/api/v1/namespaces/{ns}/services", svc)
+        assert status == 201, body
+        node_port = int(body["spec"]["ports"][0]["nodePort"])
+
+        def pod_ip(name: str) -> str | None:
+            pod = api.get(f"/api/v1/namespaces/{ns}/pods/{name}") or {}
+            st = pod.get("status") or {}
+            return st.get("podIP") if st.get("phase") == "Running" else None
+
+        un.wait("the iperf pods Running", lambda: pod_ip("iperf-a") and pod_ip("iperf-b"), 120)
+        ip_a, ip_b = pod_ip("iperf-a"), pod_ip("iperf-b")
+        assert ip_a and ip_b
+        pod_a, pod_b = _pod_netns(cpu, ip_a), _pod_netns(cpu, ip_b)
+        # port-sync forwards the NodePort out of the namespace
+        un.wait(
+            f"NodePort {node_port} forwarded", lambda: net._listening(os.getpid(), node_port), 90
+        )
+        # a LAN peer behind a veth of MTU 1500; its host side is an address of this host
+        subprocess.run(
+            ["ip", "link", "add", "pbench0", "type", "veth", "peer", "name", "pbench1", "netns",
+             str(remote.pid)], check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(["ip", "addr", "add", "10.233.0.1/24", "dev", "pbench0"], check=True)
+        subprocess.run(["ip", "link", "set", "pbench0", "up"], check=True)
+        remote.ip("addr", "add", "10.233.0.2/24", "dev", "pbench1")
+        remote.ip("link", "set", "pbench1", "up")
+        remote.ip("route", "add", "default", "via", "10.233.0.1")
+        path = [p for p in cpu.pids() if net.comm(p) in ("rootlesskit", "slirp4netns")]
+        with harness.load() as meter:
+            loop, veth = net.rootful_baselines()
+            flows = [
+                net.measure("host → pod (NodePort, builtin port driver)", server_ns=pod_a,
+                            server_bind="0.0.0.0", client_ns=None, target="127.0.0.1",
+                            port=node_port, server_port=5201, path_pids=path),
+                net.measure("pod → host (slirp4netns)", server_ns=None, server_bind="10.233.0.1",
+                            client_ns=pod_b, target="10.233.0.1", path_pids=path),
+                net.measure("pod → another host (slirp4netns, MTU 1500 link)", server_ns=remote.pid,
+                            server_bind="10.233.0.2", client_ns=pod_b, target="10.233.0.2",
+                            path_pids=path),
+                net.measure("pod ↔ pod (one node, bridge)", server_ns=pod_a, server_bind=ip_a,
+                            client_ns=pod_b, target=ip_a),
+            ]  # fmt: skip
+    finally:
+        remote.close()
+        api.close()
+    print(f"rootful loopback {loop.gbps:.2f} Gbps ({loop.cpu_per_gb:.2f} CPU s/GB), "
+          f"veth {veth.gbps:.2f} Gbps ({veth.cpu_per_gb:.2f} CPU s/GB)")  # fmt: skip
+    from podsec.u7s import netconf
+
+    config = (
+        f"tap MTU {netconf.MTU}, pod MTU {netconf.POD_MTU or 1500}, {netconf.PORT_DRIVER} ports"
+    )
+    for f in flows:
+        base = veth
+        harness.record(
+            f"network: {f.name}",
+            figure=f"{f.gbps:.2f} Gbps, {f.cpu_per_gb:.2f} CPU s/GB",
+            baseline=f"rootful veth {base.gbps:.2f} Gbps, {base.cpu_per_gb:.2f} CPU s/GB "
+            f"(loopback {loop.gbps:.1f} Gbps)",
+            ratio=f"{f.gbps / base.gbps:.2f}× throughput, {f.cpu_per_gb / base.cpu_per_gb:.1f}× "
+            "CPU per GB",
+            goal="reported",
+            met=None,
+            load=meter.text,
+            note=config,
+            gbps=f.gbps,
+            cpu_per_gb=f.cpu_per_gb,
+            baseline_gbps=base.gbps,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("init",), help="stop after init → Ready")
@@ -302,6 +435,7 @@ def main() -> int:
             if args.only != "init":
                 section_footprint(cpu)
                 section_admission(cpu, signed)
+                section_network(cpu)
         finally:
             un.reset(env)
             un.kill_group(cpu)
