@@ -10,6 +10,7 @@ Run: python benchmarks/bench_control_plane.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import harness  # noqa: E402
 from tests.fixtures.kube import k8s_bin_dir, running_control_plane  # noqa: E402
 
 BASELINE_SECONDS = 4.45  # midpoint of the probe's 4.0-4.9 s
@@ -36,11 +38,17 @@ def main() -> int:
         )
         return 2
     times: list[float] = []
+    cpus: list[float] = []
+    group = harness.CpuGroup("control-plane")
+    group.add(os.getpid())  # this process and every server it starts
+    meter = harness.LoadMeter().__enter__()
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="podsec-bench-cp-") as tmp:
+            c0 = group.seconds()
             t0 = time.monotonic()
             with running_control_plane(Path(tmp), bin_dir) as cp:
                 elapsed = time.monotonic() - t0
+                cpus.append(group.seconds() - c0)
             stop = time.monotonic() - t0 - elapsed
         times.append(elapsed)
         print(
@@ -52,6 +60,18 @@ def main() -> int:
         f"control plane start → healthy: median {median:.2f} s "
         f"(min {min(times):.2f}, max {max(times):.2f}, n={len(times)}); "
         f"baseline {BASELINE_SECONDS:.2f} s (probe scripts); ratio {median / BASELINE_SECONDS:.2f}"
+    )
+    meter.__exit__()
+    group.close()
+    cpu = statistics.median(cpus)
+    harness.record(
+        "test control plane (etcd, apiserver, controller-manager, scheduler) → healthy",
+        figure=harness.wall_cpu(median, cpu),
+        baseline=f"recorded: feasibility probe's scripts {BASELINE_SECONDS:.2f} s (not this run)",
+        ratio=f"{harness.times(median / BASELINE_SECONDS)} of the probe's time",
+        goal="reported",
+        met=None,
+        load=meter.text,
     )
     return 0
 

@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+import harness
+
 BIN = Path(sys.executable).parent
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
 RATE = 5000
@@ -98,6 +100,8 @@ def main() -> None:  # noqa: PLR0915 - one linear measurement script
         total = int(SECONDS * RATE)
         batch = 50
         base = os.fsencode(target)
+        meter = harness.LoadMeter().__enter__()
+        cpu0 = harness.pid_cpu(proc.pid)
         start = time.monotonic()
         seq = 0
         while seq < total:
@@ -112,6 +116,8 @@ def main() -> None:  # noqa: PLR0915 - one linear measurement script
         deadline = time.monotonic() + 10
         while len(received) < total and time.monotonic() < deadline:
             time.sleep(0.1)
+        busy = harness.pid_cpu(proc.pid) - cpu0
+        meter.__exit__()
         rss = 0
         for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -127,6 +133,20 @@ def main() -> None:  # noqa: PLR0915 - one linear measurement script
         )
         print(
             f"RATIO goal/p99: {200 / p99:.1f}x   idle CPU over 2 s: {idle_ticks} ticks   RSS {rss / 1024:.0f} MB"
+        )
+        lost = total - len(received)
+        harness.record(
+            f"watch-containers, {total:,} file events at {RATE:,}/s",
+            figure=f"p99 {p99:.1f} ms (p50 {p50:.1f}), {lost} lost; watcher CPU "
+            f"{busy / total * 1e6:.0f} µs per event",
+            baseline="—",
+            ratio="—",
+            goal="p99 < 200 ms, 0 lost",
+            met=p99 < 200 and lost == 0,
+            load=meter.text,
+            note=f"idle {idle_ticks} CPU ticks in 2 s, RSS {rss / 1024:.0f} MB",
+            p99_ms=p99,
+            lost=lost,
         )
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -180,6 +200,16 @@ def many_watches(count: int = 100_000) -> None:
         print(
             f"{data.decode(errors='replace').split(': ', 1)[1]}: ready in {ready:.1f} s, "
             f"RSS {rss / 1024:.0f} MB (goal < 120 MB with 100,000 watches)"
+        )
+        harness.record(
+            f"watch-containers RSS with {count:,} watches",
+            figure=f"{rss / 1024:.0f} MB, ready in {ready:.1f} s",
+            baseline="—",
+            ratio="—",
+            goal="< 120 MB",
+            met=rss / 1024 < 120,
+            load=f"{os.getloadavg()[0]:.1f}",
+            rss_kb=rss,
         )
     finally:
         if proc is not None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 BIN = Path(sys.executable).parent
 USERS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
@@ -73,17 +73,11 @@ def build(root: Path, users: int) -> None:
     (etc / "group").write_text("\n".join(groups) + "\n")
 
 
-def timed(root: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+def timed(root: Path) -> harness.Run:
     env = {**os.environ, "PODSEC_ROOT": str(root), "PODSEC_SYSLOG_SOCKET": str(root / "no.sock")}
-    t = time.perf_counter()
-    r = subprocess.run(
-        [str(BIN / "podsec-inotify-check-policy"), "-c", "100"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    return harness.run(
+        [str(BIN / "podsec-inotify-check-policy"), "-c", "100"], env=env, capture=True
     )
-    return time.perf_counter() - t, r
 
 
 def main() -> None:
@@ -91,12 +85,11 @@ def main() -> None:
     try:
         empty = work / "empty"
         build(empty, 0)
-        startups = []
-        for _ in range(5):
-            wall, r = timed(empty)
+        with harness.load() as meter:
+            startups = [timed(empty) for _ in range(5)]
+        for r in startups:
             assert r.returncode == 0, r.stdout + r.stderr
-            startups.append(wall)
-        start = sorted(startups)[2]
+        start, start_cpu = harness.median_run(startups)
         print(
             f"start-up to first output, nothing to do: median {start * 1000:.0f} ms (goal < 300 ms)"
         )
@@ -105,21 +98,36 @@ def main() -> None:
         t = time.perf_counter()
         build(full, USERS)
         print(f"built {USERS} users in {time.perf_counter() - t:.1f} s")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        walls = []
-        for _ in range(3):
-            wall, r = timed(full)
-            walls.append(wall)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        with harness.load() as meter2:
+            runs = [timed(full) for _ in range(3)]
+        r = runs[-1]
         assert r.returncode == 2, r.stdout[:500] + r.stderr
-        wall = sorted(walls)[1]
-        print(r.stdout.splitlines()[0][:160])
+        wall, cpu = harness.median_run(runs)
+        peak = max(x.maxrss_kb for x in runs)
+        print(r.stdout.decode().splitlines()[0][:160])
         print(
             f"check-policy over {USERS} users: median {wall:.2f} s (goal < 2 s), peak RSS "
-            f"{max(peak, before) / 1024:.0f} MB (goal < 80 MB)"
+            f"{peak / 1024:.0f} MB (goal < 80 MB)"
         )
-        if USERS == 1000:
-            print(f"RATIO vs the original's recorded 245.3 s: {ORIGINAL_1000 / wall:.0f}x")
+        harness.record(
+            "check-policy start-up, nothing to do",
+            figure=harness.wall_cpu(start, start_cpu),
+            baseline="—",
+            ratio="—",
+            goal="< 300 ms",
+            met=start_cpu < 0.3 and start < 0.3,
+            load=meter.text,
+        )
+        harness.record(
+            f"check-policy, {USERS:,} users",
+            figure=harness.wall_cpu(wall, cpu) + f", peak RSS {peak / 1024:.0f} MB",
+            baseline=f"recorded: the original bash plugin {ORIGINAL_1000:.0f} s for 1,000 users "
+            "(needs yq and ALT: not re-run)",
+            ratio=f"{harness.times(ORIGINAL_1000 / wall)} wall" if USERS == 1000 else "—",
+            goal="< 2 s, RSS < 80 MB",
+            met=wall < 2 and peak / 1024 < 80,
+            load=meter2.text,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
+import harness  # noqa: E402
 from tests.fixtures.kube import k8s_bin_dir, running_control_plane  # noqa: E402
 from tests.integration import lb_env  # noqa: E402
 
@@ -80,6 +82,7 @@ def main() -> int:
             api = RootlesskitApi(rk.socket)
             # baseline: the seed's manual command, once per port
             base_ports = sorted({lb_env.free_node_port() for _ in range(n)})
+            c0 = harness.self_cpu()
             t0 = time.monotonic()
             for p in base_ports:
                 lb_env.subprocess.run(
@@ -88,6 +91,7 @@ def main() -> int:
                     capture_output=True,
                 )
             baseline = time.monotonic() - t0
+            baseline_cpu = harness.self_cpu() - c0
             for port in api.list_ports():
                 api.remove_port(port.id)
 
@@ -100,12 +104,14 @@ def main() -> int:
                 cp.kubectl("create", "namespace", "bench")
                 time.sleep(2)  # let the controller finish its first list/watch
                 ports = sorted({lb_env.free_node_port() for _ in range(n)})
+                ctl0 = _cpu_seconds(pid)
                 t0 = time.monotonic()
                 cp.kubectl("apply", "-f", "-", input=_services("bench", ports))
                 applied = time.monotonic() - t0
                 want = len(ports)
                 done = lb_env.wait_until(lambda: len(api.list_ports()) >= want, 120, 0.05)
                 elapsed = time.monotonic() - t0
+                ctl_cpu = _cpu_seconds(pid) - ctl0
                 if not done:
                     print((work / "controller.log").read_text()[-2000:], file=sys.stderr)
                     return 1
@@ -126,7 +132,28 @@ def main() -> int:
         f"controller steady-state RSS {rss:.1f} MB (budget 60 MB); "
         f"CPU while idle for 10 s: {idle_cpu:.2f} s"
     )
-    return 0 if rss < 60 else 1
+    load = f"{os.getloadavg()[0]:.1f}"
+    harness.record(
+        f"port-sync: {want} NodePort Services forwarded",
+        figure=f"{harness.secs(elapsed)} after apply; controller CPU {harness.secs(ctl_cpu)}",
+        baseline=f"{len(base_ports)} × rootlessctl add-ports: "
+        + harness.wall_cpu(baseline, baseline_cpu),
+        ratio=f"{harness.times(baseline_cpu / max(ctl_cpu, 0.01))} by CPU "
+        f"({harness.times(baseline / elapsed)} wall)",
+        goal="reported",
+        met=None,
+        load=load,
+    )
+    harness.record(
+        "port-sync steady state",
+        figure=f"RSS {rss:.1f} MB, {idle_cpu:.2f} CPU s idle in 10 s",
+        baseline="—",
+        ratio="—",
+        goal="RSS < 60 MB, idle ≈ 0",
+        met=rss < 60 and idle_cpu < 0.05,
+        load=load,
+    )
+    return 0
 
 
 if __name__ == "__main__":
