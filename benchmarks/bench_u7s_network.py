@@ -222,6 +222,11 @@ class Node:
         )
 
     def dnat_to_pod(self, child_port: int) -> None:
+        # from the builtin driver (it dials 127.0.0.1) and from slirp4netns' (it dials the tap)
+        self.ns(
+            "iptables", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", str(child_port),
+            "-j", "DNAT", "--to-destination", f"{POD_IP}:{child_port}",
+        )  # fmt: skip
         self.ns(
             "iptables",
             "-t",
@@ -272,7 +277,7 @@ def run_config(
         out["host→ns"] = net.measure(
             "host→ns",
             server_ns=node.child,
-            server_bind="127.0.0.1",
+            server_bind="0.0.0.0",
             client_ns=None,
             target="127.0.0.1",
             port=hp,
@@ -352,10 +357,13 @@ def score(result: dict[str, net.Flow | float]) -> float:
 CONFIGS = (
     Config(65520, 1500),
     Config(65520, 65520),
+    Config(65520, 16384),
+    Config(32768, 32768),
     Config(16384, 16384),
+    Config(9000, 9000),
     Config(1500, 1500),
-    Config(65520, 65520, port_driver="slirp4netns"),
-    Config(65520, 65520, sandbox=False),
+    Config(16384, 16384, port_driver="slirp4netns"),
+    Config(16384, 16384, sandbox=False),
 )
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -416,6 +417,7 @@ def section_network(cpu: harness.CpuGroup) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("init",), help="stop after init → Ready")
+    parser.add_argument("--keep-logs", type=Path, help="copy the node's logs here before reset")
     args = parser.parse_args()
     why = un.missing_prerequisites()
     if why:
@@ -437,6 +439,8 @@ def main() -> int:
                 section_admission(cpu, signed)
                 section_network(cpu)
         finally:
+            if args.keep_logs:
+                shutil.copytree(un.LOG_DIR, args.keep_logs, dirs_exist_ok=True)
             un.reset(env)
             un.kill_group(cpu)
             signed.close()

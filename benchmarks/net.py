@@ -37,6 +37,7 @@ class Flow:
     cpu: float  # seconds: iperf3 client + server + the path's processes
     wall: float
     retransmits: int = 0
+    error: str = ""
 
     @property
     def cpu_per_gb(self) -> float:
@@ -112,9 +113,14 @@ def measure(
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
-    if client.returncode != 0:
-        raise SystemExit(f"iperf3 {name} failed: {client.stdout[-800:]!r} {client.stderr[-400:]!r}")
-    data = json.loads(client.stdout)
+    try:
+        data = json.loads(client.stdout)
+    except ValueError:
+        data = {}
+    if client.returncode != 0 or "error" in data or "sum_received" not in data.get("end", {}):
+        why = data.get("error") or client.stderr.decode(errors="replace")[-300:]
+        print(f"  {name}: iperf3 failed: {why}")
+        return Flow(name, 0.0, 0.0, float("nan"), client.wall, error=str(why))
     end = data["end"]
     received = end["sum_received"]
     return Flow(

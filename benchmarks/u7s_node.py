@@ -354,8 +354,12 @@ def processes(cpu: harness.CpuGroup) -> list[Proc]:
         words = [w.decode(errors="replace") for w in cmd if w]
         if not words or rss == 0:
             continue
-        # python -m podsec.cli u7s ports sync …, and nsenter wrapping one of them
+        # python -m podsec.cli u7s ports sync …, and nsenter wrapping one of them (rootlesskit's
+        # argv holds the child's command too, but rootlesskit is not podsec's program)
+        prog = Path(words[0]).name
         at = next((i for i, w in enumerate(words) if w.startswith("podsec.")), None)
+        if at is not None and not (prog.startswith("python") or prog == "nsenter"):
+            at = None
         if at is not None:
             name = " ".join(w for w in words[at + 1 : at + 4] if not w.startswith("-"))
             if Path(words[0]).name == "nsenter":
