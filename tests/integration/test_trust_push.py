@@ -28,7 +28,8 @@ def test_skopeo_copy_signed_with_passphrase(registry, sigstore, gnupg_home, test
     digest = RegistryClient(registry.url).head_manifest("pushtest/skopeo", "1")
     (sig,) = signature.fetch_signatures(sigstore.staging, "pushtest/skopeo", digest)
     v = signature.verify(sig, [gnupg_home.withpass.public_key])
-    assert signature.matches(v, f"{registry.host}/pushtest/skopeo:1", digest)
+    assert v.manifest_digest == digest
+    assert v.docker_reference == f"{registry.host}/pushtest/skopeo:1"
     with pytest.raises(PodsecError, match=r"signing with withpass@podsec\.test failed"):
         push.skopeo_copy_signed(
             test_images.ref("beta"),

@@ -108,9 +108,12 @@ def test_skopeo_signature_verifies_in_python(pushed, registry, sigstore, gnupg_h
     sigs = signature.fetch_signatures(sigstore.lookaside, f"{repo}/beta", digest)
     v = signature.verify(sigs[0], [gnupg_home.nopass.public_key])
     assert v.docker_reference == ref and v.manifest_digest == digest
-    assert signature.matches(v, ref, digest)
-    assert not signature.matches(v, f"{registry.host}/{repo}/other:1", digest)
-    assert signature.matches(v, f"{registry.host}/{repo}/beta@{digest}", digest)
+    for image, ok in [
+        (ref, True),
+        (f"{registry.host}/{repo}/other:1", False),
+        (f"{registry.host}/{repo}/beta@{digest}", True),
+    ]:
+        assert verify.evaluate(Host(), p, image, digest, sigs).accepted is ok, image
 
 
 @pytest.mark.parametrize(

@@ -70,8 +70,8 @@ def test_round_trip_is_stable():
             "signedIdentity.type",
         ),
         (
-            lambda d: d["transports"]["docker"].update({"Bad Scope!": [{"type": "reject"}]}),
-            'transports.docker["Bad Scope!"]',
+            lambda d: d["transports"].update({"dir": {"relative": [{"type": "reject"}]}}),
+            'transports.dir["relative"]',
         ),
         (
             lambda d: d["transports"]["docker-archive"].update({"/x": [{"type": "reject"}]}),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from podsec.trust import identity
 from podsec.trust import signature as s
+from podsec.trust.verify import intended_reference
 
 D = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -21,31 +23,38 @@ def test_payload_shape():
     assert s._parse_payload(s.make_payload("a.b/c:1", D), "F").docker_reference == "a.b/c:1"
 
 
+def _ok(rule, image, signed):
+    return identity.matches(rule, intended_reference("docker", image), signed)
+
+
 def test_identity_rules():
-    v = s.VerifiedSignature("F", "registry.local/p10/pause:3.2", D)
-    assert s.matches(v, "registry.local/p10/pause:3.2", D)
-    assert not s.matches(v, "registry.local/p10/pause:3.2", D2)  # digest
-    assert not s.matches(v, "registry.local/p10/pause:latest", D)  # other tag
-    assert not s.matches(v, "registry.local/other/pause:3.2", D)  # other repo
-    assert s.matches(v, f"registry.local/p10/pause@{D}", D)  # by digest: repo match
-    assert s.matches(v, "registry.local/p10/pause:9", D, {"type": "matchRepository"})
-    assert not s.matches(v, "registry.local/p10/pause:9", D, {"type": "matchExact"})
-    assert s.matches(
-        v,
-        "x.io/y:1",
-        D,
-        {"type": "exactReference", "dockerReference": "registry.local/p10/pause:3.2"},
-    )
-    assert s.matches(
-        v,
-        "x.io/y:1",
-        D,
-        {"type": "exactRepository", "dockerRepository": "registry.local/p10/pause"},
-    )
+    signed = "registry.local/p10/pause:3.2"
+    assert _ok(None, "registry.local/p10/pause:3.2", signed)
+    assert not _ok(None, "registry.local/p10/pause:latest", signed)  # other tag
+    assert not _ok(None, "registry.local/other/pause:3.2", signed)  # other repo
+    assert _ok(None, f"registry.local/p10/pause@{D}", signed)  # by digest: repo match
+    assert _ok({"type": "matchRepository"}, "registry.local/p10/pause:9", signed)
+    assert not _ok({"type": "matchExact"}, "registry.local/p10/pause:9", signed)
+    exact = {"type": "exactReference", "dockerReference": "registry.local/p10/pause:3.2"}
+    assert _ok(exact, "x.io/y:1", signed)
+    repo = {"type": "exactRepository", "dockerRepository": "registry.local/p10/pause"}
+    assert _ok(repo, "x.io/y:1", signed)
     remap = {
         "type": "remapIdentity",
         "prefix": "mirror.local/p10",
         "signedPrefix": "registry.local/p10",
     }
-    assert s.matches(v, "mirror.local/p10/pause:3.2", D, remap)
-    assert "is not accepted" in (s.mismatch(v, "registry.local/x/pause:3.2", D) or "")
+    assert _ok(remap, "mirror.local/p10/pause:3.2", signed)
+
+
+def test_findings_of_issue_14_identity():
+    # a digest image and a signature without tag (c/image fixture image.signature's identity)
+    assert not _ok(None, f"registry.local/p10/pause@{D}", "registry.local/p10/pause")
+    # repo:tag@digest with a signature for another tag of the same digest
+    assert not _ok(None, f"registry.local/p10/pause:3.2@{D}", "registry.local/p10/pause:9")
+    # remapIdentity: a rewritten name that is not canonical fails the match
+    remap = {"type": "remapIdentity", "prefix": "mirror.local", "signedPrefix": "docker.io"}
+    assert not _ok(remap, "mirror.local/busybox:1", "docker.io/library/busybox:1")
+    # exactReference with a name-only signature
+    exact = {"type": "exactReference", "dockerReference": "registry.local/p10/pause:3.2"}
+    assert not _ok(exact, "x.io/y:1", "registry.local/p10/pause")

@@ -63,17 +63,19 @@ def _report_saved(env: context.CliEnv, saved: list[object]) -> None:
         )
 
 
+def _trust_paths(env: context.CliEnv) -> tuple[Path, Path]:
+    """(policy.json, registries.d) of the calling user, rooted at --root."""
+    from podsec.trust import view
+
+    return view.paths(env.host, Path.home() if env.host.is_live else None)
+
+
 def _registries_d(env: context.CliEnv) -> Path:
-    user = Path.home() / ".config" / "containers" / "registries.d"
-    if env.host.is_live and user.is_dir():
-        return user
-    return env.host.path("/etc/containers/registries.d")
+    return _trust_paths(env)[1]
 
 
 def _policy(env: context.CliEnv) -> Path:
-    from podsec.trust import policy as trust_policy
-
-    return trust_policy.effective_policy_path(env.host, Path.home() if env.host.is_live else None)
+    return _trust_paths(env)[0]
 
 
 # ------------------------------------------------------------------------------ save options

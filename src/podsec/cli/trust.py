@@ -13,7 +13,7 @@ from podsec.cli import context, output
 from podsec.cli.main import legacy
 from podsec.errors import UsageError
 from podsec.i18n import _
-from podsec.names import REGISTRY_HOST, SYSTEM_REGISTRIES_D, USER_REGISTRIES_D
+from podsec.names import REGISTRY_HOST
 
 
 @click.group(help=_("Image trust policy: which images may be pulled, signed by whom."))
@@ -431,25 +431,22 @@ def _req_text(r: Any) -> str:
 @click.pass_context
 def policy_show_cmd(ctx: click.Context, user: str | None, json_output: bool) -> None:
     from podsec.trust import policy as pol
-    from podsec.trust import registries_d as rd
+    from podsec.trust import view
 
     env = context.with_json(ctx, json_output)
     name, home = _user_home(env, user)
-    path = pol.effective_policy_path(env.host, home)
-    shown = env.host.unroot(path)
-    p = pol.load(path, shown)
-    regd_dir = env.host.path(str(home / USER_REGISTRIES_D)) if home is not None else None
-    if regd_dir is None or not regd_dir.is_dir():
-        regd_dir = env.host.path(SYSTEM_REGISTRIES_D)
-    conf = rd.load_dir(regd_dir, env.host.unroot(regd_dir))
-    lookaside = conf.default_docker.lookaside if conf.default_docker else None
+    trust = view.effective(env.host, home)
+    p, conf, shown = trust.policy, trust.regd, trust.policy_shown
+    regd_shown = trust.regd_shown
+    lookaside = conf.default_docker.url() if conf.default_docker else None
     if env.json:
         output.emit_json(
             {
                 "user": name,
                 "policy_file": shown,
-                "registries_d": env.host.unroot(regd_dir),
-                "default_lookaside": lookaside,
+                "registries_d": regd_shown,
+                "default_lookaside": lookaside or conf.builtin,
+                "warnings": list(trust.warnings),
                 "policy": pol.to_json(p),
                 "signed_registries": pol.signed_registries(p),
                 "unsigned_registries": pol.unsigned_registries(p),
@@ -457,8 +454,14 @@ def policy_show_cmd(ctx: click.Context, user: str | None, json_output: bool) -> 
         )
         return
     output.result(_("policy file: {path} (user {name})").format(path=shown, name=name))
-    output.result(_("registries.d: {path}").format(path=env.host.unroot(regd_dir)))
-    output.result(_("default lookaside: {url}").format(url=lookaside or _("built-in")))
+    output.result(_("registries.d: {path}").format(path=regd_shown))
+    output.result(
+        _("default lookaside: {url}").format(
+            url=lookaside or _("built-in ({url})").format(url=conf.builtin)
+        )
+    )
+    for warning in trust.warnings:
+        output.info(warning)
     rows = [("*", "default", "; ".join(_req_text(r) for r in p.default))]
     for t in sorted(p.transports):
         for scope, reqs in sorted(p.transports[t].items()):
@@ -497,6 +500,7 @@ def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_ou
                 "user": name,
                 "policy_file": e.policy_file,
                 "registries_d": e.registries_d,
+                "warnings": list(e.warnings),
                 "transport": e.transport,
                 "reference": e.reference,
                 "manifest_digest": e.manifest_digest,
@@ -525,15 +529,32 @@ def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_ou
         lines += [_("requirement:  {v}").format(v=_req_text(r)) for r in v.requirements]
         if v.lookaside_url:
             lines.append(_("signatures:   {v}/signature-N").format(v=v.lookaside_url))
-        lines += [
-            f"  signature-{s.index} [{'ok' if s.ok else '--'}] {s.reason}" for s in v.signatures
-        ]
+        for s in v.signatures:
+            lines.append(f"  signature-{s.index} [{'ok' if s.ok else '--'}] {s.reason}")
+            lines.append("    " + _claims_text(s.claims))
         verdict_text = _("ACCEPTED") if v.accepted else _("REFUSED")
         lines.append(_("verdict:      {v}: {reason}").format(v=verdict_text, reason=v.reason))
         for line in lines:
             output.result(line)
+        for warning in e.warnings:
+            output.info(warning)
     if not v.accepted:
         ctx.exit(1)
+
+
+def _claims_text(claims: Any) -> str:
+    """A signature's own claims, read without verification (for ``policy explain``)."""
+    if claims is None:
+        return _("claims: -")
+    if claims.problem and not claims.docker_reference:
+        return _("claims (unverified): key {key}; {problem}").format(
+            key=claims.key_id or "?", problem=claims.problem
+        )
+    return _("claims (unverified): identity {ref}, digest {digest}, key {key}").format(
+        ref=claims.docker_reference or "?",
+        digest=claims.manifest_digest or "?",
+        key=claims.key_id or "?",
+    )
 
 
 # ------------------------------------------------------------------------------ images audit

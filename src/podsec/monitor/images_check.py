@@ -28,7 +28,6 @@ from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.plugin import Perf, Report, State, Thresholds
 from podsec.monitor.policy_check import _Cache
 from podsec.monitor.storage import load_images
-from podsec.names import SYSTEM_REGISTRIES_D
 
 NAME = "IMAGES"
 TAG = "podsec-inotify-check-images"
@@ -64,10 +63,9 @@ class Result:
 def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - one branch per rule
     from podsec.trust import policy as tpolicy
     from podsec.trust import reference, verify
-    from podsec.trust.registries_d import RegistriesD
 
     cache = _Cache(host)
-    verdicts: dict[tuple[Path, Path, str, str], tuple[bool, str]] = {}
+    verdicts: dict[tuple[Path, Path, str, str, str], tuple[bool, str]] = {}
     result = Result()
     for account in accounts:
         if account.podman_dev:
@@ -78,22 +76,13 @@ def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - 
                 _("user {user}: {err}").format(user=account.name, err=account.error)
             )
             continue
-        home = None if account.is_root else Path(account.home_text)
-        pol_path = tpolicy.effective_policy_path(host, home)
-        pol = cache.policy(pol_path)
-        user_regs = account.config_dir / "registries.d"
-        regs_path = (
-            user_regs
-            if not account.is_root and user_regs.is_dir()
-            else host.path(SYSTEM_REGISTRIES_D)
-        )
-        regs = cache.registries(regs_path)
-        if isinstance(pol, PodsecError) or isinstance(regs, PodsecError):
-            bad = pol if isinstance(pol, PodsecError) else regs
-            assert isinstance(bad, PodsecError)
-            result.errors.append(_("user {user}: {err}").format(user=account.name, err=bad.message))
+        try:
+            trust = cache.view(account)
+        except PodsecError as exc:
+            result.errors.append(_("user {user}: {err}").format(user=account.name, err=exc.message))
             continue
-        assert isinstance(pol, tpolicy.Policy) and isinstance(regs, RegistriesD)
+        pol, regs = trust.policy, trust.regd
+        pol_path, regs_path = trust.policy_path, trust.regd_path
         for reg in tpolicy.unsigned_registries(pol):
             result.hits[101].append((account.name, reg))
         for graphroot in account.storages:
@@ -114,7 +103,7 @@ def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - 
                     if scope in (tpolicy.DEFAULT_SCOPE, ""):
                         result.hits[103].append((account.name, name))
                         continue
-                    key = (pol_path, regs_path, ref, image.digest)
+                    key = (pol_path, regs_path, regs.builtin, ref, image.digest)
                     if key not in verdicts:
                         try:
                             v = verify.check_image(host, ref, image.digest, pol, regs)

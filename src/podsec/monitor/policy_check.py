@@ -31,13 +31,17 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.plugin import Perf, Report, State, Thresholds
-from podsec.names import GROUP_WHEEL, LOOKASIDE_URL, REGISTRY_HOST, SYSTEM_REGISTRIES_D
+from podsec.names import GROUP_WHEEL, LOOKASIDE_URL, REGISTRY_HOST
+
+if TYPE_CHECKING:
+    from podsec.trust.view import TrustView
 
 NAME = "POLICY"
 TAG = "podsec-inotify-check-policy"
@@ -109,59 +113,36 @@ class Result:
 
 
 class _Cache:
-    """Parsed policies / registries.d by path: 1,000 users mostly share the system files."""
+    """The trust views of many users: parsed files shared through trust.view's cache."""
 
     def __init__(self, host: Host):
+        from podsec.trust import view
+
         self.host = host
-        self.policies: dict[Path, object] = {}
-        self.regs: dict[Path, object] = {}
+        self.files = view.Cache()
 
-    def policy(self, path: Path) -> object:
-        from podsec.trust import policy as tpolicy
+    def view(self, account: Account) -> TrustView:
+        """``trust.view.TrustView`` of ``account``; PodsecError for a broken file."""
+        from podsec.trust import view
 
-        if path not in self.policies:
-            try:
-                self.policies[path] = tpolicy.load(path, self.host.unroot(path))
-            except PodsecError as exc:
-                self.policies[path] = exc
-            except OSError as exc:
-                self.policies[path] = PodsecError(f"{self.host.unroot(path)}: {exc.strerror}")
-        return self.policies[path]
-
-    def registries(self, path: Path) -> object:
-        from podsec.trust import registries_d
-
-        if path not in self.regs:
-            try:
-                self.regs[path] = registries_d.load_dir(path, self.host.unroot(path))
-            except PodsecError as exc:
-                self.regs[path] = exc
-            except OSError as exc:
-                self.regs[path] = PodsecError(f"{self.host.unroot(path)}: {exc.strerror}")
-        return self.regs[path]
+        home = None if account.is_root else Path(account.home_text)
+        return view.effective(self.host, home, cache=self.files)
 
 
 def user_config(host: Host, account: Account, cache: _Cache) -> UserConfig:
     from podsec.trust import policy as tpolicy
-    from podsec.trust.registries_d import RegistriesD
+    from podsec.trust import view
 
     if account.error:
         return UserConfig(account, error=account.error)
     home = None if account.is_root else Path(account.home_text)
-    path = tpolicy.effective_policy_path(host, home)
-    pol = cache.policy(path)
-    if isinstance(pol, PodsecError):
-        return UserConfig(account, host.unroot(path), error=pol.message)
-    assert isinstance(pol, tpolicy.Policy)
-    user_regs = account.config_dir / "registries.d"
-    regs_path = (
-        user_regs if not account.is_root and user_regs.is_dir() else host.path(SYSTEM_REGISTRIES_D)
-    )
-    regs = cache.registries(regs_path)
-    if isinstance(regs, PodsecError):
-        return UserConfig(account, host.unroot(path), error=regs.message)
-    assert isinstance(regs, RegistriesD)
-    lookaside = regs.default_docker.lookaside if regs.default_docker is not None else None
+    path, _regd = view.paths(host, home)
+    try:
+        trust = cache.view(account)
+    except PodsecError as exc:
+        return UserConfig(account, host.unroot(path), error=exc.message)
+    pol, regs = trust.policy, trust.regd
+    lookaside = regs.default_docker.url() if regs.default_docker is not None else None
     return UserConfig(
         account,
         host.unroot(path),

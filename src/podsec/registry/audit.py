@@ -11,15 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podsec.errors import PodsecError
+from podsec.errors import NotFoundError, PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.names import REGISTRY_HOST, SYSTEM_REGISTRIES_D
+from podsec.names import REGISTRY_HOST
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.registry.client import RegistryClient
-from podsec.trust import policy as pol
-from podsec.trust import registries_d as rd
-from podsec.trust import setup, verify
+from podsec.trust import manifest, setup, verify, view
 
 OK = "ok"
 UNSIGNED = "unsigned"
@@ -58,16 +56,20 @@ def audit(
     signatures_dir: Path | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> AuditReport:
-    policy_path = host.path(pol.SYSTEM_POLICY)
-    policy = pol.load(policy_path, pol.SYSTEM_POLICY)
-    conf = rd.load_dir(host.path(SYSTEM_REGISTRIES_D), SYSTEM_REGISTRIES_D)
+    trust = view.effective(host, None)
+    policy, conf = trust.policy, trust.regd
     client = RegistryClient(f"http://{registry}")
     repos = client.catalog()
     by_digest: dict[tuple[str, str], list[str]] = {}
     progress.start(_("reading the registry"), total=len(repos))
     for repo in repos:
         for tag in client.tags(repo) or []:
-            digest = client.head_manifest(repo, tag)
+            try:
+                body = client.manifest(repo, tag)[0]
+            except NotFoundError:
+                continue
+            # what signatures sign: the manifest's own digest, not Docker-Content-Digest
+            digest = manifest.digest(body)
             if digest:
                 by_digest.setdefault((repo, digest), []).append(tag)
         progress.advance(_("reading the registry"))
@@ -114,7 +116,7 @@ def audit(
                     path=host.unroot(sig_root)
                 )
             )
-    return AuditReport(registry, pol.SYSTEM_POLICY, tuple(items), tuple(orphans), tuple(notes))
+    return AuditReport(registry, trust.policy_shown, tuple(items), tuple(orphans), tuple(notes))
 
 
 def _orphans(sig_root: Path, known: set[tuple[str, str]]) -> list[str]:

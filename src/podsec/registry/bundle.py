@@ -21,13 +21,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from podsec.errors import NotFoundError, PodsecError, ValidationError
+from podsec.errors import NotFoundError, ValidationError
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.registry import naming
 from podsec.registry.oci import ImageEntry
 from podsec.trust import policy as trust_policy
-from podsec.trust import signature
+from podsec.trust import signature, verify
 
 SIGS = "podsec-signatures"
 KEYS = "podsec-keys"
@@ -70,20 +70,21 @@ class BundleBuilder:
                 hint=_("--with-signatures carries signatures the policy checks"),
             )
         host_keys = [self.host.path(k) for k in key_files]
-        good = False
-        for sig in sig_files:
-            try:
-                verified = signature.verify(sig.read_bytes(), host_keys)
-            except PodsecError:
-                continue
-            if signature.matches(verified, str(ref), entry.digest):
-                good = True
-        if not good:
+        # the same decision the target node will make (trust.verify, one engine)
+        verdict = verify.evaluate(
+            self.host,
+            self.policy,
+            str(ref),
+            entry.digest,
+            [sig.read_bytes() for sig in sig_files],
+        )
+        if not verdict.accepted:
             raise ValidationError(
-                _("no signature of {image} verifies with the policy's keys").format(image=ref)
+                _("no signature of {image} verifies with the policy's keys: {reason}").format(
+                    image=ref, reason=verdict.reason
+                )
             )
-        algo, _sep, hexpart = entry.digest.partition(":")
-        folder = f"{SIGS}/{ref.repo}@{algo}={hexpart}"
+        folder = f"{SIGS}/{signature.sig_dir_name(ref.repo, entry.digest)}"
         (self.layout / folder).mkdir(parents=True, exist_ok=True)
         paths = []
         for index, sig in enumerate(sig_files, 1):

@@ -5,7 +5,8 @@ Public registries (registry.k8s.io, docker.io, registry.altlinux.org) want an an
 token even for reads: a ``401`` with a ``Bearer`` challenge is answered once with a token
 from the challenge's realm. :func:`tags` is the one tag listing (the node's image checks and
 ``save-k8s``' U7S_SETAVAILABLEIMAGES). The manifest digest returned is the sha256 of the raw
-manifest bytes — what simple signatures sign (``Docker-Content-Digest``).
+manifest bytes (a signed schema1 one without its signatures) — what simple signatures
+sign; the ``Docker-Content-Digest`` header is never trusted for it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from podsec.errors import NotFoundError, PodsecError
 from podsec.i18n import _
 from podsec.registry import naming
+from podsec.trust import manifest as trust_manifest
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -174,7 +176,10 @@ class RegistryClient:
         return [str(t) for t in found]
 
     def manifest(self, repo: str, ref: str) -> tuple[bytes, str, str]:
-        """(raw manifest bytes, digest, media type); NotFoundError when absent."""
+        """(raw manifest bytes, digest, media type); NotFoundError when absent.
+
+        The digest is computed from the bytes as containers/image does (a signed schema1
+        manifest without its signatures), never taken from ``Docker-Content-Digest``."""
         resp = self._request(
             "GET",
             f"/v2/{repo}/manifests/{ref}",
@@ -183,22 +188,16 @@ class RegistryClient:
         )
         if resp is None:
             raise NotFoundError(_("{repo}:{ref} is not in the registry").format(repo=repo, ref=ref))
-        digest = digest_of(resp.body)
+        digest = trust_manifest.digest(resp.body)
         return resp.body, digest, resp.headers.get("content-type", "")
 
     def head_manifest(self, repo: str, ref: str) -> str | None:
-        resp = self._request(
-            "HEAD",
-            f"/v2/{repo}/manifests/{ref}",
-            headers={"Accept": ", ".join(MANIFEST_TYPES)},
-            missing_ok=True,
-        )
-        if resp is None:
+        """The manifest digest of ``repo:ref`` (None when absent), computed from the
+        manifest bytes: a registry's ``Docker-Content-Digest`` header is not trusted."""
+        try:
+            return self.manifest(repo, ref)[1]
+        except NotFoundError:
             return None
-        digest = resp.headers.get("docker-content-digest")
-        if digest:
-            return digest
-        return self.manifest(repo, ref)[1]
 
     def blob(self, repo: str, digest: str) -> bytes:
         resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", missing_ok=True)

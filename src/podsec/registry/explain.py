@@ -1,8 +1,10 @@
 """``podsec policy explain``: which rule decides about an image, and the real verdict.
 
-Resolves the policy file and registries.d a user's podman would read, the transport and the
-most specific scope, then fetches the manifest digest from the registry (plain HTTP, as
-registry.local is served) and verifies the signatures like containers/image would.
+Takes the user's effective trust view (:mod:`podsec.trust.view`), the transport and the most
+specific scope, fetches the manifest from the registry (plain HTTP, as registry.local is
+served), computes its digest from the bytes, and asks :mod:`podsec.trust.verify` — the
+engine every other check uses. Each signature's claims (identity, digest, key), read
+without verifying it, are shown next to its verdict.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from typing import Any
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.names import SYSTEM_REGISTRIES_D, USER_REGISTRIES_D
 from podsec.registry.client import RegistryClient
+from podsec.trust import manifest, reference, verify, view
 from podsec.trust import policy as pol
-from podsec.trust import reference, verify
-from podsec.trust import registries_d as rd
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,12 @@ class Explanation:
     manifest_digest: str | None
     verdict: verify.Verdict
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 def config_for(host: Host, home: Path | None) -> tuple[Path, Path]:
     """(policy.json, registries.d dir) that podman run with this HOME reads."""
-    policy_path = pol.effective_policy_path(host, home)
-    regd = host.path(str(home / USER_REGISTRIES_D)) if home is not None else None
-    if regd is None or not regd.is_dir():
-        regd = host.path(SYSTEM_REGISTRIES_D)
-    return policy_path, regd
+    return view.paths(host, home)
 
 
 def split_transport(image: str) -> tuple[str, str]:
@@ -51,24 +48,25 @@ def split_transport(image: str) -> tuple[str, str]:
 
 
 def _digest(ref: reference.DockerRef) -> tuple[str, str]:
-    if ref.digest:
-        return ref.digest, ""
+    """(manifest digest, error): computed from the manifest bytes the registry serves."""
     try:
-        found = RegistryClient(f"http://{ref.domain}", timeout=10).head_manifest(
-            ref.path, ref.tag or "latest"
-        )
+        body = RegistryClient(f"http://{ref.domain}", timeout=10).manifest(
+            ref.path, ref.digest or ref.tag or "latest"
+        )[0]
     except PodsecError as exc:
         return "", exc.message
-    if not found:
-        return "", _("the image is not in the registry")
+    try:
+        found = manifest.digest(body)
+    except PodsecError as exc:
+        return "", exc.message
+    if ref.digest and found != ref.digest:
+        return "", _("the registry served a manifest whose digest is {found}").format(found=found)
     return found, ""
 
 
 def explain(host: Host, image: str, home: Path | None) -> Explanation:
-    policy_path, regd = config_for(host, home)
-    shown = host.unroot(policy_path)
-    policy = pol.load(policy_path, shown)
-    conf = rd.load_dir(regd, host.unroot(regd))
+    trust = view.effective(host, home)
+    policy, conf = trust.policy, trust.regd
     transport, ref = split_transport(image)
     digest = ""
     if transport == "docker":
@@ -82,6 +80,24 @@ def explain(host: Host, image: str, home: Path | None) -> Explanation:
             scope, reqs = pol.scope_for(policy, transport, ref)
             keys = tuple(k for r in reqs for k in r.keys)
             verdict = verify.Verdict(False, scope, reqs, keys, None, error, transport)
-            return Explanation(image, shown, host.unroot(regd), transport, ref, None, verdict)
+            return Explanation(
+                image,
+                trust.policy_shown,
+                trust.regd_shown,
+                transport,
+                ref,
+                None,
+                verdict,
+                warnings=trust.warnings,
+            )
     verdict = verify.check_image(host, ref, digest, policy, conf, transport=transport)
-    return Explanation(image, shown, host.unroot(regd), transport, ref, digest or None, verdict)
+    return Explanation(
+        image,
+        trust.policy_shown,
+        trust.regd_shown,
+        transport,
+        ref,
+        digest or None,
+        verdict,
+        warnings=trust.warnings,
+    )

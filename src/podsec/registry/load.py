@@ -43,6 +43,7 @@ from podsec.registry import compress, naming, oci
 from podsec.registry.client import RegistryClient
 from podsec.registry.upload import Uploader, drain
 from podsec.trust import keys as trust_keys
+from podsec.trust import manifest as trust_manifest
 from podsec.trust import policy as trust_policy
 from podsec.trust import registries_d, signature, verify
 
@@ -207,7 +208,7 @@ class _Loader:
             self.signer_key = pub
 
     def _staging_for(self, ref: str) -> Path:
-        url = registries_d.lookaside_for(self.regd, ref, write=True)
+        url = registries_d.configured_lookaside(self.regd, ref, write=True)
         if url is None or not url.startswith("file://"):
             raise PodsecError(
                 _("no lookaside-staging directory (file://) is configured for {ref}").format(
@@ -298,8 +299,12 @@ class _Loader:
         assert self.client is not None and self.state is not None
 
         def check(image: _Image) -> None:
-            digest = self.client.head_manifest(image.repo, _tag(image.target))  # type: ignore[union-attr]
-            if digest != image.entry.digest:
+            try:
+                body = self.client.manifest(image.repo, _tag(image.target))[0]  # type: ignore[union-attr]
+            except NotFoundError:
+                return
+            # the digest is the manifest's, never the registry's Docker-Content-Digest
+            if not trust_manifest.matches_digest(body, image.entry.digest):
                 return
             if self._verdict(image).accepted:
                 image.skipped = True
@@ -332,8 +337,7 @@ class _Loader:
 
     def _store(self, image: _Image, sig: bytes) -> Path:
         """Write a signature file; a failed write (full disk) leaves no partial file."""
-        algo, _sep, hexpart = image.entry.digest.partition(":")
-        folder = image.staging / f"{image.target.repo}@{algo}={hexpart}"
+        folder = image.staging / signature.sig_dir_name(image.target.repo, image.entry.digest)
         before = set(folder.glob("signature-*")) if folder.is_dir() else set()
         try:
             return signature.store_signature(
@@ -352,8 +356,7 @@ class _Loader:
     def _existing_signature(self, image: _Image) -> Path | None:
         """A signature by our key for this image left by an interrupted run: reuse it."""
         assert self.signer_key is not None
-        algo, _sep, hexpart = image.entry.digest.partition(":")
-        folder = image.staging / f"{image.target.repo}@{algo}={hexpart}"
+        folder = image.staging / signature.sig_dir_name(image.target.repo, image.entry.digest)
         if not folder.is_dir():
             return None
         for path in sorted(folder.glob("signature-*")):
@@ -361,7 +364,10 @@ class _Loader:
                 verified = signature.verify(path.read_bytes(), [self.signer_key])
             except PodsecError:
                 continue
-            if signature.matches(verified, str(image.target), image.entry.digest):
+            # ours: this digest, this exact reference (what _sign would write again)
+            if verified.manifest_digest == image.entry.digest and verified.docker_reference == str(
+                image.target
+            ):
                 return path
         return None
 
@@ -385,13 +391,13 @@ class _Loader:
                     _("{ref}: the archive carries no signature for it").format(ref=image.entry.ref),
                     hint=_("bundles are written by podsec images save --with-signatures"),
                 )
-            ok, why = _policy_accepts(
+            verdict = verify.evaluate(
                 self.host, self.policy, str(image.target), image.entry.digest, sigs
             )
-            if not ok:
+            if not verdict.accepted:
                 raise ValidationError(
                     _("{ref}: refused by the policy of this node: {reason}").format(
-                        ref=image.target, reason=why
+                        ref=image.target, reason=verdict.reason
                     ),
                     hint=_bundle_hint(contents),
                 )
@@ -543,41 +549,6 @@ def _bundle_hint(contents: oci.Contents) -> str:
             "only if you trust its maker"
         ).format(keys=", ".join(contents.keys))
     return _("the signer's key is not trusted on this node")
-
-
-def _policy_accepts(
-    host: Host, policy: trust_policy.Policy, ref: str, digest: str, sigs: list[bytes]
-) -> tuple[bool, str]:
-    """The policy's requirements for ``ref`` checked against given signatures."""
-    _scope, reqs = trust_policy.scope_for(policy, "docker", ref)
-    if not reqs:
-        return False, _("no policy requirement applies")
-    for req in reqs:
-        if req.type == "insecureAcceptAnything":
-            continue
-        if req.type == "reject":
-            return False, verify.rejected_text("docker", ref)
-        if req.type != "signedBy":
-            return False, _("unsupported requirement {kind}").format(kind=req.type)
-        key_files = [host.path(k) for k in req.keys]
-        if not key_files or not all(k.is_file() for k in key_files):
-            return False, _("the policy's key file is missing")
-        reasons = []
-        good = False
-        for sig in sigs:
-            try:
-                verified = signature.verify(sig, key_files)
-            except PodsecError as exc:
-                reasons.append(exc.message)
-                continue
-            why = signature.mismatch(verified, ref, digest, req.signed_identity)
-            if why is None:
-                good = True
-                break
-            reasons.append(why)
-        if not good:
-            return False, reasons[0] if reasons else _("no signature")
-    return True, _("accepted by this node's policy")
 
 
 def _read(reader: IO[bytes], size: int) -> bytes:

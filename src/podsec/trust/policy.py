@@ -8,14 +8,17 @@ Parsing is as strict as containers/image: unknown or duplicate fields, a missing
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from podsec import readers
-from podsec.errors import NotFoundError, PodsecError, ValidationError
+from podsec.errors import NotFoundError, ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -47,25 +50,13 @@ KNOWN_TRANSPORTS = (
 )
 _ONLY_DEFAULT_SCOPE = ("docker-archive", "tarball")
 _PATH_SCOPES = ("dir", "oci", "oci-archive", "sif", "ostree")
-_IDENTITY_SIMPLE = ("matchExact", "matchRepoDigestOrExact", "matchRepository")
+IDENTITY_SIMPLE = ("matchExact", "matchRepoDigestOrExact", "matchRepository")
+KEY_TYPES = ("GPGKeys", "signedByGPGKeys", "X509Certificates", "signedByX509CAs")
 _IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
     "exactReference": ("dockerReference",),
     "exactRepository": ("dockerRepository",),
     "remapIdentity": ("prefix", "signedPrefix"),
 }
-_SIGSTORE_FIELDS = (
-    "keyPath",
-    "keyPaths",
-    "keyData",
-    "keyDatas",
-    "fulcio",
-    "pki",
-    "rekorPublicKeyPath",
-    "rekorPublicKeyPaths",
-    "rekorPublicKeyData",
-    "rekorPublicKeyDatas",
-    "signedIdentity",
-)
 
 
 @dataclass(frozen=True)
@@ -139,19 +130,16 @@ class Policy:
 
 
 # ------------------------------------------------------------------------------ parsing
-class _Dup(dict[str, Any]):
-    """Marks objects that had a duplicate key (reported with its path later)."""
+# Parsed as containers/image does (signature/policy_config*.go): every object is read
+# "paranoidly" (no duplicate or unknown key), Go's decoding rules for each field type
+# (a JSON null leaves a string empty), then the same semantic checks. Known transports
+# validate their scopes; unknown transports are kept as they are.
+class _Obj(list[tuple[str, Any]]):
+    """A JSON object as its (key, value) pairs, so that duplicates stay visible."""
 
-    duplicate: str | None = None
 
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = _Dup()
-    for key, value in pairs:
-        if key in out and out.duplicate is None:
-            out.duplicate = key
-        out[key] = value
-    return out
+def _pairs(pairs: list[tuple[str, Any]]) -> _Obj:
+    return _Obj(pairs)
 
 
 def _field_path(base: str, key: str | int) -> str:
@@ -163,179 +151,327 @@ def _field_path(base: str, key: str | int) -> str:
     return f"{base}[{json.dumps(key)}]"
 
 
+def plain(value: Any) -> Any:
+    """Parsed JSON with ``_Obj`` pairs turned back into dicts (last key wins)."""
+    if isinstance(value, _Obj):
+        return {k: plain(v) for k, v in value}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+_KEY_SOURCES = ("keyPath", "keyPaths", "keyData")
+_SIGSTORE_KEY_SOURCES = ("keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki")
+_REKOR_SOURCES = (
+    "rekorPublicKeyPath",
+    "rekorPublicKeyPaths",
+    "rekorPublicKeyData",
+    "rekorPublicKeyDatas",
+)
+
+
 class _Parser:
     def __init__(self, source: str):
         self.source = source
 
     def fail(self, path: str, problem: str) -> ValidationError:
         return ValidationError(
-            _("{file}: {field}: {problem}").format(file=self.source, field=path, problem=problem),
+            _("{file}: {field}: {problem}").format(
+                file=self.source, field=path or _("(top level)"), problem=problem
+            ),
             hint=_("fix the file; nothing was changed"),
         )
 
-    def obj(self, value: Any, path: str, allowed: Iterable[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path or "(top level)", _("expected a JSON object"))
-        if isinstance(value, _Dup) and value.duplicate is not None:
-            raise self.fail(_field_path(path, value.duplicate), _("duplicate field"))
-        allowed_set = set(allowed)
-        for key in value:
-            if key not in allowed_set:
-                raise self.fail(_field_path(path, key), _("unknown field"))
-        return value
-
-    def string(self, value: Any, path: str, *, nonempty: bool = True) -> str:
-        if not isinstance(value, str) or (nonempty and not value):
-            raise self.fail(path, _("expected a non-empty string"))
-        return value
-
-    def identity(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
+    # -- Go's decoding of one value --------------------------------------------------
+    def obj(
+        self, value: Any, path: str, allowed: Iterable[str] | None = None, *, exact: bool = False
+    ) -> dict[str, Any]:
+        """ParanoidUnmarshalJSONObject(ExactFields)."""
+        if not isinstance(value, _Obj):
             raise self.fail(path, _("expected a JSON object"))
-        kind = value.get("type")
-        if kind in _IDENTITY_SIMPLE:
-            self.obj(value, path, ("type",))
-        elif isinstance(kind, str) and kind in _IDENTITY_FIELDS:
-            wanted = _IDENTITY_FIELDS[kind]
-            self.obj(value, path, ("type", *wanted))
-            for name in wanted:
-                if name not in value:
-                    raise self.fail(_field_path(path, name), _("missing field"))
-                self.string(value[name], _field_path(path, name))
-                if name in ("dockerReference", "dockerRepository", "prefix", "signedPrefix"):
-                    self._check_reference(value[name], _field_path(path, name), name)
-        else:
+        allowed_set = None if allowed is None else set(allowed)
+        out: dict[str, Any] = {}
+        for key, item in value:
+            if key in out:
+                raise self.fail(_field_path(path, key), _("duplicate field"))
+            if allowed_set is not None and key not in allowed_set:
+                raise self.fail(_field_path(path, key), _("unknown field"))
+            out[key] = item
+        if exact:
+            for key in allowed_set or ():
+                if key not in out:
+                    raise self.fail(_field_path(path, key), _("missing field"))
+        return out
+
+    def string(self, value: Any, path: str) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(path, _("expected a string"))
+        return value
+
+    def strings(self, value: Any, path: str) -> list[str] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise self.fail(path, _("expected a list of strings"))
+        return [self.string(v, _field_path(path, i)) for i, v in enumerate(value)]
+
+    def data(self, value: Any, path: str) -> bytes | None:
+        """A Go ``[]byte``: base64 text (line breaks ignored) or null."""
+        if value is None:
+            return None
+        text = self.string(value, path).replace("\r", "").replace("\n", "")
+        try:
+            return base64.b64decode(text, validate=True)
+        except (ValueError, binascii.Error) as exc:
+            raise self.fail(path, _("not valid base64")) from exc
+
+    def datas(self, value: Any, path: str) -> list[bytes] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise self.fail(path, _("expected a list of base64 strings"))
+        return [self.data(v, _field_path(path, i)) or b"" for i, v in enumerate(value)]
+
+    # -- signedIdentity ------------------------------------------------------------
+    def identity(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, _Obj):
+            raise self.fail(path, _("expected a JSON object"))
+        kind = self.string(_get(value, "type"), _field_path(path, "type"))
+        if kind in IDENTITY_SIMPLE:
+            self.obj(value, path, ("type",), exact=True)
+            return {"type": kind}
+        if kind not in _IDENTITY_FIELDS:
             raise self.fail(
                 _field_path(path, "type"),
                 _("unknown identity type {kind!r}").format(kind=kind),
             )
-        return dict(value)
+        wanted = _IDENTITY_FIELDS[kind]
+        fields = self.obj(value, path, ("type", *wanted), exact=True)
+        out: dict[str, Any] = {"type": kind}
+        for name in wanted:
+            out[name] = self.string(fields[name], _field_path(path, name))
+        if kind == "exactReference":
+            ref = self._reference(out["dockerReference"], _field_path(path, "dockerReference"))
+            if ref.name_only:
+                raise self.fail(
+                    _field_path(path, "dockerReference"),
+                    _("contains neither a tag nor digest"),
+                )
+        elif kind == "exactRepository":
+            self._reference(out["dockerRepository"], _field_path(path, "dockerRepository"))
+        else:
+            for name in wanted:
+                if not valid_remap_prefix(out[name]):
+                    raise self.fail(
+                        _field_path(path, name),
+                        _("prefix {prefix!r} is not valid").format(prefix=out[name]),
+                    )
+        return out
 
-    def _check_reference(self, text: str, path: str, name: str) -> None:
+    def _reference(self, text: str, path: str) -> reference.DockerRef:
         try:
-            ref = reference.parse(text)
-        except PodsecError as exc:
-            raise self.fail(path, _("not a valid image reference")) from exc
-        if name == "dockerReference" and ref.tag is None and ref.digest is None:
-            raise self.fail(path, _("the reference needs a tag or digest"))
-        if name == "dockerRepository" and (ref.tag or ref.digest):
-            raise self.fail(path, _("a repository must not have a tag or digest"))
+            return reference.parse_normalized(text)
+        except reference.ReferenceError as exc:
+            raise self.fail(
+                path, _("not a valid image reference: {err}").format(err=exc.message)
+            ) from exc
 
+    def _signed_identity(self, fields: dict[str, Any], path: str) -> dict[str, Any] | None:
+        if "signedIdentity" not in fields:
+            return None  # matchRepoDigestOrExact
+        return self.identity(fields["signedIdentity"], _field_path(path, "signedIdentity"))
+
+    # -- requirements ----------------------------------------------------------------
     def requirement(self, value: Any, path: str) -> Requirement:
-        if not isinstance(value, dict):
+        if not isinstance(value, _Obj):
             raise self.fail(path, _("expected a JSON object"))
-        kind = value.get("type")
-        if kind is None:
-            raise self.fail(_field_path(path, "type"), _("missing field"))
+        kind = self.string(_get(value, "type"), _field_path(path, "type"))
         if kind in (ACCEPT, REJECT):
-            self.obj(value, path, ("type",))
+            self.obj(value, path, ("type",), exact=True)
             return Requirement(kind)
         if kind == SIGNED_BY:
             return self._signed_by(value, path)
         if kind == SIGSTORE_SIGNED:
-            self.obj(value, path, ("type", *_SIGSTORE_FIELDS))
-            sources = [
-                k
-                for k in ("keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki")
-                if k in value
-            ]
-            if len(sources) != 1:
-                raise self.fail(
-                    path,
-                    _(
-                        "exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio, pki is required"
-                    ),
-                )
-            ident = value.get("signedIdentity")
-            extra = tuple(
-                (k, v)
-                for k, v in value.items()
-                if k not in ("type", "keyPath", "keyPaths", "keyData", "signedIdentity")
-            )
-            key_paths = value.get("keyPaths")
-            return Requirement(
-                kind,
-                key_path=value.get("keyPath"),
-                key_paths=tuple(key_paths) if isinstance(key_paths, list) else None,
-                key_data=value.get("keyData"),
-                signed_identity=self.identity(ident, _field_path(path, "signedIdentity"))
-                if ident is not None
-                else None,
-                extra=extra,
-            )
+            return self._sigstore(value, path)
         if kind == SIGNED_BASE_LAYER:
-            self.obj(value, path, ("type", "baseLayerIdentity"))
-            if "baseLayerIdentity" not in value:
-                raise self.fail(_field_path(path, "baseLayerIdentity"), _("missing field"))
+            fields = self.obj(value, path, ("type", "baseLayerIdentity"), exact=True)
             ident = self.identity(
-                value["baseLayerIdentity"], _field_path(path, "baseLayerIdentity")
+                fields["baseLayerIdentity"], _field_path(path, "baseLayerIdentity")
             )
             return Requirement(kind, extra=(("baseLayerIdentity", ident),))
         raise self.fail(
             _field_path(path, "type"), _("unknown requirement type {kind!r}").format(kind=kind)
         )
 
-    def _signed_by(self, value: dict[str, Any], path: str) -> Requirement:
-        self.obj(
+    def _signed_by(self, value: _Obj, path: str) -> Requirement:
+        fields = self.obj(
             value, path, ("type", "keyType", "keyPath", "keyPaths", "keyData", "signedIdentity")
         )
-        if "keyType" not in value:
-            raise self.fail(_field_path(path, "keyType"), _("missing field"))
-        if value["keyType"] != GPG_KEYS:
+        key_type = fields.get("keyType", "")
+        if not isinstance(key_type, str) or key_type not in KEY_TYPES:
             raise self.fail(
                 _field_path(path, "keyType"),
-                _("unsupported key type {kind!r} (only GPGKeys)").format(kind=value["keyType"]),
+                _("unrecognized keyType value {kind!r}").format(kind=key_type),
             )
-        sources = [k for k in ("keyPath", "keyPaths", "keyData") if k in value]
-        if len(sources) != 1:
+        key_path = self.string(fields.get("keyPath"), _field_path(path, "keyPath"))
+        key_paths = self.strings(fields.get("keyPaths"), _field_path(path, "keyPaths"))
+        key_data = self.data(fields.get("keyData"), _field_path(path, "keyData"))
+        ident = self._signed_identity(fields, path)
+        present = [k for k in _KEY_SOURCES if k in fields]
+        if not present:
             raise self.fail(path, _("exactly one of keyPath, keyPaths, keyData is required"))
-        key_path = key_data = None
-        key_paths: tuple[str, ...] | None = None
-        if "keyPath" in value:
-            key_path = self.string(value["keyPath"], _field_path(path, "keyPath"))
-        elif "keyPaths" in value:
-            items = value["keyPaths"]
-            if not isinstance(items, list) or not items:
-                raise self.fail(_field_path(path, "keyPaths"), _("expected a non-empty list"))
-            key_paths = tuple(
-                self.string(p, _field_path(_field_path(path, "keyPaths"), i))
-                for i, p in enumerate(items)
-            )
-        else:
-            key_data = self.string(value["keyData"], _field_path(path, "keyData"))
-        ident = value.get("signedIdentity")
+        if (
+            len(present) > 1
+            or [bool(key_path), key_paths is not None, key_data is not None].count(True) != 1
+        ):
+            raise self.fail(path, _("exactly one of keyPath, keyPaths, keyData is required"))
         return Requirement(
             SIGNED_BY,
-            key_type=GPG_KEYS,
-            key_path=key_path,
-            key_paths=key_paths,
-            key_data=key_data,
-            signed_identity=self.identity(ident, _field_path(path, "signedIdentity"))
-            if ident is not None
-            else None,
+            key_type=key_type,
+            key_path=key_path or None,
+            key_paths=tuple(key_paths) if key_paths is not None else None,
+            key_data=base64.b64encode(key_data).decode() if key_data is not None else None,
+            signed_identity=ident,
         )
 
+    def _sigstore(self, value: _Obj, path: str) -> Requirement:
+        fields = self.obj(
+            value, path, ("type", *_SIGSTORE_KEY_SOURCES, *_REKOR_SOURCES, "signedIdentity")
+        )
+        key_path = self.string(fields.get("keyPath"), _field_path(path, "keyPath"))
+        key_paths = self.strings(fields.get("keyPaths"), _field_path(path, "keyPaths"))
+        key_data = self.data(fields.get("keyData"), _field_path(path, "keyData"))
+        key_datas = self.datas(fields.get("keyDatas"), _field_path(path, "keyDatas"))
+        if "keyPaths" in fields and not key_paths:
+            raise self.fail(_field_path(path, "keyPaths"), _("contains no entries"))
+        if "keyDatas" in fields and not key_datas:
+            raise self.fail(_field_path(path, "keyDatas"), _("contains no entries"))
+        fulcio = self._fulcio(fields["fulcio"], path) if "fulcio" in fields else None
+        pki = self._pki(fields["pki"], path) if "pki" in fields else None
+        rekor_path = self.string(
+            fields.get("rekorPublicKeyPath"), _field_path(path, "rekorPublicKeyPath")
+        )
+        rekor_paths = self.strings(
+            fields.get("rekorPublicKeyPaths"), _field_path(path, "rekorPublicKeyPaths")
+        )
+        rekor_data = self.data(
+            fields.get("rekorPublicKeyData"), _field_path(path, "rekorPublicKeyData")
+        )
+        rekor_datas = self.datas(
+            fields.get("rekorPublicKeyDatas"), _field_path(path, "rekorPublicKeyDatas")
+        )
+        for name, items in (
+            ("rekorPublicKeyPaths", rekor_paths),
+            ("rekorPublicKeyDatas", rekor_datas),
+        ):
+            if name in fields and not items:
+                raise self.fail(_field_path(path, name), _("contains no entries"))
+        ident = self._signed_identity(fields, path)
+        sources = [
+            bool(key_path),
+            key_paths is not None,
+            key_data is not None,
+            key_datas is not None,
+            fulcio is not None,
+            pki is not None,
+        ].count(True)
+        if sources != 1:
+            raise self.fail(
+                path,
+                _("exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio, pki is required"),
+            )
+        rekor = [
+            bool(rekor_path),
+            rekor_paths is not None,
+            rekor_data is not None,
+            rekor_datas is not None,
+        ].count(True)
+        if rekor > 1:
+            raise self.fail(
+                path,
+                _(
+                    "at most one of rekorPublicKeyPath, rekorPublicKeyPaths, rekorPublicKeyData, "
+                    "rekorPublicKeyDatas can be used"
+                ),
+            )
+        if fulcio is not None and rekor == 0:
+            raise self.fail(_field_path(path, "fulcio"), _("fulcio needs a rekorPublicKey* source"))
+        if pki is not None and rekor > 0:
+            raise self.fail(_field_path(path, "pki"), _("rekorPublicKey* is not supported for pki"))
+        extra = tuple(
+            (k, plain(v))
+            for k, v in fields.items()
+            if k not in ("type", "keyPath", "keyPaths", "keyData", "signedIdentity")
+        )
+        return Requirement(
+            SIGSTORE_SIGNED,
+            key_path=key_path or None,
+            key_paths=tuple(key_paths) if key_paths is not None else None,
+            key_data=base64.b64encode(key_data).decode() if key_data is not None else None,
+            signed_identity=ident,
+            extra=extra,
+        )
+
+    def _fulcio(self, value: Any, base: str) -> dict[str, Any]:
+        path = _field_path(base, "fulcio")
+        fields = self.obj(value, path, ("caPath", "caData", "oidcIssuer", "subjectEmail"))
+        ca_path = self.string(fields.get("caPath"), _field_path(path, "caPath"))
+        ca_data = self.data(fields.get("caData"), _field_path(path, "caData"))
+        issuer = self.string(fields.get("oidcIssuer"), _field_path(path, "oidcIssuer"))
+        email = self.string(fields.get("subjectEmail"), _field_path(path, "subjectEmail"))
+        if ca_path and ca_data is not None:
+            raise self.fail(path, _("caPath and caData cannot be used simultaneously"))
+        if not ca_path and ca_data is None:
+            raise self.fail(path, _("one of caPath and caData must be specified"))
+        if not issuer:
+            raise self.fail(_field_path(path, "oidcIssuer"), _("missing field"))
+        if not email:
+            raise self.fail(_field_path(path, "subjectEmail"), _("missing field"))
+        return fields
+
+    def _pki(self, value: Any, base: str) -> dict[str, Any]:
+        path = _field_path(base, "pki")
+        names = (
+            "caRootsPath",
+            "caRootsData",
+            "caIntermediatesPath",
+            "caIntermediatesData",
+            "subjectEmail",
+            "subjectHostname",
+        )
+        fields = self.obj(value, path, names)
+        roots_path = self.string(fields.get("caRootsPath"), _field_path(path, "caRootsPath"))
+        roots_data = self.data(fields.get("caRootsData"), _field_path(path, "caRootsData"))
+        mid_path = self.string(
+            fields.get("caIntermediatesPath"), _field_path(path, "caIntermediatesPath")
+        )
+        mid_data = self.data(
+            fields.get("caIntermediatesData"), _field_path(path, "caIntermediatesData")
+        )
+        email = self.string(fields.get("subjectEmail"), _field_path(path, "subjectEmail"))
+        hostname = self.string(fields.get("subjectHostname"), _field_path(path, "subjectHostname"))
+        if roots_path and roots_data is not None:
+            raise self.fail(path, _("caRootsPath and caRootsData cannot be used simultaneously"))
+        if not roots_path and roots_data is None:
+            raise self.fail(path, _("one of caRootsPath and caRootsData must be specified"))
+        if mid_path and mid_data is not None:
+            raise self.fail(
+                path, _("caIntermediatesPath and caIntermediatesData cannot be used simultaneously")
+            )
+        if not email and not hostname:
+            raise self.fail(path, _("one of subjectEmail, subjectHostname must be specified"))
+        return fields
+
     def requirements(self, value: Any, path: str) -> tuple[Requirement, ...]:
+        if value is None:
+            value = []
         if not isinstance(value, list):
             raise self.fail(path, _("expected a list of requirements"))
         if not value:
             raise self.fail(path, _("an empty requirement list is not allowed"))
         return tuple(self.requirement(item, _field_path(path, i)) for i, item in enumerate(value))
-
-    def scope(self, transport: str, scope: str, path: str) -> None:
-        if scope == "":
-            return
-        if transport in _ONLY_DEFAULT_SCOPE:
-            raise self.fail(path, _('this transport allows only the "" scope'))
-        if transport in _PATH_SCOPES and (not scope.startswith("/") or scope == "/"):
-            raise self.fail(path, _("the scope must be an absolute path other than /"))
-        if transport in ("docker", "atomic"):
-            if scope.startswith("*."):
-                if not all(part for part in scope[2:].split(".")):
-                    raise self.fail(path, _("invalid wildcard scope"))
-                return
-            if not _valid_docker_scope(scope):
-                raise self.fail(path, _("invalid docker scope"))
 
     def policy(self, data: Any) -> Policy:
         top = self.obj(data, "", ("default", "transports"))
@@ -343,34 +479,114 @@ class _Parser:
             raise self.fail("default", _("missing field"))
         default = self.requirements(top["default"], "default")
         transports: dict[str, Scopes] = {}
-        raw = top.get("transports", {})
-        raw = self.obj(raw, "transports", raw.keys() if isinstance(raw, dict) else ())
-        for name, raw_scopes in raw.items():
-            tpath = _field_path("transports", name)
-            scopes = self.obj(
-                raw_scopes, tpath, raw_scopes.keys() if isinstance(raw_scopes, dict) else ()
-            )
-            parsed: Scopes = {}
-            for scope, reqs in scopes.items():
-                spath = f"{tpath}[{json.dumps(scope)}]"  # scopes always quoted
-                if name in KNOWN_TRANSPORTS:
-                    self.scope(name, scope, spath)
-                parsed[scope] = self.requirements(reqs, spath)
-            transports[name] = parsed
+        if "transports" in top:
+            for name, raw_scopes in self.obj(top["transports"], "transports").items():
+                tpath = _field_path("transports", name)
+                parsed: Scopes = {}
+                for scope, reqs in self.obj(raw_scopes, tpath).items():
+                    spath = f"{tpath}[{json.dumps(scope)}]"  # scopes always quoted
+                    if scope:
+                        problem = scope_problem(name, scope)
+                        if problem is not None:
+                            raise self.fail(spath, problem)
+                    parsed[scope] = self.requirements(reqs, spath)
+                transports[name] = parsed
         return Policy(default, transports)
 
 
-def _valid_docker_scope(scope: str) -> bool:
-    host, _sep, rest = scope.partition("/")
-    if not reference._DOMAIN_RE.match(host):
-        return False
-    if not rest:
+def _get(value: Any, key: str) -> Any:
+    """A field of an object for dispatching (Go decodes the last ``type`` it sees)."""
+    found = None
+    if isinstance(value, _Obj):
+        for k, v in value:
+            if k == key:
+                found = v
+    return found
+
+
+def valid_remap_prefix(text: str) -> bool:
+    """containers/image's validateIdentityRemappingPrefix: a host[:port], or a name that
+    starts with a host."""
+    if reference.valid_domain(text):
         return True
-    try:
-        ref = reference.parse(scope)
-    except PodsecError:
-        return False
-    return ref.domain == host
+    return reference.valid_name(text) and bool(
+        re.match(rf"(?:{reference.DOMAIN})/", text, re.ASCII)
+    )
+
+
+def _go_clean(path: str) -> str:
+    """Go's filepath.Clean for absolute paths."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+_ATOMIC_SCOPE = re.compile(r"[^/]*(/[^:/]*(/[^:/]*(:[^:/]*)?)?)?")
+
+
+def scope_problem(transport: str, scope: str) -> str | None:
+    """None if ``scope`` is valid for ``transport`` (``ValidatePolicyConfigurationScope``
+    of containers/image's transports; unknown transports accept any scope)."""
+    if transport in ("docker", "ostree") or transport not in KNOWN_TRANSPORTS:
+        return None
+    if transport in _ONLY_DEFAULT_SCOPE:
+        return _('this transport allows only the "" scope')
+    if transport in _PATH_SCOPES:
+        if not scope.startswith("/"):
+            return _("the scope must be an absolute path")
+        if scope == "/":
+            return _('the scope "/" is not allowed, use the default scope ""')
+        if _go_clean(scope) != scope:
+            return _("non-canonical path, perhaps {clean}").format(clean=_go_clean(scope))
+        return None
+    if transport == "atomic":
+        return None if _ATOMIC_SCOPE.fullmatch(scope) else _("invalid scope name")
+    if transport == "docker-daemon":
+        if reference.is_valid_digest(scope):
+            return _("an algo:digest value cannot be a namespace")
+        return None
+    if transport == "containers-storage":
+        return _storage_scope_problem(scope)
+    return None
+
+
+def _storage_scope_problem(scope: str) -> str | None:  # noqa: PLR0912 - one rule each
+    if not scope.startswith("["):
+        return _("invalid reference")
+    close = scope.find("]")
+    if close < 1:
+        return _("invalid reference")
+    spec, rest = scope[1:close], scope[close + 1 :]
+    a, sep, b = spec.partition("@")
+    if sep and a and b:
+        if not b.startswith("/"):
+            return _("the store path must be absolute")
+    elif not sep and a:
+        if not spec.startswith("/"):
+            return _("the store path must be absolute")
+    else:
+        return _("invalid reference")
+    if not rest:
+        return None
+    fields = rest.split("@", 2)
+    if len(fields) == 2:
+        if not reference.is_valid_digest("sha256:" + fields[1]) and not reference.is_valid_digest(
+            fields[1]
+        ):
+            return _("{value} is neither a valid digest nor a valid ID").format(value=fields[1])
+    elif len(fields) == 3:
+        if not reference.is_valid_digest(fields[1]):
+            return _("{value} is not a valid digest").format(value=fields[1])
+        if not reference.is_valid_digest("sha256:" + fields[2]):
+            return _("{value} is not a valid image ID").format(value=fields[2])
+    return None
 
 
 def parse(text: str, source: str) -> Policy:

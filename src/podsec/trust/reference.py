@@ -1,8 +1,12 @@
-"""Docker image references as containers/image sees them (docker/distribution rules).
+"""Docker image references exactly as containers/image parses them (``docker/reference``).
 
-``busybox`` → ``docker.io/library/busybox:latest``; a first component with a ``.`` or ``:``
-or equal to ``localhost`` is a registry host. Policy and registries.d scopes are matched
-against :meth:`DockerRef.identity` and then :meth:`DockerRef.namespaces`.
+The grammar, the normalisation (``busybox`` → ``docker.io/library/busybox``,
+``index.docker.io`` → ``docker.io``) and the error cases follow containers/image's
+``docker/reference`` package (a fork of docker/distribution's); ``tests/conformance`` holds
+its test tables. :func:`parse` is ``ParseNormalizedNamed`` (plus an optional ``docker://``);
+policy and registries.d scopes are matched against :meth:`DockerRef.identity` and then
+:meth:`DockerRef.namespaces` (containers/image's ``PolicyConfigurationIdentity`` and
+``PolicyConfigurationNamespaces``).
 """
 
 from __future__ import annotations
@@ -14,11 +18,59 @@ from podsec.errors import UsageError
 from podsec.i18n import _
 
 DEFAULT_DOMAIN = "docker.io"
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_DOMAIN_RE = re.compile(r"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+LEGACY_DEFAULT_DOMAIN = "index.docker.io"
+OFFICIAL_REPO = "library"
+DEFAULT_TAG = "latest"
+NAME_TOTAL_LENGTH_MAX = 255
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]*)"
+_COMPONENT = rf"{_ALNUM}(?:(?:{_SEPARATOR}{_ALNUM})+)?"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+DOMAIN = rf"{_DOMAIN_COMPONENT}(?:(?:\.{_DOMAIN_COMPONENT})+)?(?::[0-9]+)?"
+TAG = r"[\w][\w.-]{0,127}"
+DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
+NAME = rf"(?:{DOMAIN}/)?{_COMPONENT}(?:(?:/{_COMPONENT})+)?"
+
+# Go's RE2 classes are ASCII-only and its ``$`` never matches before a final newline:
+# re.ASCII and fullmatch() give the same answers.
+_DOMAIN_RE = re.compile(DOMAIN, re.ASCII)
+_TAG_RE = re.compile(TAG, re.ASCII)
+_DIGEST_PAT_RE = re.compile(DIGEST, re.ASCII)
+_NAME_RE = re.compile(NAME, re.ASCII)
+_ANCHORED_NAME_RE = re.compile(rf"(?:({DOMAIN})/)?({_COMPONENT}(?:(?:/{_COMPONENT})+)?)", re.ASCII)
+_REFERENCE_RE = re.compile(rf"({NAME})(?::({TAG}))?(?:@({DIGEST}))?", re.ASCII)
+_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
+_PATH_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*", re.ASCII)
+
+# go-digest: the algorithms containers/image links in, and their hex lengths
+DIGEST_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_GO_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+
+
+class ReferenceError(UsageError):
+    """Not a valid docker reference (the message is containers/image's reason)."""
+
+
+def digest_problem(text: str) -> str | None:
+    """None for a valid digest, else go-digest's reason (``Digest.Validate``)."""
+    i = text.find(":")
+    if i <= 0 or i + 1 == len(text):
+        return "invalid checksum digest format"
+    algorithm, encoded = text[:i], text[i + 1 :]
+    if algorithm not in DIGEST_ALGORITHMS:
+        if not _GO_DIGEST_RE.fullmatch(text):
+            return "invalid checksum digest format"
+        return "unsupported digest algorithm"
+    if len(encoded) != DIGEST_ALGORITHMS[algorithm]:
+        return "invalid checksum digest length"
+    if not re.fullmatch(r"[a-f0-9]+", encoded, re.ASCII):
+        return "invalid checksum digest format"
+    return None
+
+
+def is_valid_digest(text: str) -> bool:
+    return digest_problem(text) is None
 
 
 @dataclass(frozen=True)
@@ -30,14 +82,21 @@ class DockerRef:
 
     @property
     def name(self) -> str:
-        """The repository: ``domain/path``."""
-        return f"{self.domain}/{self.path}"
+        """The repository: ``domain/path`` (``Named.Name()``)."""
+        return f"{self.domain}/{self.path}" if self.domain else self.path
+
+    @property
+    def name_only(self) -> bool:
+        """Neither a tag nor a digest (``reference.IsNameOnly``)."""
+        return self.tag is None and self.digest is None
 
     def identity(self) -> str:
         """The policy identity: the name with its tag or digest (``:latest`` when neither)."""
-        if self.digest:
+        if self.digest and not self.tag:
             return f"{self.name}@{self.digest}"
-        return f"{self.name}:{self.tag or 'latest'}"
+        if self.digest:
+            return f"{self.name}:{self.tag}@{self.digest}"
+        return f"{self.name}:{self.tag or DEFAULT_TAG}"
 
     def __str__(self) -> str:
         out = self.name
@@ -48,51 +107,126 @@ class DockerRef:
         return out
 
     def namespaces(self) -> list[str]:
-        """Parent scopes, most specific first: repo, its namespaces, host, ``*.`` wildcards."""
-        out = [self.name]
-        parts = self.path.split("/")
-        for i in range(len(parts) - 1, 0, -1):
-            out.append(f"{self.domain}/{'/'.join(parts[:i])}")
-        out.append(self.domain)
-        host = self.domain.split(":", 1)[0]
-        labels = host.split(".")
-        for i in range(1, len(labels)):
-            out.append("*." + ".".join(labels[i:]))
+        """Parent scopes, most specific first: repo, its namespaces, host, ``*.`` wildcards
+        (``PolicyConfigurationNamespaces`` of the docker transport)."""
+        out = []
+        name = self.name
+        while True:
+            out.append(name)
+            slash = name.rfind("/")
+            if slash == -1:
+                break
+            name = name[:slash]
+        host = name.split(":", 1)[0]
+        while "." in host:
+            host = host[host.index(".") + 1 :]
+            out.append("*." + host)
         return out
+
+    def familiar(self) -> str:
+        """The short form docker prints (``busybox:latest``)."""
+        path = self.path
+        if self.domain == DEFAULT_DOMAIN:
+            parts = path.split("/")
+            if len(parts) == 2 and parts[0] == OFFICIAL_REPO:
+                path = parts[1]
+            out = path
+        else:
+            out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+    def with_tag_only(self) -> DockerRef:
+        """``TagNameOnly``: ``:latest`` added to a name-only reference."""
+        return DockerRef(self.domain, self.path, DEFAULT_TAG, None) if self.name_only else self
+
+
+def _bad(reason: str) -> ReferenceError:
+    return ReferenceError(reason)
+
+
+def parse_plain(text: str) -> DockerRef:
+    """``reference.Parse``: no normalisation (the domain may be empty)."""
+    m = _REFERENCE_RE.fullmatch(text)
+    if m is None:
+        if text == "":
+            raise _bad("repository name must have at least one component")
+        if _REFERENCE_RE.fullmatch(text.lower()):
+            raise _bad("repository name must be lowercase")
+        raise _bad("invalid reference format")
+    name, tag, digest = m.group(1), m.group(2), m.group(3)
+    if len(name) > NAME_TOTAL_LENGTH_MAX:
+        raise _bad(f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters")
+    nm = _ANCHORED_NAME_RE.fullmatch(name)
+    domain, path = (nm.group(1) or "", nm.group(2)) if nm else ("", name)
+    if digest is not None:
+        problem = digest_problem(digest)
+        if problem is not None:
+            raise _bad(problem)
+    return DockerRef(domain, path, tag, digest)
+
+
+def _split_docker_domain(name: str) -> tuple[str, str]:
+    i = name.find("/")
+    if i == -1 or (not any(c in name[:i] for c in ".:") and name[:i] != "localhost"):
+        domain, remainder = DEFAULT_DOMAIN, name
+    else:
+        domain, remainder = name[:i], name[i + 1 :]
+    if domain == LEGACY_DEFAULT_DOMAIN:
+        domain = DEFAULT_DOMAIN
+    if domain == DEFAULT_DOMAIN and "/" not in remainder:
+        remainder = f"{OFFICIAL_REPO}/{remainder}"
+    return domain, remainder
+
+
+def parse_normalized(text: str) -> DockerRef:
+    """``reference.ParseNormalizedNamed``: the reason is containers/image's on failure."""
+    if _IDENTIFIER_RE.fullmatch(text):
+        raise _bad(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
+    domain, remainder = _split_docker_domain(text)
+    tag_sep = remainder.find(":")
+    remote = remainder[:tag_sep] if tag_sep > -1 else remainder
+    if remote.lower() != remote:
+        raise _bad("invalid reference format: repository name must be lowercase")
+    ref = parse_plain(f"{domain}/{remainder}")
+    if not ref.path:
+        raise _bad("invalid reference format")
+    return ref
+
+
+def parse_named(text: str) -> DockerRef:
+    """``reference.ParseNamed``: the text must already be in canonical form."""
+    ref = parse_normalized(text)
+    if str(ref) != text:
+        raise _bad("repository name must be canonical")
+    return ref
 
 
 def parse(text: str) -> DockerRef:
     """Parse and normalise a docker reference (with or without ``docker://``)."""
-    ref = text.removeprefix("docker://").removeprefix("//")
-    bad = UsageError(_("{ref!r}: not a valid image reference").format(ref=text))
-    if not ref or ref != ref.strip():
-        raise bad
-    digest = None
-    if "@" in ref:
-        ref, digest = ref.split("@", 1)
-        if not _DIGEST_RE.match(digest):
-            raise bad
-    tag = None
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        ref, tag = ref[:colon], ref[colon + 1 :]
-        if not _TAG_RE.match(tag):
-            raise bad
-    first, sep, rest = ref.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        domain, path = first, rest
-        if not _DOMAIN_RE.match(domain):
-            raise bad
-    else:
-        domain, path = DEFAULT_DOMAIN, ref
-    if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = f"library/{path}"
-    if not _PATH_RE.match(path):
-        raise bad
-    return DockerRef(domain, path, tag, digest)
+    ref = text.removeprefix("docker://")
+    try:
+        return parse_normalized(ref)
+    except ReferenceError as exc:
+        raise ReferenceError(
+            _("{ref!r}: not a valid image reference ({reason})").format(
+                ref=text, reason=exc.message
+            )
+        ) from exc
+
+
+def valid_domain(text: str) -> bool:
+    return bool(_DOMAIN_RE.fullmatch(text))
+
+
+def valid_name(text: str) -> bool:
+    """``^NameRegexp$`` (an optional domain, then path components)."""
+    return bool(_NAME_RE.fullmatch(text))
 
 
 def is_valid_repo_path(path: str) -> bool:
     """A repository path (namespaces/name, no host, tag or digest)."""
-    return bool(_PATH_RE.match(path))
+    return bool(_PATH_RE.fullmatch(path))

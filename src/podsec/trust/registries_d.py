@@ -1,16 +1,23 @@
 """containers-registries.d: where signatures are read from and written to.
 
-All ``*.yaml`` files of the directory are merged; at most one ``default-docker`` and each
-``docker:`` scope once across files (containers/image's rule). Both the current
-``lookaside``/``lookaside-staging`` keys and the legacy ``sigstore``/``sigstore-staging``
-keys are read (podsec writes both, CRI-O < 1.26 reads only the old ones). Unlike
-containers/image — which silently ignores a typo such as ``lookasid:`` — unknown keys,
-duplicate keys and conflicting values are rejected naming the file and the key.
+Read as containers/image reads it (``docker/registries_d.go``): every ``*.yaml`` of the
+directory is merged, at most one ``default-docker`` and each ``docker:`` scope once across
+files; a YAML error or a duplicate key refuses the directory. Per section, ``lookaside``
+wins over the legacy ``sigstore`` (``lookaside-staging`` > ``sigstore-staging`` > the read
+URL for writing); an empty section or value falls through to the parent scopes, then to
+``default-docker``, then to the built-in default (``/var/lib/containers/sigstore`` for root,
+``~/.local/share/containers/sigstore`` for other users). A URL is checked only when a lookup
+uses it, so one bad section does not break the images of other scopes.
+
+Deliberately stricter than containers/image (which silently ignores a typo such as
+``lookasid:``): unknown keys and scopes that can never match are *warnings* in files podsec
+did not write (``RegistriesD.warnings``), and refusals in podsec's own files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import urllib.parse
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,7 @@ from podsec.errors import PodsecError, ValidationError
 from podsec.i18n import _
 from podsec.trust import reference
 
+USER_BUILTIN = ".local/share/containers/sigstore"  # under the user's home (non-root)
 SECTION_KEYS = (
     "lookaside",
     "lookaside-staging",
@@ -29,45 +37,53 @@ SECTION_KEYS = (
     "use-sigstore-attachments",
 )
 ROOT_BUILTIN = "file:///var/lib/containers/sigstore"
+OWN_MARKER = "# Written by podsec"  # first line of the files podsec writes
+_READ_SCHEMES = ("file", "http", "https")
+
+
+def user_builtin(home: Path | str) -> str:
+    """The built-in lookaside of a non-root user (containers/image's rootless default)."""
+    return "file://" + str(Path(home) / USER_BUILTIN)
 
 
 @dataclass(frozen=True)
 class Section:
     lookaside: str | None = None
     lookaside_staging: str | None = None
-    use_sigstore_attachments: bool = False
+    use_sigstore_attachments: bool | None = None
     source: str = field(default="", compare=False)
+    sigstore: str | None = None  # legacy spellings, read after the current ones
+    sigstore_staging: str | None = None
+    where: str = field(default="", compare=False)  # "docker.<scope>" or "default-docker"
+
+    def top_level(self, write: bool = False) -> tuple[str, str] | None:
+        """(key, URL) containers/image uses for reading (or writing), or None."""
+        order = ["lookaside", "sigstore"]
+        if write:
+            order = ["lookaside-staging", "sigstore-staging", *order]
+        values = {
+            "lookaside": self.lookaside,
+            "sigstore": self.sigstore,
+            "lookaside-staging": self.lookaside_staging,
+            "sigstore-staging": self.sigstore_staging,
+        }
+        for key in order:
+            value = values[key]
+            if value:
+                return key, value
+        return None
 
     def url(self, write: bool = False) -> str | None:
-        """The base URL used for reading (or writing: staging first) — c/image's order."""
-        if write and self.lookaside_staging:
-            return self.lookaside_staging
-        return self.lookaside
+        found = self.top_level(write)
+        return found[1] if found else None
 
 
 @dataclass(frozen=True)
 class RegistriesD:
     default_docker: Section | None = None
     docker: dict[str, Section] = field(default_factory=dict)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    pass
-
-
-def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    builtin: str = ROOT_BUILTIN
+    warnings: tuple[str, ...] = ()
 
 
 def _fail(source: str, key: str, problem: str) -> ValidationError:
@@ -77,88 +93,148 @@ def _fail(source: str, key: str, problem: str) -> ValidationError:
     )
 
 
-def _url(source: str, key: str, value: Any, schemes: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(source, key, _("expected a URL"))
-    scheme = value.split("://", 1)[0] if "://" in value else ""
-    if scheme not in schemes:
-        raise _fail(
-            source,
-            key,
-            _("unsupported URL {url!r} (expected {schemes})").format(
-                url=value, schemes=", ".join(f"{s}://" for s in schemes)
-            ),
+# ------------------------------------------------------------------------------ parsing
+def _scalar_text(node: yaml.Node) -> str | None:
+    """A scalar as yaml.v3 stores it in a Go string field (null → empty)."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    if node.tag == "tag:yaml.org,2002:null" or (
+        node.style is None and node.value in ("", "~", "null", "Null", "NULL")
+    ):
+        return ""
+    return str(node.value)
+
+
+_TRUE = ("true", "True", "TRUE", "y", "Y", "yes", "Yes", "YES", "on", "On", "ON")
+_FALSE = ("false", "False", "FALSE", "n", "N", "no", "No", "NO", "off", "Off", "OFF")
+
+
+def _pairs(node: yaml.Node, source: str, where: str) -> list[tuple[str, yaml.Node]]:
+    """A mapping's (key, value) pairs; a duplicate key is an error (as yaml.v3)."""
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(source, where or "(top level)", _("expected a mapping"))
+    out: list[tuple[str, yaml.Node]] = []
+    seen: set[str] = set()
+    for key_node, value in node.value:
+        key = _scalar_text(key_node)
+        if key is None:
+            raise _fail(source, where or "(top level)", _("expected a mapping"))
+        if key in seen:
+            raise _fail(
+                source,
+                f"{where}.{key}" if where else key,
+                _("mapping key {key!r} already defined").format(key=key),
+            )
+        seen.add(key)
+        out.append((key, value))
+    return out
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and _scalar_text(node) == "" and node.style is None
+
+
+class _Parse:
+    def __init__(self, source: str, own: bool):
+        self.source = source
+        self.own = own
+        self.warnings: list[str] = []
+
+    def lenient(self, key: str, problem: str) -> None:
+        """podsec's own stricter rule: a refusal in its own files, else a warning."""
+        if self.own:
+            raise _fail(self.source, key, problem)
+        self.warnings.append(
+            _("{file}: {field}: {problem}").format(file=self.source, field=key, problem=problem)
         )
-    return value
+
+    def section(self, node: yaml.Node, where: str) -> Section:
+        if _is_null(node):
+            return Section(source=self.source, where=where)
+        values: dict[str, Any] = {}
+        for key, value in _pairs(node, self.source, where):
+            path = f"{where}.{key}"
+            if key not in SECTION_KEYS:
+                self.lenient(path, _("unknown key (containers/image ignores it)"))
+                continue
+            text = _scalar_text(value)
+            if text is None:
+                raise _fail(self.source, path, _("expected a string"))
+            if key == "use-sigstore-attachments":
+                if text in _TRUE:
+                    values[key] = True
+                elif text in _FALSE:
+                    values[key] = False
+                elif text == "":
+                    values[key] = None
+                else:
+                    raise _fail(self.source, path, _("expected true or false"))
+                continue
+            values[key] = text or None
+        read, legacy = values.get("lookaside"), values.get("sigstore")
+        if read and legacy and read != legacy:
+            self.lenient(f"{where}.sigstore", _("differs from lookaside, which is used"))
+        wr, wlegacy = values.get("lookaside-staging"), values.get("sigstore-staging")
+        if wr and wlegacy and wr != wlegacy:
+            self.lenient(
+                f"{where}.sigstore-staging", _("differs from lookaside-staging, which is used")
+            )
+        return Section(
+            values.get("lookaside"),
+            values.get("lookaside-staging"),
+            values.get("use-sigstore-attachments"),
+            self.source,
+            values.get("sigstore"),
+            values.get("sigstore-staging"),
+            where,
+        )
+
+    def document(self, text: str) -> RegistriesD:
+        # syntax, size and alias bombs checked by the shared reader; then the node tree
+        # (bounded the same way) keeps duplicates and scalar styles visible
+        readers.parse_yaml(text, self.source)
+        loader: Any = readers.bounded_loader()(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+        if root is None or _is_null(root):
+            return RegistriesD()
+        default: Section | None = None
+        docker: dict[str, Section] = {}
+        for key, value in _pairs(root, self.source, ""):
+            if key == "default-docker":
+                default = self.section(value, "default-docker")
+            elif key == "docker":
+                if _is_null(value):
+                    continue
+                for scope, section in _pairs(value, self.source, "docker"):
+                    where = f"docker.{scope}"
+                    if not _valid_scope(scope):
+                        self.lenient(where, _("not a docker scope: no image can match it"))
+                    docker[scope] = self.section(section, where)
+            else:
+                self.lenient(key, _("unknown key (containers/image ignores it)"))
+        return RegistriesD(default, docker, warnings=tuple(self.warnings))
 
 
-def parse_section(value: Any, source: str, where: str) -> Section:
-    if value is None:
-        return Section(source=source)
-    if not isinstance(value, dict):
-        raise _fail(source, where, _("expected a mapping"))
-    for key in value:
-        if key not in SECTION_KEYS:
-            raise _fail(source, f"{where}.{key}", _("unknown key"))
-    read = {
-        k: _url(source, f"{where}.{k}", value[k], ("http", "https", "file"))
-        for k in ("lookaside", "sigstore")
-        if k in value
-    }
-    write = {
-        k: _url(source, f"{where}.{k}", value[k], ("file",))
-        for k in ("lookaside-staging", "sigstore-staging")
-        if k in value
-    }
-    if len(set(read.values())) > 1:
-        raise _fail(source, f"{where}.sigstore", _("differs from lookaside"))
-    if len(set(write.values())) > 1:
-        raise _fail(source, f"{where}.sigstore-staging", _("differs from lookaside-staging"))
-    attach = value.get("use-sigstore-attachments", False)
-    if not isinstance(attach, bool):
-        raise _fail(source, f"{where}.use-sigstore-attachments", _("expected true or false"))
-    return Section(
-        next(iter(read.values()), None), next(iter(write.values()), None), attach, source
-    )
-
-
-def parse(text: str, source: str) -> RegistriesD:
-    """Parse one registries.d YAML file strictly."""
-    data = readers.parse_yaml(text, source, loader=_StrictLoader)
-    if data is None:
-        return RegistriesD()
-    if not isinstance(data, dict):
-        raise _fail(source, "(top level)", _("expected a mapping"))
-    for key in data:
-        if key not in ("default-docker", "docker"):
-            raise _fail(source, str(key), _("unknown key"))
-    default = (
-        parse_section(data["default-docker"], source, "default-docker")
-        if "default-docker" in data
-        else None
-    )
-    docker: dict[str, Section] = {}
-    raw = data.get("docker") or {}
-    if not isinstance(raw, dict):
-        raise _fail(source, "docker", _("expected a mapping"))
-    for scope, section in raw.items():
-        where = f"docker.{scope}"
-        if not isinstance(scope, str) or not _valid_scope(scope):
-            raise _fail(source, where, _("invalid docker scope"))
-        docker[scope] = parse_section(section, source, where)
-    return RegistriesD(default, docker)
+def parse(text: str, source: str, *, own: bool | None = None) -> RegistriesD:
+    """Parse one registries.d YAML file (``own``: podsec wrote it; default: its header)."""
+    if own is None:
+        own = text.startswith(OWN_MARKER)
+    return _Parse(source, own).document(text)
 
 
 def _valid_scope(scope: str) -> bool:
     if scope.startswith("*."):
         return all(scope[2:].split("."))
     host = scope.split("/", 1)[0]
-    if not reference._DOMAIN_RE.match(host):
+    if not reference.valid_domain(host):
         return False
     if "/" not in scope:
         return True
     try:
-        reference.parse(scope)
+        reference.parse_normalized(scope)
     except PodsecError:
         return False
     return True
@@ -168,7 +244,9 @@ def merge(parts: list[RegistriesD]) -> RegistriesD:
     """Merge parsed files; a second default-docker or a repeated scope is a conflict."""
     default: Section | None = None
     docker: dict[str, Section] = {}
+    warnings: list[str] = []
     for part in parts:
+        warnings += part.warnings
         if part.default_docker is not None:
             if default is not None:
                 raise ValidationError(
@@ -187,21 +265,26 @@ def merge(parts: list[RegistriesD]) -> RegistriesD:
                     hint=_("define each scope in one file only"),
                 )
             docker[scope] = section
-    return RegistriesD(default, docker)
+    return RegistriesD(default, docker, warnings=tuple(warnings))
 
 
-def load_dir(path: Path, display: str | None = None) -> RegistriesD:
+def load_dir(path: Path, display: str | None = None, *, builtin: str = ROOT_BUILTIN) -> RegistriesD:
     """Load and merge every ``*.yaml`` in ``path`` (a missing directory is empty)."""
     if not path.is_dir():
-        return RegistriesD()
+        return RegistriesD(builtin=builtin)
     shown = display or str(path)
-    parts = [
-        parse(readers.read_text(f, shown=f"{shown}/{f.name}") or "", f"{shown}/{f.name}")
-        for f in sorted(path.glob("*.yaml"))
-    ]
-    return merge(parts)
+    parts = []
+    for f in sorted(path.iterdir()):
+        if not f.name.endswith(".yaml"):
+            continue
+        text = readers.read_text(f, shown=f"{shown}/{f.name}")
+        if text is None:  # removed meanwhile, as containers/image skips it
+            continue
+        parts.append(parse(text, f"{shown}/{f.name}"))
+    return replace(merge(parts), builtin=builtin)
 
 
+# ------------------------------------------------------------------------------ lookups
 def section_for(conf: RegistriesD, image_ref: str) -> tuple[str | None, Section | None]:
     """The most specific matching section (scope name, section); default-docker last."""
     ref = reference.parse(image_ref)
@@ -213,28 +296,75 @@ def section_for(conf: RegistriesD, image_ref: str) -> tuple[str | None, Section 
     return None, None
 
 
-def lookaside_for(conf: RegistriesD, image_ref: str, *, write: bool = False) -> str | None:
-    """The lookaside base URL for ``image_ref`` as containers/image resolves it: the most
-    specific scope that has a URL (an empty section falls through to its parents), then
-    default-docker; None means the built-in default (``ROOT_BUILTIN`` for root)."""
+def _chosen(conf: RegistriesD, image_ref: str, write: bool) -> tuple[Section, str, str] | None:
     ref = reference.parse(image_ref)
     for scope in (ref.identity(), *ref.namespaces()):
         section = conf.docker.get(scope)
-        if section is not None and section.url(write):
-            return section.url(write)
+        if section is not None:
+            found = section.top_level(write)
+            if found:
+                return section, found[0], found[1]
     if conf.default_docker is not None:
-        return conf.default_docker.url(write)
+        found = conf.default_docker.top_level(write)
+        if found:
+            return conf.default_docker, found[0], found[1]
     return None
+
+
+def check_url(url: str, *, write: bool = False) -> str | None:
+    """None for a URL containers/image can use, else why not (its reasons)."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        return _("invalid URL: {err}").format(err=exc)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return _("invalid control character in URL")
+    if url.startswith(":"):
+        return _("missing protocol scheme")
+    if write:
+        if parsed.scheme != "file":
+            return _("writing to {url} is not supported; use a file:// URL").format(url=url)
+    elif parsed.scheme not in _READ_SCHEMES:
+        return _("Unsupported scheme when reading signature from {url}").format(url=url)
+    return None
+
+
+def lookaside_for(conf: RegistriesD, image_ref: str, *, write: bool = False) -> str:
+    """The lookaside base URL for ``image_ref`` as containers/image resolves it: the most
+    specific scope with a URL, then default-docker, then the built-in default. A bad URL
+    is an error naming its file and key — only for the images that use it."""
+    chosen = _chosen(conf, image_ref, write)
+    if chosen is None:
+        return conf.builtin
+    section, key, url = chosen
+    problem = check_url(url, write=write)
+    if problem is not None:
+        where = f"{section.where}.{key}" if section.where else key
+        raise _fail(section.source or "registries.d", where, problem)
+    return url
+
+
+def configured_lookaside(conf: RegistriesD, image_ref: str, *, write: bool = False) -> str | None:
+    """Like :func:`lookaside_for`, but None where only the built-in default applies."""
+    if _chosen(conf, image_ref, write) is None:
+        return None
+    return lookaside_for(conf, image_ref, write=write)
+
+
+def signature_dir_url(base: str, repository_path: str, digest: str) -> str:
+    """``<base>/<repo path>@<algo>=<hex>``: containers/image appends ``/`` + the folder to
+    the base URL's path as it is (``…/sigstore/`` gives ``…/sigstore//repo@…``)."""
+    from podsec.trust.signature import sig_dir_name
+
+    parts = urllib.parse.urlsplit(base)
+    path = parts.path + "/" + sig_dir_name(repository_path, digest)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
 
 def signature_url(base: str, repository_path: str, digest: str, index: int) -> str:
     """``<base>/<repo path without host>@sha256=<hex>/signature-<N>``."""
-    return f"{signature_dir_url(base, repository_path, digest)}/signature-{index}"
-
-
-def signature_dir_url(base: str, repository_path: str, digest: str) -> str:
-    algo, _sep, hexpart = digest.partition(":")
-    return f"{base.rstrip('/')}/{repository_path.strip('/')}@{algo}={hexpart}"
+    dir_url = urllib.parse.urlsplit(signature_dir_url(base, repository_path, digest))
+    return urllib.parse.urlunsplit(dir_url._replace(path=f"{dir_url.path}/signature-{index}"))
 
 
 def render_section(lookaside: str | None, staging: str | None = None, *, indent: int = 2) -> str:

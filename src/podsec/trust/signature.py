@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from podsec import __version__
-from podsec.errors import CommandError, PodsecError, ValidationError
+from podsec.errors import CommandError, PodsecError, UsageError, ValidationError
 from podsec.host.run import run
 from podsec.i18n import _
 from podsec.trust import reference
@@ -38,12 +38,16 @@ from podsec.trust.keys import short_home
 from podsec.trust.registries_d import signature_url
 
 SIGNATURE_TYPE = "atomic container signature"
-MAX_SIGNATURES = 64
+MAX_SIGNATURES = 128  # containers/image's maxLookasideSignatures
 FETCH_TIMEOUT = 15.0
 
 
 class SignatureError(ValidationError):
     """A signature that does not verify or does not match (the reason is the message)."""
+
+
+class PayloadError(SignatureError):
+    """A payload containers/image would refuse to parse."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,90 @@ class VerifiedSignature:
     timestamp: int | None = None
 
 
+@dataclass(frozen=True)
+class Claims:
+    """What a signature says about itself, read WITHOUT verifying it (containers/image's
+    ``GetUntrustedSignatureInformationWithoutVerifying``): for explaining a refusal only."""
+
+    key_id: str | None = None  # the signing key (fingerprint when gpg reports it)
+    docker_reference: str | None = None
+    manifest_digest: str | None = None
+    creator: str | None = None
+    timestamp: int | None = None
+    problem: str | None = None  # why the payload could not be read, if it could not
+
+
+@dataclass(frozen=True)
+class Examined:
+    """One gpg pass over a signature: the verified contents or the refusal, and the claims."""
+
+    verified: VerifiedSignature | None
+    error: str | None
+    claims: Claims
+
+
+def sig_dir_name(repo_path: str, digest: str) -> str:
+    """The lookaside folder of an image: ``<repo path>@<algo>=<hex>`` (containers/image's
+    ``lookasideStorageURL``; the repository path has no host, tag or digest)."""
+    problem = reference.digest_problem(digest)
+    if problem is not None:  # a digest like sha256:../.. must never become a path
+        raise SignatureError(
+            _("invalid manifest digest {digest!r}: {err}").format(digest=digest, err=problem)
+        )
+    algo, _sep, hexpart = digest.partition(":")
+    return f"{repo_path.strip('/')}@{algo}={hexpart}"
+
+
+def blob_problem(blob: bytes) -> str | None:
+    """None if ``blob`` is a signature containers/image can parse (``signature.FromBlob``),
+    else its error; such an error refuses the image whatever the other signatures say."""
+    if not blob:
+        return "empty signature blob"
+    first = blob[0]
+    if first in _OPENPGP_FIRST_BYTES:
+        return None
+    if first == 0:
+        fmt, sep, _chunk = blob[1:].partition(b"\n")
+        if not sep:
+            return "invalid signature format, missing newline"
+        for b in fmt:
+            if b < 32 or b >= 0x7F:
+                return f"invalid signature format, non-ASCII byte {b:#x}"
+        if fmt in (b"simple-signing", b"sigstore-json"):
+            return None
+        return f"unrecognized signature format {fmt.decode()!r}"
+    return f"unrecognized signature format, starting with binary {first:#x}"
+
+
+def simple_signing_body(blob: bytes) -> bytes | None:
+    """The OpenPGP message of a simple signature (None for a sigstore one)."""
+    if blob[:1] == b"\0":
+        fmt, _sep, chunk = blob[1:].partition(b"\n")
+        return chunk if fmt == b"simple-signing" else None
+    return blob
+
+
+# OpenPGP packets a simple signature may start with (containers/image's FromBlob list):
+# compressed data, one-pass signature and signature packets, old and new formats.
+_OPENPGP_FIRST_BYTES = frozenset(
+    (0xA0, 0xA1, 0xA2, 0xA3, 0xC8, 0x90, 0x91, 0x92, 0x3D, 0xC4, 0x88, 0x89, 0x8A, 0x8B, 0xC2)
+)
+
+
 def make_payload(
     docker_reference: str, manifest_digest: str, *, timestamp: int | None = None
 ) -> bytes:
     """The simple-signing JSON payload (compact, sorted keys like containers/image)."""
+    if not docker_reference or not manifest_digest:
+        # containers/image: "Unexpected empty signature content"
+        raise SignatureError(_("refusing to sign an empty reference or digest"))
+    problem = reference.digest_problem(manifest_digest)
+    if problem is not None:
+        raise SignatureError(
+            _("invalid manifest digest {digest!r}: {err}").format(
+                digest=manifest_digest, err=problem
+            )
+        )
     payload = {
         "critical": {
             "identity": {"docker-reference": docker_reference},
@@ -88,6 +172,9 @@ def sign(
 
     The passphrase goes to gpg on stdin (loopback pinentry), never on the command line.
     """
+    if passphrase is not None and ("\n" in passphrase or "\r" in passphrase):
+        # gpg would read only up to the line break (containers/image refuses it too)
+        raise UsageError(_("invalid passphrase: must not contain a line break"))
     with short_home(gnupg_home) as home, _scratch() as tmp:
         env = {"GNUPGHOME": str(home)} if home is not None else None
         data, out = tmp / "payload", tmp / "signature"
@@ -112,35 +199,66 @@ def _status(lines: str) -> list[list[str]]:
     return [line.split()[1:] for line in lines.splitlines() if line.startswith("[GNUPG:] ")]
 
 
-def verify(signature: bytes, public_keys: Sequence[Path]) -> VerifiedSignature:
-    """Check ``signature`` against ``public_keys`` in a throw-away keyring.
+_BASE = ("gpg", "--batch", "--no-tty", "--no-autostart", "--no-options")
 
-    Raises :class:`SignatureError` unless exactly one good signature by one of the keys is
-    present and the payload is a well-formed simple-signing payload.
-    """
-    if not signature:
-        raise SignatureError(_("empty signature"))
-    if signature[:1] == b"-":
-        raise SignatureError(
-            _("unrecognized signature format, starting with binary 0x2d (armored text)")
-        )
+
+def import_keys(home: Path, keys: Sequence[bytes | Path]) -> list[str]:
+    """Import public keys into a scratch keyring; the primary fingerprints imported."""
+    env = {"GNUPGHOME": str(home)}
+    for index, key in enumerate(keys):
+        path = key if isinstance(key, Path) else home / f"key-{index}.pgp"
+        if not isinstance(key, Path):
+            path.write_bytes(key)
+        try:
+            run([*_BASE, "--import", str(path)], extra_env=env, timeout=30)
+        except CommandError as exc:
+            raise SignatureError(
+                _("cannot import public key {key}: {err}").format(
+                    key=path if isinstance(key, Path) else "keyData", err=exc.stderr
+                )
+            ) from exc
+    listed = run(
+        [*_BASE, "--with-colons", "--fingerprint", "--list-keys"],
+        extra_env=env,
+        timeout=30,
+        check=False,
+    )
+    out, primary = [], False
+    for line in listed.stdout.splitlines():
+        fields = line.split(":")
+        if fields[0] == "pub":
+            primary = True
+        elif fields[0] == "sub":
+            primary = False
+        elif fields[0] == "fpr" and primary and len(fields) > 9:
+            out.append(fields[9])
+            primary = False
+    return out
+
+
+def examine(signature: bytes, public_keys: Sequence[bytes | Path]) -> Examined:
+    """Verify ``signature`` with ``public_keys`` in a throw-away keyring, and read its
+    claims in the same gpg pass (gpg writes the payload even when it cannot trust it)."""
+    problem = blob_problem(signature)
+    if problem is not None:
+        return Examined(None, problem, Claims(problem=problem))
+    body = simple_signing_body(signature)
+    if body is None:
+        why = _("a sigstore signature is not a simple signature")
+        return Examined(None, why, Claims(problem=why))
     with _scratch() as tmp:
         home = tmp / "gnupg"
         home.mkdir(mode=0o700)
         env = {"GNUPGHOME": str(home)}
-        base = ["gpg", "--batch", "--no-tty", "--no-autostart", "--no-options"]
-        for key in public_keys:
-            try:
-                run([*base, "--import", str(key)], extra_env=env, timeout=30)
-            except CommandError as exc:
-                raise SignatureError(
-                    _("cannot import public key {key}: {err}").format(key=key, err=exc.stderr)
-                ) from exc
+        try:
+            trusted = import_keys(home, public_keys) if public_keys else []
+        except SignatureError as exc:
+            return Examined(None, exc.message, Claims())
         sig_file, out, status = tmp / "sig", tmp / "payload", tmp / "status"
-        sig_file.write_bytes(signature)
+        sig_file.write_bytes(body)
         result = run(
             [
-                *base,
+                *_BASE,
                 "--status-file",
                 str(status),
                 "--output",
@@ -153,137 +271,175 @@ def verify(signature: bytes, public_keys: Sequence[Path]) -> VerifiedSignature:
             check=False,
         )
         records = _status(status.read_text(errors="replace")) if status.exists() else []
-        valid = [r for r in records if r and r[0] == "VALIDSIG"]
-        bad = [
-            r
-            for r in records
-            if r and r[0] in ("BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG")
-        ]
-        if bad:
-            kind, keyid = bad[0][0], bad[0][1] if len(bad[0]) > 1 else "?"
-            if kind == "ERRSIG":
-                raise SignatureError(
-                    _("Invalid GPG signature: signed by key {key}, which is not trusted").format(
-                        key=keyid
-                    )
-                )
-            raise SignatureError(
-                _("Invalid GPG signature: {kind} by key {key}").format(kind=kind, key=keyid)
+        data = out.read_bytes() if out.exists() else b""
+    claims = _claims(records, data)
+    if not trusted:
+        return Examined(None, _("No public keys imported"), claims)
+    valid = [r for r in records if r and r[0] == "VALIDSIG"]
+    bad = [
+        r for r in records if r and r[0] in ("BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG")
+    ]
+    if bad:
+        kind, keyid = bad[0][0], bad[0][1] if len(bad[0]) > 1 else "?"
+        if kind == "ERRSIG":
+            why = _("Invalid GPG signature: signed by key {key}, which is not trusted").format(
+                key=keyid
             )
-        if len(valid) != 1 or result.returncode != 0 or not out.exists():
-            raise SignatureError(
-                _("Unexpected GPG signature count {count}").format(count=len(valid))
+        else:
+            why = _("Invalid GPG signature: {kind} by key {key}").format(kind=kind, key=keyid)
+        return Examined(None, why, claims)
+    if len(valid) != 1 or result.returncode != 0 or not data:
+        return Examined(
+            None, _("Unexpected GPG signature count {count}").format(count=len(valid)), claims
+        )
+    # VALIDSIG <fpr> ... the 10th field is the primary key fingerprint
+    fields = valid[0]
+    fingerprint = fields[9] if len(fields) >= 10 else fields[1]
+    if fingerprint not in trusted:
+        why = _("signature by key {key} is not accepted").format(key=fingerprint)
+        return Examined(None, why, claims)
+    try:
+        return Examined(_parse_payload(data, fingerprint), None, claims)
+    except SignatureError as exc:
+        return Examined(None, exc.message, claims)
+
+
+def _claims(records: list[list[str]], data: bytes) -> Claims:
+    key_id = None
+    for r in records:
+        if r and r[0] == "VALIDSIG" and len(r) >= 10:
+            key_id = r[9]
+        elif r and r[0] == "ERRSIG" and len(r) > 1 and key_id is None:
+            key_id = r[7] if len(r) > 7 and len(r[7]) == 40 else r[1]
+        elif r and r[0] in ("GOODSIG", "BADSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG"):
+            key_id = key_id or (r[1] if len(r) > 1 else None)
+    if not data:
+        return Claims(key_id, problem=_("no payload could be read"))
+    try:
+        p = parse_payload(data)
+    except PayloadError as exc:
+        return Claims(key_id, problem=exc.message)
+    return Claims(key_id, p.docker_reference, p.manifest_digest, p.creator, p.timestamp)
+
+
+def read_claims(signature: bytes) -> Claims:
+    """The claims of a signature, without verifying it."""
+    return examine(signature, ()).claims
+
+
+def verify(signature: bytes, public_keys: Sequence[bytes | Path]) -> VerifiedSignature:
+    """Check ``signature`` against ``public_keys`` in a throw-away keyring.
+
+    Raises :class:`SignatureError` unless exactly one good signature by one of the keys is
+    present and the payload is a well-formed simple-signing payload.
+    """
+    result = examine(signature, public_keys)
+    if result.verified is None:
+        raise SignatureError(result.error or _("signature not verified"))
+    return result.verified
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its (key, value) pairs: duplicates stay visible."""
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> _Pairs:
+    return _Pairs(pairs)
+
+
+def _object(value: Any, where: str, exact: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """containers/image's ParanoidUnmarshalJSONObject(ExactFields): a JSON object without
+    duplicate keys and, with ``exact``, with exactly those keys."""
+    if not isinstance(value, _Pairs):
+        raise PayloadError(_("{where}: JSON object expected").format(where=where))
+    out: dict[str, Any] = {}
+    for key, item in value:
+        if key in out:
+            raise PayloadError(_("{where}: duplicate key {key!r}").format(where=where, key=key))
+        if exact is not None and key not in exact:
+            raise PayloadError(_("{where}: unknown key {key!r}").format(where=where, key=key))
+        out[key] = item
+    for key in exact or ():
+        if key not in out:
+            raise PayloadError(
+                _("{where}: key {key!r} missing in a JSON object").format(where=where, key=key)
             )
-        # VALIDSIG <fpr> ... the last field (10th) is the primary key fingerprint
-        fields = valid[0]
-        fingerprint = fields[-1] if len(fields) >= 10 else fields[1]
-        return _parse_payload(out.read_bytes(), fingerprint)
+    return out
+
+
+def _string(value: Any, where: str) -> str:
+    # Go decodes JSON null into a string as "" (no error)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(_("{where}: expected a string").format(where=where))
+    return value
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A parsed simple-signing payload (not yet trusted: it says what the signer claims)."""
+
+    docker_reference: str
+    manifest_digest: str
+    creator: str | None = None
+    timestamp: int | None = None
+
+
+def parse_payload(data: bytes) -> Payload:
+    """Parse a payload as strictly as containers/image (``untrustedSignature``): exactly
+    ``critical`` and ``optional``, no duplicate key at any level it reads, exact fields in
+    ``critical``, a valid digest, an integer timestamp."""
+    try:
+        doc = json.loads(data, object_pairs_hook=_pairs_hook)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(_("not JSON: {err}").format(err=exc)) from exc
+    top = _object(doc, _("payload"), ("critical", "optional"))
+    optional = _object(top["optional"], "optional")
+    creator = timestamp = None
+    if "creator" in optional:
+        creator = _string(optional["creator"], "optional.creator")
+    if "timestamp" in optional:
+        stamp = optional["timestamp"]
+        if stamp is None:
+            stamp = 0
+        if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+            raise PayloadError(_("optional.timestamp: expected a number"))
+        if isinstance(stamp, float) and not stamp.is_integer():
+            raise PayloadError(_("Field optional.timestamp is not an integer"))
+        timestamp = int(stamp)
+    critical = _object(top["critical"], "critical", ("type", "image", "identity"))
+    kind = _string(critical["type"], "critical.type")
+    if kind != SIGNATURE_TYPE:
+        raise PayloadError(_("Unrecognized signature type {kind}").format(kind=kind))
+    image = _object(critical["image"], "critical.image", ("docker-manifest-digest",))
+    digest = _string(image["docker-manifest-digest"], "critical.image.docker-manifest-digest")
+    problem = reference.digest_problem(digest)
+    if problem is not None:
+        raise PayloadError(
+            _("invalid docker-manifest-digest value {digest!r}: {err}").format(
+                digest=digest, err=problem
+            )
+        )
+    identity = _object(critical["identity"], "critical.identity", ("docker-reference",))
+    ref = _string(identity["docker-reference"], "critical.identity.docker-reference")
+    return Payload(ref, digest, creator, timestamp)
 
 
 def _parse_payload(data: bytes, fingerprint: str) -> VerifiedSignature:
-    def fail(what: str) -> SignatureError:
-        return SignatureError(_("invalid signature payload: {what}").format(what=what))
-
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise fail(_("not JSON")) from exc
-    if not isinstance(doc, dict) or set(doc) - {"critical", "optional"} or "critical" not in doc:
-        raise fail(_("unexpected top-level fields"))
-    critical: Any = doc["critical"]
-    if not isinstance(critical, dict) or set(critical) != {"identity", "image", "type"}:
-        raise fail(_("critical must have exactly identity, image and type"))
-    if critical["type"] != SIGNATURE_TYPE:
-        raise fail(_("unexpected type {kind!r}").format(kind=critical["type"]))
-    image, identity = critical["image"], critical["identity"]
-    if not isinstance(image, dict) or set(image) != {"docker-manifest-digest"}:
-        raise fail("critical.image")
-    if not isinstance(identity, dict) or set(identity) != {"docker-reference"}:
-        raise fail("critical.identity")
-    digest, ref = image["docker-manifest-digest"], identity["docker-reference"]
-    if not isinstance(digest, str) or not isinstance(ref, str):
-        raise fail(_("digest and reference must be strings"))
-    optional = doc.get("optional") or {}
-    creator = optional.get("creator") if isinstance(optional, dict) else None
-    stamp = optional.get("timestamp") if isinstance(optional, dict) else None
+        payload = parse_payload(data)
+    except PayloadError as exc:
+        raise SignatureError(
+            _("invalid signature payload: {what}").format(what=exc.message)
+        ) from exc
     return VerifiedSignature(
         fingerprint,
-        ref,
-        digest,
-        creator if isinstance(creator, str) else None,
-        stamp if isinstance(stamp, int) else None,
+        payload.docker_reference,
+        payload.manifest_digest,
+        payload.creator,
+        payload.timestamp,
     )
-
-
-def matches(
-    verified: VerifiedSignature,
-    image_ref: str,
-    manifest_digest: str,
-    signed_identity: dict[str, Any] | None = None,
-) -> bool:
-    """True when the signature is for this manifest and its identity is accepted by the
-    policy's ``signedIdentity`` rule (containers/image semantics)."""
-    return mismatch(verified, image_ref, manifest_digest, signed_identity) is None
-
-
-def mismatch(
-    verified: VerifiedSignature,
-    image_ref: str,
-    manifest_digest: str,
-    signed_identity: dict[str, Any] | None = None,
-) -> str | None:
-    """None when the signature matches, else c/image's reason text."""
-    if verified.manifest_digest != manifest_digest:
-        return _("Signature for digest {signed} does not match image digest {digest}").format(
-            signed=verified.manifest_digest, digest=manifest_digest
-        )
-    try:
-        signed = reference.parse(verified.docker_reference)
-    except PodsecError:
-        return _("Invalid docker reference {ref!r} in signature").format(
-            ref=verified.docker_reference
-        )
-    image = reference.parse(image_ref)
-    rule = (signed_identity or {}).get("type", "matchRepoDigestOrExact")
-    ident = signed_identity or {}
-    ok: bool
-    if rule == "matchExact":
-        ok = (image.tag is not None or image.digest is not None) and str(image) == str(signed)
-    elif rule == "matchRepoDigestOrExact":
-        ok = _repo_digest_or_exact(image, signed)
-    elif rule == "matchRepository":
-        ok = image.name == signed.name
-    elif rule == "exactReference":
-        ok = str(reference.parse(ident["dockerReference"])) == str(signed)
-    elif rule == "exactRepository":
-        ok = reference.parse(ident["dockerRepository"]).name == signed.name
-    elif rule == "remapIdentity":
-        ok = _repo_digest_or_exact(_remap(image, ident), signed)
-    else:
-        return _("unknown identity rule {rule}").format(rule=rule)
-    if not ok:
-        return _("Signature for identity {ref} is not accepted").format(
-            ref=verified.docker_reference
-        )
-    return None
-
-
-def _repo_digest_or_exact(image: reference.DockerRef, signed: reference.DockerRef) -> bool:
-    if image.digest is not None:
-        return image.name == signed.name
-    if image.tag is not None:
-        return str(image) == str(signed)
-    return False
-
-
-def _remap(image: reference.DockerRef, ident: dict[str, Any]) -> reference.DockerRef:
-    prefix, signed_prefix = str(ident["prefix"]), str(ident["signedPrefix"])
-    name = image.name
-    if name == prefix or name.startswith(prefix.rstrip("/") + "/"):
-        new_name = signed_prefix + name[len(prefix) :]
-        remapped = reference.parse(new_name)
-        return reference.DockerRef(remapped.domain, remapped.path, image.tag, image.digest)
-    return image
 
 
 def fetch_signatures(
@@ -295,9 +451,13 @@ def fetch_signatures(
         url = signature_url(lookaside_base, repo_path, digest, index)
         data = _read_url(url, timeout)
         if data is None:
-            break
+            return out
         out.append(data)
-    return out
+    raise PodsecError(
+        _("server provided {n} signatures, assuming that's unreasonable and a server error").format(
+            n=MAX_SIGNATURES
+        )
+    )
 
 
 def _read_url(url: str, timeout: float) -> bytes | None:
@@ -330,8 +490,7 @@ def _read_url(url: str, timeout: float) -> bytes | None:
 def store_signature(staging_dir: Path, repo_path: str, digest: str, signature: bytes) -> Path:
     """Write the next ``signature-N`` (contiguous numbering) under a file:// staging dir;
     an identical existing signature is not written twice."""
-    algo, _sep, hexpart = digest.partition(":")
-    target = staging_dir / f"{repo_path.strip('/')}@{algo}={hexpart}"
+    target = staging_dir / sig_dir_name(repo_path, digest)
     target.mkdir(parents=True, exist_ok=True)
     index = 1
     while (target / f"signature-{index}").exists():

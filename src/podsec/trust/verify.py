@@ -1,38 +1,40 @@
-"""Decide, like containers/image does on pull, whether an image is accepted.
+"""The one place podsec decides whether an image is accepted — as containers/image does.
 
-:func:`check_image` resolves the most specific policy scope, then evaluates every
-requirement of it (all must pass). A ``signedBy`` requirement fetches ``signature-1, -2 …``
-from the lookaside that registries.d names for the image and accepts when at least one of
-them verifies with the requirement's keys and matches the image (digest + identity rule).
-Used by ``podsec policy explain``, ``podsec images audit`` and ``podsec monitor``.
+:func:`evaluate` takes the policy, the image (transport + reference), its manifest digest
+(always computed from the manifest bytes, see :mod:`podsec.trust.manifest`) and a source of
+signature blobs, finds the most specific scope and checks every requirement in order; the
+first refusal decides, with containers/image's reason. :func:`check_image` adds the
+lookaside lookup (registries.d) and fetches the signatures lazily. The webhook, ``policy
+explain``, ``images audit``, the monitoring plugins, ``images load-sign`` and bundle loading
+all go through here.
+
+Each requirement type has a verifier in :data:`VERIFIERS`; :func:`register` adds one (the
+sigstore verifier plugs in there). ``sigstoreSigned`` is parsed and, until then, refused with
+a clear reason, like ``signedBaseLayer`` is by containers/image.
 """
 
 from __future__ import annotations
 
-import base64
-import tempfile
 import urllib.parse
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.trust import reference, signature
+from podsec.trust import identity, reference, signature
 from podsec.trust.policy import (
     ACCEPT,
+    GPG_KEYS,
     REJECT,
+    SIGNED_BASE_LAYER,
     SIGNED_BY,
+    SIGSTORE_SIGNED,
     Policy,
     Requirement,
     scope_for,
 )
-from podsec.trust.registries_d import (
-    ROOT_BUILTIN,
-    RegistriesD,
-    lookaside_for,
-    signature_dir_url,
-)
+from podsec.trust.registries_d import RegistriesD, lookaside_for, signature_dir_url
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class SignatureCheck:
     reason: str
     fingerprint: str | None = None
     docker_reference: str | None = None
+    claims: signature.Claims | None = None
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,208 @@ class Verdict:
     signatures: tuple[SignatureCheck, ...] = field(default_factory=tuple)
 
 
+SignatureSource = Callable[[], Sequence[bytes]]
+
+
+class Evaluation:
+    """What a verifier sees: the image and its signatures (read once, when first needed)."""
+
+    def __init__(
+        self, host: Host, transport: str, ref: str, digest: str, source: SignatureSource
+    ) -> None:
+        self.host = host
+        self.transport = transport
+        self.ref = ref
+        self.digest = digest
+        self.intended = intended_reference(transport, ref)
+        self._source = source
+        self._blobs: list[bytes] | None = None
+        self.checks: list[SignatureCheck] = []
+
+    def signatures(self) -> list[bytes]:
+        """The signature blobs; one containers/image cannot parse refuses the image."""
+        if self._blobs is None:
+            blobs = list(self._source())
+            for index, blob in enumerate(blobs, 1):
+                problem = signature.blob_problem(blob)
+                if problem is not None:
+                    raise PodsecError(
+                        _("parsing signature-{n}: {err}").format(n=index, err=problem)
+                    )
+            self._blobs = blobs
+        return self._blobs
+
+
+Verifier = Callable[[Evaluation, Requirement], tuple[bool, str]]
+
+
+def intended_reference(transport: str, ref: str) -> reference.DockerRef | None:
+    """The image's docker reference as its transport knows it (``DockerReference()``)."""
+    if transport not in ("docker", "atomic"):
+        return None
+    try:
+        return reference.parse(ref).with_tag_only()
+    except PodsecError:
+        return None
+
+
+def image_name(transport: str, ref: str) -> str:
+    """``transports.ImageName``: docker references are shown in their familiar form."""
+    if transport == "docker":
+        try:
+            return f"docker://{reference.parse(ref).with_tag_only().familiar()}"
+        except PodsecError:
+            pass
+    return f"{transport}:{ref}"
+
+
 def rejected_text(transport: str, image_ref: str) -> str:
-    return _("Running image {transport}://{ref} is rejected by policy.").format(
-        transport=transport, ref=image_ref
+    return _("Running image {image} is rejected by policy.").format(
+        image=image_name(transport, image_ref)
+    )
+
+
+def _accept(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
+    return True, _("accepted")
+
+
+def _reject(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
+    return False, rejected_text(ev.transport, ev.ref)
+
+
+def _base_layer(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
+    return False, _("signedBaseLayer not implemented yet!")
+
+
+def _sigstore_pending(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
+    return False, _(
+        "sigstoreSigned: podsec cannot verify sigstore signatures yet, so this requirement "
+        "refuses the image"
+    )
+
+
+def _key_blobs(host: Host, req: Requirement) -> list[bytes]:
+    if req.key_data is not None:
+        import base64
+
+        return [base64.b64decode(req.key_data)]
+    out = []
+    for key in req.keys:
+        try:
+            out.append(host.path(key).read_bytes())
+        except OSError as exc:
+            raise PodsecError(
+                _("open {path}: {err}").format(path=key, err=exc.strerror or exc)
+            ) from exc
+    return out
+
+
+def _signed_by(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
+    sigs = ev.signatures()
+    rejections: list[str] = []
+    accepted: SignatureCheck | None = None
+    for index, blob in enumerate(sigs, 1):
+        check = _check_one(ev, req, index, blob)
+        ev.checks.append(check)
+        if check.ok and accepted is None:
+            accepted = check
+        elif not check.ok:
+            rejections.append(check.reason)
+    if accepted is not None:
+        return True, _("signature-{n} verified by {fpr}").format(
+            n=accepted.index, fpr=accepted.fingerprint
+        )
+    if not rejections:
+        return False, _("A signature was required, but no signature exists")
+    if len(rejections) == 1:
+        return False, rejections[0]
+    return False, _("None of the signatures were accepted, reasons: {reasons}").format(
+        reasons="; ".join(rejections)
+    )
+
+
+def _check_one(ev: Evaluation, req: Requirement, index: int, blob: bytes) -> SignatureCheck:
+    if req.key_type != GPG_KEYS:
+        why = _('Unimplemented "keyType" value {kind!r}').format(kind=req.key_type)
+        return SignatureCheck(index, False, why, claims=signature.read_claims(blob))
+    try:
+        keys = _key_blobs(ev.host, req)
+    except PodsecError as exc:
+        return SignatureCheck(index, False, exc.message, claims=signature.read_claims(blob))
+    result = signature.examine(blob, keys)
+    verified = result.verified
+    if verified is None:
+        return SignatureCheck(index, False, result.error or "", claims=result.claims)
+    fpr, claimed = verified.fingerprint, verified.docker_reference
+    if verified.manifest_digest != ev.digest:
+        why = _("Signature for digest {digest} does not match").format(
+            digest=verified.manifest_digest
+        )
+        return SignatureCheck(index, False, why, fpr, claimed, result.claims)
+    if not identity.matches(req.signed_identity, ev.intended, claimed):
+        why = _("Signature for identity {ref!r} is not accepted").format(ref=claimed)
+        return SignatureCheck(index, False, why, fpr, claimed, result.claims)
+    return SignatureCheck(index, True, _("verified"), fpr, claimed, result.claims)
+
+
+VERIFIERS: dict[str, Verifier] = {
+    ACCEPT: _accept,
+    REJECT: _reject,
+    SIGNED_BY: _signed_by,
+    SIGNED_BASE_LAYER: _base_layer,
+    SIGSTORE_SIGNED: _sigstore_pending,
+}
+
+
+def register(kind: str, verifier: Verifier) -> None:
+    """Install the verifier of a requirement type (e.g. the sigstore one)."""
+    VERIFIERS[kind] = verifier
+
+
+def _keys(reqs: Sequence[Requirement]) -> tuple[str, ...]:
+    return tuple(k for r in reqs for k in r.keys) + tuple(
+        "keyData" for r in reqs if r.key_data is not None
+    )
+
+
+def evaluate(
+    host: Host,
+    policy: Policy,
+    ref: str,
+    digest: str,
+    signatures: Sequence[bytes] | SignatureSource,
+    *,
+    transport: str = "docker",
+    lookaside_url: str | None = None,
+) -> Verdict:
+    """The verdict for image ``ref`` (``transport``), whose manifest digest is ``digest``,
+    given its signatures (a list, or a callable read only if a requirement needs them)."""
+    if transport == "docker":
+        ref = str(reference.parse(ref))
+    scope, reqs = scope_for(policy, transport, ref)
+    source: SignatureSource = signatures if callable(signatures) else (lambda: signatures)
+    ev = Evaluation(host, transport, ref, digest, source)
+    accepted, reason = True, _("accepted")
+    if not reqs:
+        accepted, reason = False, _("List of verification policy requirements must not be empty")
+    for req in reqs:
+        verifier = VERIFIERS.get(req.type)
+        try:
+            if verifier is None:
+                ok, why = False, _("unknown requirement {kind}").format(kind=req.type)
+            elif req.type in (SIGNED_BY, SIGSTORE_SIGNED) and not digest:
+                ok, why = False, _("the manifest digest of the image is unknown")
+            else:
+                ok, why = verifier(ev, req)
+        except PodsecError as exc:  # unreadable signatures, dead lookaside: a refusal
+            ok, why = False, exc.message
+        if not ok:
+            accepted, reason = False, why
+            break
+        if req.type != ACCEPT:
+            reason = why
+    return Verdict(
+        accepted, scope, reqs, _keys(reqs), lookaside_url, reason, transport, tuple(ev.checks)
     )
 
 
@@ -79,97 +281,38 @@ def check_image(
     *,
     transport: str = "docker",
 ) -> Verdict:
-    """Evaluate ``policy`` for ``image_ref`` (whose manifest has ``manifest_digest``)."""
-    if transport == "docker":
-        image_ref = str(reference.parse(image_ref))
-    scope, reqs = scope_for(policy, transport, image_ref)
-    keys = tuple(k for r in reqs for k in r.keys) + tuple(
-        "keyData" for r in reqs if r.key_data is not None
+    """Evaluate ``policy`` for ``image_ref`` (whose manifest has ``manifest_digest``),
+    reading its signatures from the lookaside registries.d names for it."""
+    if transport != "docker":
+        scope, reqs = scope_for(policy, transport, image_ref)
+        if any(r.type in (SIGNED_BY, SIGSTORE_SIGNED) for r in reqs):
+            return Verdict(
+                False,
+                scope,
+                reqs,
+                _keys(reqs),
+                None,
+                _("signatures can only be checked for docker:// images"),
+                transport,
+            )
+        return evaluate(host, policy, image_ref, manifest_digest, (), transport=transport)
+    ref = reference.parse(image_ref)
+    try:
+        # containers/image resolves the lookaside for every docker image it opens: a bad
+        # URL in the section that applies refuses the image, whatever the policy says
+        base = lookaside_for(registries_d, str(ref))
+    except PodsecError as exc:
+        scope, reqs = scope_for(policy, transport, str(ref))
+        return Verdict(False, scope, reqs, _keys(reqs), None, exc.message, transport)
+    sig_dir = (
+        signature_dir_url(base, ref.path, manifest_digest)
+        if manifest_digest and reference.is_valid_digest(manifest_digest)
+        else None
     )
-    lookaside: str | None = None
-    sig_dir: str | None = None
-    if transport == "docker":
-        lookaside = lookaside_for(registries_d, image_ref) or ROOT_BUILTIN
-        if manifest_digest:
-            sig_dir = signature_dir_url(lookaside, reference.parse(image_ref).path, manifest_digest)
-    accepted, reason = True, _("accepted")
-    checks: tuple[SignatureCheck, ...] = ()
-    fetched: list[bytes] | None = None
-    for req in reqs:
-        if req.type == ACCEPT:
-            continue
-        if req.type == REJECT:
-            accepted, reason = False, rejected_text(transport, image_ref)
-            break
-        if req.type != SIGNED_BY:
-            accepted, reason = (
-                False,
-                _(
-                    "requirement {kind} cannot be checked here (Debian's tools do not support it)"
-                ).format(kind=req.type),
-            )
-            break
-        if transport != "docker" or lookaside is None:
-            accepted, reason = False, _("signatures can only be checked for docker:// images")
-            break
-        if fetched is None:
-            try:
-                fetched = signature.fetch_signatures(
-                    host_url(host, lookaside), reference.parse(image_ref).path, manifest_digest
-                )
-            except PodsecError as exc:  # a dead signature server is a refusal, not a crash
-                accepted, reason = False, exc.message
-                break
-        ok, why, checks = _signed_by(host, req, fetched, image_ref, manifest_digest)
-        if not ok:
-            accepted, reason = False, why
-            break
-    return Verdict(accepted, scope, reqs, keys, sig_dir, reason, transport, tuple(checks))
 
+    def fetch() -> Sequence[bytes]:
+        return signature.fetch_signatures(host_url(host, base), ref.path, manifest_digest)
 
-def _signed_by(
-    host: Host, req: Requirement, sigs: list[bytes], image_ref: str, digest: str
-) -> tuple[bool, str, tuple[SignatureCheck, ...]]:
-    if not sigs:
-        return False, _("A signature was required, but no signature exists"), ()
-    with tempfile.TemporaryDirectory(prefix="podsec-keys.") as tmp:
-        key_files = [host.path(k) for k in req.keys]
-        if req.key_data is not None:
-            data_file = Path(tmp) / "keydata.pgp"
-            try:
-                data_file.write_bytes(base64.b64decode(req.key_data, validate=True))
-            except ValueError:
-                return False, _("keyData is not valid base64"), ()
-            key_files.append(data_file)
-        missing = [k for k in key_files if not k.is_file()]
-        if missing:
-            return (
-                False,
-                _("key file {path} does not exist").format(path=host.unroot(missing[0])),
-                (),
-            )
-        checks = []
-        for index, sig in enumerate(sigs, 1):
-            try:
-                verified = signature.verify(sig, key_files)
-            except PodsecError as exc:
-                checks.append(SignatureCheck(index, False, exc.message))
-                continue
-            why = signature.mismatch(verified, image_ref, digest, req.signed_identity)
-            checks.append(
-                SignatureCheck(
-                    index,
-                    why is None,
-                    why or _("verified"),
-                    verified.fingerprint,
-                    verified.docker_reference,
-                )
-            )
-    good = [c for c in checks if c.ok]
-    if good:
-        return (
-            True,
-            _("signature-{n} verified by {fpr}").format(n=good[0].index, fpr=good[0].fingerprint),
-            tuple(checks),
-        )
-    return False, checks[0].reason, tuple(checks)
+    return evaluate(
+        host, policy, str(ref), manifest_digest, fetch, transport=transport, lookaside_url=sig_dir
+    )

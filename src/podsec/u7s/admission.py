@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from podsec.errors import PodsecError
+from podsec.errors import NotFoundError, PodsecError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -146,26 +146,23 @@ def review(body: dict[str, Any], verify: Verify) -> dict[str, Any]:
 def verify_image(host: Host, image: str) -> tuple[bool, str]:
     """Evaluate the host's policy for ``image`` as it is now in its registry."""
     from podsec.registry import client as registry_client
-    from podsec.trust import policy, reference, registries_d, verify
+    from podsec.trust import manifest, reference, verify, view
 
     try:
         ref = reference.parse(image)
-        pol = policy.load(policy.effective_policy_path(host, None))
-        regd_dir = host.path("/etc/containers/registries.d")
-        regd = (
-            registries_d.load_dir(regd_dir)
-            if regd_dir.is_dir()
-            else registries_d.RegistriesD(None, {})
-        )
-        digest = ref.digest
-        if digest is None:
-            client = registry_client.RegistryClient(
-                registry_client.base_url(ref.domain), timeout=15
+        trust = view.effective(host, None)  # the node's system policy, cached until edited
+        client = registry_client.RegistryClient(registry_client.base_url(ref.domain), timeout=15)
+        try:
+            body = client.manifest(ref.path, ref.digest or ref.tag or "latest")[0]
+        except NotFoundError:
+            return False, _("{image} is not in its registry").format(image=image)
+        # what a signature signs: the digest of these bytes (never Docker-Content-Digest)
+        digest = manifest.digest(body)
+        if ref.digest is not None and digest != ref.digest:
+            return False, _("{image}: the registry served a manifest with digest {digest}").format(
+                image=image, digest=digest
             )
-            digest = client.head_manifest(ref.path, ref.tag or "latest")
-            if digest is None:
-                return False, _("{image} is not in its registry").format(image=image)
-        verdict = verify.check_image(host, image, digest, pol, regd)
+        verdict = verify.check_image(host, image, digest, trust.policy, trust.regd)
     except PodsecError as exc:
         return False, exc.message
     except OSError as exc:
