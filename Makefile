@@ -46,7 +46,7 @@ lint: venv
 
 # The unit suite runs with networking cut off (a new empty network namespace).
 test-unit: venv
-	unshare --net -- $(BIN)/pytest $(PYTEST_UNIT) tests/unit
+	unshare --net -- $(BIN)/pytest $(PYTEST_UNIT) tests/unit tests/conformance
 
 # PYTEST_REAL='-q tests/integration/test_x.py' runs only what it names (before, the whole real
 # suite ran as well); without a tests/ path, both real suites

@@ -99,6 +99,8 @@ class DockerRef:
         return f"{self.name}:{self.tag or DEFAULT_TAG}"
 
     def __str__(self) -> str:
+        if not self.path and self.digest:  # a digest-only reference (ParseAnyReference)
+            return self.digest
         out = self.name
         if self.tag:
             out += f":{self.tag}"
@@ -203,6 +205,25 @@ def parse_named(text: str) -> DockerRef:
     if str(ref) != text:
         raise _bad("repository name must be canonical")
     return ref
+
+
+def parse_any(text: str) -> DockerRef:
+    """``reference.ParseAnyReference``: a 64-hex image ID or a digest alone is a
+    digest-only reference (no name); anything else is parsed normalised."""
+    if _IDENTIFIER_RE.fullmatch(text):
+        return DockerRef("", "", None, f"sha256:{text}")
+    if is_valid_digest(text):
+        return DockerRef("", "", None, text)
+    return parse_normalized(text)
+
+
+def parse_docker_ref(text: str) -> DockerRef:
+    """``reference.ParseDockerRef``: normalised; a tag is dropped when a digest is there,
+    ``:latest`` added when neither is (what a container runtime pulls)."""
+    ref = parse_normalized(text)
+    if ref.tag is not None and ref.digest is not None:
+        return DockerRef(ref.domain, ref.path, None, ref.digest)
+    return ref.with_tag_only()
 
 
 def parse(text: str) -> DockerRef:

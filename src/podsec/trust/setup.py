@@ -187,7 +187,9 @@ def registries_d_text(host: Host) -> str:
     current = files.read_text(path)
     docker: dict[str, rd.Section] = {}
     if current is not None:
-        docker = rd.parse(current, REGISTRIES_D_FILE).docker
+        # podsec rewrites this file as its own: a key it does not know would be dropped
+        # silently, so it is refused (in other files it is only a warning)
+        docker = rd.parse(current, REGISTRIES_D_FILE, own=True).docker
     # any other file in the directory must not define default-docker (merge conflict)
     directory = path.parent
     if directory.is_dir():

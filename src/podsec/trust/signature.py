@@ -292,9 +292,8 @@ def examine(signature: bytes, public_keys: Sequence[bytes | Path]) -> Examined:
         return Examined(
             None, _("Unexpected GPG signature count {count}").format(count=len(valid)), claims
         )
-    # VALIDSIG <fpr> ... the 10th field is the primary key fingerprint
-    fields = valid[0]
-    fingerprint = fields[9] if len(fields) >= 10 else fields[1]
+    # VALIDSIG <fpr> <date> <ts> <expire> <ver> <reserved> <pkalgo> <hash> <class> <primary>
+    fingerprint = _primary(valid[0])
     if fingerprint not in trusted:
         why = _("signature by key {key} is not accepted").format(key=fingerprint)
         return Examined(None, why, claims)
@@ -304,11 +303,16 @@ def examine(signature: bytes, public_keys: Sequence[bytes | Path]) -> Examined:
         return Examined(None, exc.message, claims)
 
 
+def _primary(validsig: list[str]) -> str:
+    """The primary key fingerprint of a VALIDSIG record (the signing key's otherwise)."""
+    return validsig[10] if len(validsig) > 10 else validsig[1]
+
+
 def _claims(records: list[list[str]], data: bytes) -> Claims:
     key_id = None
     for r in records:
-        if r and r[0] == "VALIDSIG" and len(r) >= 10:
-            key_id = r[9]
+        if r and r[0] == "VALIDSIG":
+            key_id = _primary(r)
         elif r and r[0] == "ERRSIG" and len(r) > 1 and key_id is None:
             key_id = r[7] if len(r) > 7 and len(r[7]) == 40 else r[1]
         elif r and r[0] in ("GOODSIG", "BADSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG"):
