@@ -83,8 +83,8 @@ def test_stricter_rules_only_warn_in_other_files(tmp_path, text, field):
 @pytest.mark.parametrize(
     ("url", "write", "problem"),
     [
-        ("ftp://x/", False, "Unsupported scheme"),
-        ("http://x/", True, "not supported"),
+        (":emptyscheme", False, "missing protocol scheme"),
+        ("http://x/%zz", True, "invalid URL escape"),
     ],
 )
 def test_bad_urls_refuse_only_the_scopes_using_them(tmp_path, url, write, problem):

@@ -16,6 +16,7 @@ did not write (``RegistriesD.warnings``), and refusals in podsec's own files.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -270,9 +271,11 @@ def merge(parts: list[RegistriesD]) -> RegistriesD:
 
 def load_dir(path: Path, display: str | None = None, *, builtin: str = ROOT_BUILTIN) -> RegistriesD:
     """Load and merge every ``*.yaml`` in ``path`` (a missing directory is empty)."""
-    if not path.is_dir():
-        return RegistriesD(builtin=builtin)
     shown = display or str(path)
+    if not path.exists():
+        return RegistriesD(builtin=builtin)
+    if not path.is_dir():  # containers/image cannot list it: an error, not "empty"
+        raise ValidationError(_("{file}: not a directory").format(file=shown))
     parts = []
     for f in sorted(path.iterdir()):
         if not f.name.endswith(".yaml"):
@@ -311,37 +314,68 @@ def _chosen(conf: RegistriesD, image_ref: str, write: bool) -> tuple[Section, st
     return None
 
 
-def check_url(url: str, *, write: bool = False) -> str | None:
-    """None for a URL containers/image can use, else why not (its reasons)."""
-    try:
-        parsed = urllib.parse.urlsplit(url)
-    except ValueError as exc:
-        return _("invalid URL: {err}").format(err=exc)
+def url_problem(url: str) -> str | None:
+    """None if Go's url.Parse accepts ``url`` (what containers/image checks when it looks a
+    scope's lookaside up), else its reason. The scheme is checked only when reading."""
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         return _("invalid control character in URL")
     if url.startswith(":"):
         return _("missing protocol scheme")
+    if re.search(r"%(?![0-9A-Fa-f]{2})", url):
+        return _("invalid URL escape")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _port = parts.port
+    except ValueError as exc:
+        return _("invalid URL: {err}").format(err=exc)
+    return None
+
+
+def scheme_problem(url: str, *, write: bool = False) -> str | None:
+    """None when containers/image can read (write) signatures at ``url``."""
+    scheme = urllib.parse.urlsplit(url).scheme
     if write:
-        if parsed.scheme != "file":
+        if scheme != "file":
             return _("writing to {url} is not supported; use a file:// URL").format(url=url)
-    elif parsed.scheme not in _READ_SCHEMES:
+    elif scheme not in _READ_SCHEMES:
         return _("Unsupported scheme when reading signature from {url}").format(url=url)
     return None
 
 
 def lookaside_for(conf: RegistriesD, image_ref: str, *, write: bool = False) -> str:
     """The lookaside base URL for ``image_ref`` as containers/image resolves it: the most
-    specific scope with a URL, then default-docker, then the built-in default. A bad URL
-    is an error naming its file and key — only for the images that use it."""
+    specific scope with a URL, then default-docker, then the built-in default. A URL that
+    does not parse is an error naming its file and key — only for the images that use it."""
     chosen = _chosen(conf, image_ref, write)
     if chosen is None:
         return conf.builtin
     section, key, url = chosen
-    problem = check_url(url, write=write)
+    problem = url_problem(url)
     if problem is not None:
         where = f"{section.where}.{key}" if section.where else key
         raise _fail(section.source or "registries.d", where, problem)
     return url
+
+
+def base_url(top_level: str, repository_path: str) -> str:
+    """containers/image's lookasideStorageBaseURL: ``/`` + the repository path (no host,
+    tag or digest) appended to the top-level URL's path as written."""
+    parts = urllib.parse.urlsplit(top_level)
+    return urllib.parse.urlunsplit(parts._replace(path=parts.path + "/" + repository_path))
+
+
+def storage_url(base: str, digest: str, index: int) -> str:
+    """containers/image's lookasideStorageURL: ``<base>@<algo>=<hex>/signature-<index+1>``;
+    an invalid digest (``sha256:../x``) is an error, never a path."""
+    problem = reference.digest_problem(digest)
+    if problem is not None:
+        raise ValidationError(
+            _("invalid manifest digest {digest!r}: {err}").format(digest=digest, err=problem)
+        )
+    algo, _sep, hexpart = digest.partition(":")
+    parts = urllib.parse.urlsplit(base)
+    path = f"{parts.path}@{algo}={hexpart}/signature-{index + 1}"
+    return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
 def configured_lookaside(conf: RegistriesD, image_ref: str, *, write: bool = False) -> str | None:
@@ -352,19 +386,14 @@ def configured_lookaside(conf: RegistriesD, image_ref: str, *, write: bool = Fal
 
 
 def signature_dir_url(base: str, repository_path: str, digest: str) -> str:
-    """``<base>/<repo path>@<algo>=<hex>``: containers/image appends ``/`` + the folder to
-    the base URL's path as it is (``…/sigstore/`` gives ``…/sigstore//repo@…``)."""
-    from podsec.trust.signature import sig_dir_name
-
-    parts = urllib.parse.urlsplit(base)
-    path = parts.path + "/" + sig_dir_name(repository_path, digest)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+    """The folder of an image's signatures: ``<base>/<repo path>@<algo>=<hex>`` (a base
+    ending in ``/`` gives ``…//repo@…``, as containers/image requests it)."""
+    return storage_url(base_url(base, repository_path), digest, 0).rsplit("/", 1)[0]
 
 
 def signature_url(base: str, repository_path: str, digest: str, index: int) -> str:
-    """``<base>/<repo path without host>@sha256=<hex>/signature-<N>``."""
-    dir_url = urllib.parse.urlsplit(signature_dir_url(base, repository_path, digest))
-    return urllib.parse.urlunsplit(dir_url._replace(path=f"{dir_url.path}/signature-{index}"))
+    """``<base>/<repo path>@sha256=<hex>/signature-<N>`` (N from 1)."""
+    return storage_url(base_url(base, repository_path), digest, index - 1)
 
 
 def render_section(lookaside: str | None, staging: str | None = None, *, indent: int = 2) -> str:

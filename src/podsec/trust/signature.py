@@ -209,14 +209,8 @@ def import_keys(home: Path, keys: Sequence[bytes | Path]) -> list[str]:
         path = key if isinstance(key, Path) else home / f"key-{index}.pgp"
         if not isinstance(key, Path):
             path.write_bytes(key)
-        try:
-            run([*_BASE, "--import", str(path)], extra_env=env, timeout=30)
-        except CommandError as exc:
-            raise SignatureError(
-                _("cannot import public key {key}: {err}").format(
-                    key=path if isinstance(key, Path) else "keyData", err=exc.stderr
-                )
-            ) from exc
+        # data that holds no key imports nothing: "No public keys imported" decides later
+        run([*_BASE, "--import", str(path)], extra_env=env, timeout=30, check=False)
     listed = run(
         [*_BASE, "--with-colons", "--fingerprint", "--list-keys"],
         extra_env=env,
@@ -236,24 +230,16 @@ def import_keys(home: Path, keys: Sequence[bytes | Path]) -> list[str]:
     return out
 
 
-def examine(signature: bytes, public_keys: Sequence[bytes | Path]) -> Examined:
-    """Verify ``signature`` with ``public_keys`` in a throw-away keyring, and read its
-    claims in the same gpg pass (gpg writes the payload even when it cannot trust it)."""
-    problem = blob_problem(signature)
-    if problem is not None:
-        return Examined(None, problem, Claims(problem=problem))
-    body = simple_signing_body(signature)
-    if body is None:
-        why = _("a sigstore signature is not a simple signature")
-        return Examined(None, why, Claims(problem=why))
+def _gpg_decrypt(
+    body: bytes, public_keys: Sequence[bytes | Path]
+) -> tuple[list[str], list[list[str]], bytes, int]:
+    """One gpg pass in a throw-away keyring: (trusted primary fingerprints, status records,
+    the literal data gpg wrote — even when it could not trust it —, exit code)."""
     with _scratch() as tmp:
         home = tmp / "gnupg"
         home.mkdir(mode=0o700)
         env = {"GNUPGHOME": str(home)}
-        try:
-            trusted = import_keys(home, public_keys) if public_keys else []
-        except SignatureError as exc:
-            return Examined(None, exc.message, Claims())
+        trusted = import_keys(home, public_keys) if public_keys else []
         sig_file, out, status = tmp / "sig", tmp / "payload", tmp / "status"
         sig_file.write_bytes(body)
         result = run(
@@ -272,9 +258,15 @@ def examine(signature: bytes, public_keys: Sequence[bytes | Path]) -> Examined:
         )
         records = _status(status.read_text(errors="replace")) if status.exists() else []
         data = out.read_bytes() if out.exists() else b""
-    claims = _claims(records, data)
+    return trusted, records, data, result.returncode
+
+
+def _verdict(
+    trusted: list[str], records: list[list[str]], data: bytes, rc: int
+) -> tuple[bytes, str]:
+    """(signed content, primary fingerprint) as a GPG mechanism's Verify, or SignatureError."""
     if not trusted:
-        return Examined(None, _("No public keys imported"), claims)
+        raise SignatureError(_("No public keys imported"))
     valid = [r for r in records if r and r[0] == "VALIDSIG"]
     bad = [
         r for r in records if r and r[0] in ("BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG")
@@ -282,23 +274,52 @@ def examine(signature: bytes, public_keys: Sequence[bytes | Path]) -> Examined:
     if bad:
         kind, keyid = bad[0][0], bad[0][1] if len(bad[0]) > 1 else "?"
         if kind == "ERRSIG":
-            why = _("Invalid GPG signature: signed by key {key}, which is not trusted").format(
-                key=keyid
+            raise SignatureError(
+                _("Invalid GPG signature: signed by key {key}, which is not trusted").format(
+                    key=keyid
+                )
             )
-        else:
-            why = _("Invalid GPG signature: {kind} by key {key}").format(kind=kind, key=keyid)
-        return Examined(None, why, claims)
-    if len(valid) != 1 or result.returncode != 0 or not data:
-        return Examined(
-            None, _("Unexpected GPG signature count {count}").format(count=len(valid)), claims
+        raise SignatureError(
+            _("Invalid GPG signature: {kind} by key {key}").format(kind=kind, key=keyid)
         )
-    # VALIDSIG <fpr> <date> <ts> <expire> <ver> <reserved> <pkalgo> <hash> <class> <primary>
+    if len(valid) != 1 or rc != 0 or not data:
+        raise SignatureError(_("Unexpected GPG signature count {count}").format(count=len(valid)))
     fingerprint = _primary(valid[0])
     if fingerprint not in trusted:
-        why = _("signature by key {key} is not accepted").format(key=fingerprint)
-        return Examined(None, why, claims)
+        raise SignatureError(_("signature by key {key} is not accepted").format(key=fingerprint))
+    return data, fingerprint
+
+
+def gpg_verify(signature: bytes, public_keys: Sequence[bytes | Path]) -> tuple[bytes, str]:
+    """A GPG mechanism's Verify: (signed content, primary key fingerprint) of a signature by
+    exactly one of ``public_keys``; SignatureError otherwise. The content is not parsed."""
+    problem = blob_problem(signature)
+    if problem is not None:
+        raise SignatureError(problem)
+    body = simple_signing_body(signature)
+    if body is None:
+        raise SignatureError(_("a sigstore signature is not a simple signature"))
+    return _verdict(*_gpg_decrypt(body, public_keys))
+
+
+def examine(signature: bytes, public_keys: Sequence[bytes | Path]) -> Examined:
+    """Verify ``signature`` with ``public_keys`` in a throw-away keyring, and read its
+    claims in the same gpg pass (gpg writes the payload even when it cannot trust it)."""
+    problem = blob_problem(signature)
+    if problem is not None:
+        return Examined(None, problem, Claims(problem=problem))
+    body = simple_signing_body(signature)
+    if body is None:
+        why = _("a sigstore signature is not a simple signature")
+        return Examined(None, why, Claims(problem=why))
     try:
-        return Examined(_parse_payload(data, fingerprint), None, claims)
+        trusted, records, data, rc = _gpg_decrypt(body, public_keys)
+    except SignatureError as exc:
+        return Examined(None, exc.message, Claims())
+    claims = _claims(records, data)
+    try:
+        content, fingerprint = _verdict(trusted, records, data, rc)
+        return Examined(_parse_payload(content, fingerprint), None, claims)
     except SignatureError as exc:
         return Examined(None, exc.message, claims)
 
@@ -475,7 +496,7 @@ def _read_url(url: str, timeout: float) -> bytes | None:
         except OSError as exc:
             raise PodsecError(_("cannot read {url}: {err}").format(url=url, err=exc)) from exc
     if parsed.scheme not in ("http", "https"):
-        raise PodsecError(_("unsupported lookaside URL {url}").format(url=url))
+        raise PodsecError(_("Unsupported scheme when reading signature from {url}").format(url=url))
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - scheme checked
             return bytes(resp.read())

@@ -496,3 +496,13 @@ def main(root: Path, write: Write) -> None:
     from handmade_sigstore import sigstore_tables
 
     sigstore_tables(root, write)
+    import handmade_signature as hs
+
+    hs.payload_tables(write)
+    hs.mechanism_tables(write)
+    hs.signedby_tables(write)
+    hs.manifest_tables(write)
+    hs.scope_tables(write)
+    import handmade_registries
+
+    handmade_registries.registries_tables(write)
