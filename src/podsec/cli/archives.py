@@ -339,7 +339,7 @@ def _report_loaded(env: context.CliEnv, result: object) -> None:
     if env.json:
         output.emit_json(
             {
-                "images": [i.to_json() for i in result.images],
+                "images": [i.as_dict() for i in result.images],
                 "bytes": result.bytes_sent,
                 "seconds": round(result.seconds, 2),
                 "state_file": str(result.state_file) if result.state_file else None,
@@ -412,7 +412,7 @@ def _run_load(
     yes: bool,
     json_output: bool,
 ) -> None:
-    from podsec.registry import load, naming
+    from podsec.registry import load, load_plan, naming
 
     env = context.with_json(ctx, json_output)
     the_arch = naming.check_arch(arch)
@@ -438,7 +438,7 @@ def _run_load(
         policy_path=policy_file or env.host.path("/etc/containers/policy.json"),
         platform=env.settings.platform,
         verify_bundle=verify_bundle,
-        state_dir=load.default_state_dir(Path.home()),
+        state_dir=load_plan.default_state_dir(Path.home()),
         jobs=jobs,
         confirm=_confirm(yes),
     )

@@ -16,6 +16,11 @@ Layers stay uncompressed in the registry, so the manifest digest there is the di
 archive. A re-run skips every image whose tag already holds that digest and passes the
 policy (the state file records progress for the report). Original podsec archives (no
 contents file first) are unpacked to a temporary directory instead.
+
+``load --verify`` makes two passes: a :class:`Verifier` checks every blob and every carried
+signature and sends nothing, then the :class:`Loader` publishes. What is decided before the
+first byte is sent lives in :mod:`~podsec.registry.load_plan`; signing, publishing and
+rollback in :mod:`~podsec.registry.publish`.
 """
 
 from __future__ import annotations
@@ -23,32 +28,26 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
-import os
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from podsec.errors import NotFoundError, PodsecError, UsageError, ValidationError
+from podsec.errors import PodsecError, UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.names import REGISTRY_HOST
 from podsec.progress import NULL_PROGRESS, Progress
-from podsec.registry import compress, naming, oci
+from podsec.registry import compress, load_plan, naming, oci
 from podsec.registry.client import RegistryClient
+from podsec.registry.load_plan import PlannedImage, State, Trust
+from podsec.registry.publish import Publisher
 from podsec.registry.upload import Uploader, drain
-from podsec.trust import keys as trust_keys
-from podsec.trust import manifest as trust_manifest
-from podsec.trust import policy as trust_policy
-from podsec.trust import registries_d, signature, verify
 
 SMALL = 4 << 20  # manifests and configs are read into memory
-BUNDLE_SIGS = "podsec-signatures/"
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class LoadedImage:
     status: str  # "pushed" | "skipped"
     note: str = ""
 
-    def to_json(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str]:
         return {
             "ref": self.ref,
             "target": self.target,
@@ -95,315 +94,48 @@ class LoadResult:
     state_file: Path | None = None
 
 
-@dataclass
-class _Image:
-    entry: oci.ImageEntry
-    target: naming.Reference
-    need: set[str]
-    manifest: bytes | None = None
-    signature: Future[Path | None] | None = None
-    done: bool = False
-    skipped: bool = False
-    note: str = ""
-    bundle_sigs: list[bytes] = field(default_factory=list)
-    staging: Path = Path()
+class _Pass:
+    """One pass over the archive: the metadata files, then the plan as soon as the contents
+    are known (every check before anything is sent), then each blob checked against its
+    digest. This base sends nothing: it is the :class:`Verifier`; :class:`Loader` publishes."""
 
-    @property
-    def repo(self) -> str:
-        return self.target.repo
-
-
-class _State:
-    """Progress of one archive into one target, for the report and for resuming."""
-
-    def __init__(self, path: Path | None, archive: Path, target: str):
-        self.path = path
-        self.lock = threading.Lock()
-        self.data: dict[str, Any] = {"archive": str(archive), "target": target, "images": {}}
-        if path is not None and path.is_file():
-            try:
-                loaded = json.loads(path.read_text())
-                if isinstance(loaded, dict) and isinstance(loaded.get("images"), dict):
-                    self.data = loaded
-            except (OSError, ValueError):
-                pass  # a damaged state file only costs re-checking
-
-    def done(self, ref: str, digest: str) -> bool:
-        entry = self.data["images"].get(ref)
-        return isinstance(entry, dict) and entry.get("digest") == digest
-
-    def record(self, ref: str, target: str, digest: str) -> None:
-        with self.lock:
-            self.data["images"][ref] = {"target": target, "digest": digest, "at": int(time.time())}
-            if self.path is None:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            tmp.replace(self.path)
-
-
-def state_path(state_dir: Path, archive: Path, arch: str, target: str) -> Path:
-    st = archive.stat()
-    key = f"{archive.resolve()}|{st.st_size}|{st.st_mtime_ns}|{arch}|{target}"
-    return state_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
-
-
-def default_state_dir(home: Path) -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(home / ".local" / "state")
-    return Path(base) / "podsec" / "load"
-
-
-class _Loader:
-    def __init__(self, host: Host, req: LoadRequest, progress: Progress):
+    def __init__(self, host: Host, req: LoadRequest, trust: Trust, progress: Progress, task: str):
         self.host = host
         self.req = req
+        self.trust = trust
         self.progress = progress
-        self.images: list[_Image] = []
-        self.blob_repos: dict[str, list[str]] = {}
-        self.have: dict[str, set[str]] = {}
+        self.task_bytes = task
+        self.images: list[PlannedImage] = []
         self.small: dict[str, bytes] = {}
         self.meta: dict[str, bytes] = {}
-        self.errors: list[BaseException] = []
-        self.futures: list[Future[None]] = []
-        self.lock = threading.Lock()
         self.bytes_sent = 0
-        self.pool = ThreadPoolExecutor(max_workers=max(1, req.jobs))
-        self.state: _State | None = None
         self.planned = False
-        self.dry_run = False
-        self.task_bytes = _("load {name}").format(name=req.archive.name)
-        self.task_images = _("images published")
-        self.regd = registries_d.RegistriesD()
-        self.policy: trust_policy.Policy | None = None
-        self.signer_key: Path | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="podsec-load.")
-        self.client: RegistryClient | None = None
-        self.uploader: Uploader | None = None
 
-    # -- configuration checks (before anything is read or sent) ------------------------
-    def configure(self) -> None:
+    def plan(self, contents: oci.Contents) -> None:
         req = self.req
-        if req.registries_d is not None:
-            self.regd = registries_d.load_dir(req.registries_d)
-        if req.policy_path is None or not req.policy_path.is_file():
-            raise NotFoundError(
-                _("no policy at {path}: images could not be verified after the push").format(
-                    path=req.policy_path
-                ),
-                hint=_("run podsec policy create first"),
-            )
-        self.policy = trust_policy.load(req.policy_path)
-        if req.signer is not None:
-            found = trust_keys.find_secret_key(req.gnupg_home, req.signer)
-            if found is None:
-                raise NotFoundError(
-                    _("no secret key for {signer} in {home}").format(
-                        signer=req.signer, home=req.gnupg_home or "~/.gnupg"
-                    ),
-                    hint=_("the image maker's key is made by podsec users create-imagemaker"),
-                )
-            pub = Path(self._tmp.name) / "signer.pgp"
-            pub.write_text(trust_keys.export_public(req.gnupg_home, req.signer))
-            self.signer_key = pub
-
-    def _staging_for(self, ref: str) -> Path:
-        url = registries_d.configured_lookaside(self.regd, ref, write=True)
-        if url is None or not url.startswith("file://"):
-            raise PodsecError(
-                _("no lookaside-staging directory (file://) is configured for {ref}").format(
-                    ref=ref
-                ),
-                hint=_(
-                    "image makers sign through lookaside-staging in registries.d "
-                    "(podsec users create-imagemaker sets it up)"
-                ),
-            )
-        return Path(verify.host_url(self.host, url)[len("file://") :])
-
-    # -- plan ------------------------------------------------------------------------------
-    def plan(self, contents: oci.Contents) -> None:  # noqa: PLR0912 - one check per rule
-        req = self.req
-        if contents.arch and contents.arch != req.arch:
-            raise ValidationError(
-                _("the archive holds {found} images, not {arch}").format(
-                    found=contents.arch, arch=req.arch
-                )
-            )
-        if not contents.images:
-            raise ValidationError(_("{path}: the archive lists no images").format(path=req.archive))
-        for entry in contents.images:
-            if entry.arch and entry.arch != req.arch:
-                raise ValidationError(
-                    _("{ref} in the archive is for {found}, not {arch}").format(
-                        ref=entry.ref, found=entry.arch, arch=req.arch
-                    )
-                )
-        platform = naming.platform_of(contents.images[0].ref)
-        if platform.startswith("k8s-"):
-            raise ValidationError(
-                _("the archive uses the old platform name {platform}; it is not supported").format(
-                    platform=platform
-                ),
-                hint=_("rebuild the archive with podsec images save-k8s"),
-            )
-        if req.target is None and req.platform and req.platform != platform:
-            question = _(
-                "the archive is for platform {found}, this node uses {platform}; continue?"
-            ).format(found=platform, platform=req.platform)
-            if req.confirm is None or not req.confirm(question):
-                raise UsageError(
-                    _("the archive is for platform {found}, not {platform}").format(
-                        found=platform, platform=req.platform
-                    ),
-                    hint=_("pass --yes to load it anyway, or REGISTRY/PATH to choose the target"),
-                )
-        target_text = str(req.target) if req.target else f"registry.local/{platform}"
-        if req.state_dir is not None:
-            self.state = _State(
-                state_path(req.state_dir, req.archive, req.arch, target_text),
-                req.archive,
-                target_text,
-            )
-        else:
-            self.state = _State(None, req.archive, target_text)
-        host = req.target.host if req.target else REGISTRY_HOST
-        url = req.registry_url or f"http://{host}"
-        self.client = RegistryClient(url, timeout=60)
-        self.uploader = Uploader(url)
-        for entry in contents.images:
-            target = naming.target_for(entry.ref, platform, req.target)
-            self.images.append(_Image(entry, target, {b.digest for b in entry.blobs}))
+        platform = load_plan.archive_platform(
+            contents,
+            req.archive,
+            req.arch,
+            target=req.target,
+            node_platform=req.platform,
+            confirm=req.confirm,
+        )
+        self.images = load_plan.planned_images(contents, platform, req.target)
         if req.verify_bundle:
-            self._check_bundle(contents)
+            load_plan.check_bundle(self.host, self.trust.policy, self.images, self.meta, contents)
         for image in self.images:  # every target needs a writable lookaside, checked first
-            image.staging = self._staging_for(str(image.target))
-        if self.dry_run:
-            self.planned = True
-            return
-        self._skip_completed()
-        for image in self.images:
-            if image.skipped:
-                continue
-            for blob in image.entry.blobs:
-                self.blob_repos.setdefault(blob.digest, [])
-                if image.repo not in self.blob_repos[blob.digest]:
-                    self.blob_repos[blob.digest].append(image.repo)
-            image.signature = self.pool.submit(self._sign, image)
-        pending = [i for i in self.images if not i.skipped]
-        self.progress.start(self.task_images, float(len(self.images)), "images")
-        self.progress.advance(self.task_images, len(self.images) - len(pending))
+            image.staging = load_plan.staging_for(self.host, self.trust.regd, str(image.target))
+        self.planned_for(platform)
         self.planned = True
 
-    def _skip_completed(self) -> None:
-        assert self.client is not None and self.state is not None
+    def planned_for(self, platform: str) -> None:
+        """What a pass does once the plan stands (nothing, when only verifying)."""
 
-        def check(image: _Image) -> None:
-            try:
-                body = self.client.manifest(image.repo, _tag(image.target))[0]  # type: ignore[union-attr]
-            except NotFoundError:
-                return
-            # the digest is the manifest's, never the registry's Docker-Content-Digest
-            if not trust_manifest.matches_digest(body, image.entry.digest):
-                return
-            if self._verdict(image).accepted:
-                image.skipped = True
-                image.note = _("already loaded")
-                self.state.record(image.entry.ref, str(image.target), image.entry.digest)  # type: ignore[union-attr]
+    def count(self, n: int) -> None:
+        self.bytes_sent += n
+        self.progress.advance(self.task_bytes, n)
 
-        list(self.pool.map(check, self.images))
-
-    def _verdict(self, image: _Image) -> verify.Verdict:
-        assert self.policy is not None
-        return verify.check_image(
-            self.host, str(image.target), image.entry.digest, self.policy, self.regd
-        )
-
-    # -- signatures --------------------------------------------------------------------
-    def _sign(self, image: _Image) -> Path | None:
-        ref, digest = str(image.target), image.entry.digest
-        if self.req.verify_bundle:
-            stored = None
-            for sig in image.bundle_sigs:
-                stored = self._store(image, sig)
-            return stored
-        assert self.req.signer is not None and self.signer_key is not None
-        existing = self._existing_signature(image)
-        if existing is not None:
-            return existing
-        payload = signature.make_payload(ref, digest)
-        sig = signature.sign(payload, self.req.signer, self.req.gnupg_home, self.req.passphrase)
-        return self._store(image, sig)
-
-    def _store(self, image: _Image, sig: bytes) -> Path:
-        """Write a signature file; a failed write (full disk) leaves no partial file."""
-        folder = image.staging / signature.sig_dir_name(image.target.repo, image.entry.digest)
-        before = set(folder.glob("signature-*")) if folder.is_dir() else set()
-        try:
-            return signature.store_signature(
-                image.staging, image.target.repo, image.entry.digest, sig
-            )
-        except OSError as exc:
-            for path in set(folder.glob("signature-*")) - before:
-                path.unlink(missing_ok=True)
-            raise PodsecError(
-                _("cannot write the signature of {ref} under {path}: {err}").format(
-                    ref=image.target, path=image.staging, err=exc.strerror or exc
-                ),
-                hint=_("free some space and re-run: the image was not published"),
-            ) from exc
-
-    def _existing_signature(self, image: _Image) -> Path | None:
-        """A signature by our key for this image left by an interrupted run: reuse it."""
-        assert self.signer_key is not None
-        folder = image.staging / signature.sig_dir_name(image.target.repo, image.entry.digest)
-        if not folder.is_dir():
-            return None
-        for path in sorted(folder.glob("signature-*")):
-            try:
-                verified = signature.verify(path.read_bytes(), [self.signer_key])
-            except PodsecError:
-                continue
-            # ours: this digest, this exact reference (what _sign would write again)
-            if verified.manifest_digest == image.entry.digest and verified.docker_reference == str(
-                image.target
-            ):
-                return path
-        return None
-
-    def _check_bundle(self, contents: oci.Contents) -> None:
-        """load --verify: every image's bundled signatures must satisfy the TARGET's policy
-        (its own trusted keys) before anything is sent."""
-        assert self.policy is not None
-        for image in self.images:
-            sigs = []
-            for rel in image.entry.signatures:
-                data = self.meta.get(rel)
-                if data is None:
-                    raise ValidationError(
-                        _("{ref}: signature {path} is missing from the archive").format(
-                            ref=image.entry.ref, path=rel
-                        )
-                    )
-                sigs.append(data)
-            if not sigs:
-                raise ValidationError(
-                    _("{ref}: the archive carries no signature for it").format(ref=image.entry.ref),
-                    hint=_("bundles are written by podsec images save --with-signatures"),
-                )
-            verdict = verify.evaluate(
-                self.host, self.policy, str(image.target), image.entry.digest, sigs
-            )
-            if not verdict.accepted:
-                raise ValidationError(
-                    _("{ref}: refused by the policy of this node: {reason}").format(
-                        ref=image.target, reason=verdict.reason
-                    ),
-                    hint=_bundle_hint(contents),
-                )
-            image.bundle_sigs = sigs
-
-    # -- blobs -----------------------------------------------------------------------------
     def small_blob(self, digest: str, data: bytes) -> None:
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise ValidationError(
@@ -413,29 +145,90 @@ class _Loader:
                 hint=_("copy the archive again; nothing of this image was published"),
             )
         self.small[digest] = data
-        manifest_of = [i for i in self.images if i.entry.digest == digest]
-        for image in manifest_of:
-            image.manifest = data
-        if not self.dry_run and digest in self.blob_repos:
+        for image in self.images:
+            if image.entry.digest == digest:
+                image.manifest = data
+        self.small_blob_ready(digest, data)
+
+    def small_blob_ready(self, digest: str, data: bytes) -> None:
+        """A manifest or config arrived and matched its digest."""
+
+    def blob(self, digest: str, size: int, reader: IO[bytes]) -> None:
+        drain(reader, size, digest, self.count)
+
+
+class Verifier(_Pass):
+    """``load --verify``'s first pass: every blob and signature checked, nothing sent."""
+
+
+class Loader(_Pass):
+    """Sends the blobs while they stream, and publishes each image once all of its are in."""
+
+    def __init__(self, host: Host, req: LoadRequest, trust: Trust, progress: Progress):
+        super().__init__(host, req, trust, progress, _("load {name}").format(name=req.archive.name))
+        self.task_images = _("images published")
+        self.blob_repos: dict[str, list[str]] = {}
+        self.have: dict[str, set[str]] = {}
+        self.futures: list[Future[None]] = []
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, req.jobs))
+        self.state: State | None = None
+        self.uploader: Uploader | None = None
+        self.publisher: Publisher | None = None
+
+    def planned_for(self, platform: str) -> None:
+        req = self.req
+        target_text = load_plan.target_text(req.target, platform)
+        path = (
+            load_plan.state_path(req.state_dir, req.archive, req.arch, target_text)
+            if req.state_dir is not None
+            else None
+        )
+        self.state = State(path, req.archive, target_text)
+        url = req.registry_url or f"http://{load_plan.registry_host(req.target)}"
+        self.uploader = Uploader(url)
+        self.publisher = Publisher(
+            self.host,
+            self.trust,
+            RegistryClient(url, timeout=60),
+            self.state,
+            progress=self.progress,
+            task_images=self.task_images,
+            signer=req.signer,
+            gnupg_home=req.gnupg_home,
+            passphrase=req.passphrase,
+            verify_bundle=req.verify_bundle,
+        )
+        self.publisher.skip_completed(self.images, self.pool)
+        for image in self.images:
+            if image.skipped:
+                continue
+            for blob in image.entry.blobs:
+                self.blob_repos.setdefault(blob.digest, [])
+                if image.repo not in self.blob_repos[blob.digest]:
+                    self.blob_repos[blob.digest].append(image.repo)
+            image.signature = self.pool.submit(self.publisher.sign, image)
+        pending = [i for i in self.images if not i.skipped]
+        self.progress.start(self.task_images, float(len(self.images)), "images")
+        self.progress.advance(self.task_images, len(self.images) - len(pending))
+
+    def small_blob_ready(self, digest: str, data: bytes) -> None:
+        if digest in self.blob_repos:
             self.blob(digest, len(data), io.BytesIO(data))
-        elif not self.dry_run:
+        else:
             self._maybe_publish()
 
     def blob(self, digest: str, size: int, reader: IO[bytes]) -> None:
-        def count(n: int) -> None:
-            self.bytes_sent += n
-            self.progress.advance(self.task_bytes, n)
-
-        repos = [] if self.dry_run else self.blob_repos.get(digest, [])
+        repos = self.blob_repos.get(digest, [])
         if not repos:
-            drain(reader, size, digest, count)
+            drain(reader, size, digest, self.count)
             return
         assert self.uploader is not None
         first = repos[0]
         if self.uploader.has_blob(first, digest):
-            drain(reader, size, digest, count)
+            drain(reader, size, digest, self.count)
         else:
-            self.uploader.upload(first, digest, size, reader, count)
+            self.uploader.upload(first, digest, size, reader, self.count)
         with self.lock:
             self.have.setdefault(first, set()).add(digest)
         for repo in repos[1:]:
@@ -452,58 +245,13 @@ class _Loader:
         self._maybe_publish()
 
     def _maybe_publish(self) -> None:
+        assert self.publisher is not None
         for image in self.images:
             if image.done or image.skipped or image.manifest is None:
                 continue
             if image.need <= self.have.get(image.repo, set()):
                 image.done = True
-                self.futures.append(self.pool.submit(self._publish, image))
-
-    def _publish(self, image: _Image) -> None:
-        assert self.client is not None and image.signature is not None
-        assert image.manifest is not None and self.state is not None
-        sig_path = image.signature.result()  # signed before it becomes visible
-        digest = self.client.put_manifest(
-            image.repo, _tag(image.target), image.manifest, image.entry.media_type
-        )
-        if digest != image.entry.digest:
-            self._rollback(image, digest, sig_path)
-            raise ValidationError(
-                _("{ref}: the registry stored digest {got}, expected {expected}").format(
-                    ref=image.target, got=digest, expected=image.entry.digest
-                )
-            )
-        verdict = self._verdict(image)
-        if not verdict.accepted:
-            self._rollback(image, digest, sig_path)
-            raise PodsecError(
-                _("{ref}: the policy refuses the pushed image ({reason}); it was removed").format(
-                    ref=image.target, reason=verdict.reason
-                ),
-                hint=_(
-                    "the policy must trust the signer's key for this path "
-                    "(podsec users create-imagemaker USER@PATH)"
-                ),
-            )
-        image.note = verdict.reason
-        if not any(r.type == "signedBy" for r in verdict.requirements):
-            image.note = _("accepted, but the policy requires no signature for it")
-        self.state.record(image.entry.ref, str(image.target), digest)
-        self.progress.advance(self.task_images)
-
-    def _rollback(self, image: _Image, digest: str, sig_path: Path | None) -> None:
-        assert self.client is not None
-        try:
-            self.client.delete_manifest(image.repo, digest)
-        except PodsecError as exc:
-            raise PodsecError(
-                _(
-                    "{ref} is published but failed verification and could not be deleted: {err}"
-                ).format(ref=image.target, err=exc.message),
-                hint=_("delete it from the registry by hand"),
-            ) from exc
-        if sig_path is not None and not self.req.verify_bundle:
-            sig_path.unlink(missing_ok=True)
+                self.futures.append(self.pool.submit(self.publisher.publish, image))
 
     # -- end ---------------------------------------------------------------------------------
     def wait(self) -> None:
@@ -535,20 +283,6 @@ class _Loader:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self._tmp.cleanup()
-
-
-def _tag(ref: naming.Reference) -> str:
-    return ref.tag or ref.digest or "latest"
-
-
-def _bundle_hint(contents: oci.Contents) -> str:
-    if contents.keys:
-        return _(
-            "the archive carries the signer's public key ({keys}); trust it on this node "
-            "only if you trust its maker"
-        ).format(keys=", ".join(contents.keys))
-    return _("the signer's key is not trusted on this node")
 
 
 def _read(reader: IO[bytes], size: int) -> bytes:
@@ -565,19 +299,22 @@ def load(host: Host, req: LoadRequest, progress: Progress = NULL_PROGRESS) -> Lo
     if req.signer is None and not req.verify_bundle:
         raise UsageError(_("a signer is needed unless the archive's signatures are used"))
     compress.detect(req.archive)  # a clear error for a missing or foreign file first
-    if req.verify_bundle:
-        # pass 1: every blob and signature checked before anything is sent
-        checker = _Loader(host, req, progress)
-        checker.dry_run = True
-        checker.task_bytes = _("verify {name}").format(name=req.archive.name)
-        try:
-            checker.configure()
-            _stream(checker, progress, checker.task_bytes)
-        finally:
-            checker.close()
-    loader = _Loader(host, req, progress)
+    trust = load_plan.load_trust(req.registries_d, req.policy_path, req.signer, req.gnupg_home)
     try:
-        loader.configure()
+        if req.verify_bundle:
+            # pass 1: every blob and signature checked before anything is sent
+            task = _("verify {name}").format(name=req.archive.name)
+            _stream(Verifier(host, req, trust, progress, task), progress, task)
+        return _load(host, req, trust, progress, started)
+    finally:
+        trust.close()
+
+
+def _load(
+    host: Host, req: LoadRequest, trust: Trust, progress: Progress, started: float
+) -> LoadResult:
+    loader = Loader(host, req, trust, progress)
+    try:
         try:
             _stream(loader, progress, loader.task_bytes)
         except BaseException:
@@ -604,9 +341,9 @@ def load(host: Host, req: LoadRequest, progress: Progress = NULL_PROGRESS) -> Lo
         loader.close()
 
 
-def _stream(loader: _Loader, progress: Progress, task: str) -> None:  # noqa: PLR0912
+def _stream(loader: _Pass, progress: Progress, task: str) -> None:  # noqa: PLR0912
     req = loader.req
-    with compress.open_archive(req.archive) as archive:
+    with compress.open_archive(req.archive) as archive, contextlib.ExitStack() as stack:
         spool: Path | None = None
         started = False
         for info in archive:
@@ -637,7 +374,10 @@ def _stream(loader: _Loader, progress: Progress, task: str) -> None:  # noqa: PL
             if not loader.planned:
                 if oci.CONTENTS not in loader.meta:
                     # an original podsec archive: blobs come before the index; unpack it
-                    spool = Path(loader._tmp.name) / "layout"
+                    workdir = stack.enter_context(
+                        tempfile.TemporaryDirectory(prefix="podsec-load.")
+                    )
+                    spool = Path(workdir) / "layout"
                     for name, data in loader.meta.items():
                         (spool / name).parent.mkdir(parents=True, exist_ok=True)
                         (spool / name).write_bytes(data)
@@ -665,7 +405,7 @@ def _stream(loader: _Loader, progress: Progress, task: str) -> None:  # noqa: PL
     progress.finish(task)
 
 
-def _blob_total(loader: _Loader) -> int:
+def _blob_total(loader: _Pass) -> int:
     sizes: dict[str, int] = {}
     for image in loader.images:
         for blob in image.entry.blobs:
@@ -681,7 +421,7 @@ def _spool(archive: compress.ArchiveReader, info: Any, path: Path) -> None:
             out.write(chunk)
 
 
-def _load_layout(loader: _Loader, layout: Path) -> None:
+def _load_layout(loader: _Pass, layout: Path) -> None:
     """Push from an unpacked layout (the original's archives)."""
     contents = oci.Layout.open(layout, loader.req.arch).contents
     loader.plan(contents)
