@@ -22,9 +22,9 @@ from podsec.i18n import _
 # name → "module:attribute"; each area owns its module.
 GROUPS: dict[str, str] = {
     "doctor": "podsec.cli.doctor:doctor",
-    "policy": "podsec.cli.trust:policy",
-    "users": "podsec.cli.trust:users",
-    "services": "podsec.cli.trust:services",
+    "policy": "podsec.cli.policy:policy",
+    "users": "podsec.cli.users:users",
+    "services": "podsec.cli.services:services",
     "images": "podsec.cli.images:images",
     "u7s": "podsec.cli.u7s:u7s",
     "lb": "podsec.cli.lb:lb",

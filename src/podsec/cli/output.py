@@ -5,6 +5,7 @@ rich is imported lazily: monitoring plugins must start in well under 0.3 s.
 
 from __future__ import annotations
 
+import dataclasses
 import json as _json
 import sys
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,18 @@ from podsec.progress import NULL_PROGRESS, Progress
 
 
 def emit_json(data: Any) -> None:
-    click.echo(_json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print ``data`` as JSON: result objects through their ``as_dict()``, other dataclasses
+    field by field, anything else JSON cannot hold (paths, dates) as text."""
+    click.echo(_json.dumps(data, indent=2, ensure_ascii=False, default=_plain))
+
+
+def _plain(obj: Any) -> Any:
+    as_dict = getattr(obj, "as_dict", None)
+    if callable(as_dict):
+        return as_dict()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return str(obj)
 
 
 def info(message: str) -> None:

@@ -1,0 +1,263 @@
+"""``podsec policy``: create the node's image trust policy, show it, explain a decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from podsec.cli import context, output
+from podsec.cli.main import legacy
+from podsec.i18n import _
+
+
+@click.group(help=_("Image trust policy: which images may be pulled, signed by whom."))
+def policy() -> None:
+    pass
+
+
+# ------------------------------------------------------------------------------ policy create
+@policy.command(
+    "create",
+    help=_(
+        "Configure this node's container trust: /etc/hosts names, groups podman and "
+        "podman_dev, /var/sigstore, a reject-by-default policy.json accepting registry.local "
+        "only with the image makers' keys, registries.d lookaside, registry.local as HTTP. "
+        "On a node that is not the registry node, the published policy and keys are "
+        "installed only when pinned with --trust."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec policy create 192.168.1.10\n\n"
+        "  podsec policy create 192.168.1.10 --trust sha256:4f2c...  (other nodes)\n\n"
+        "  podsec policy create 192.168.1.10 --force  (move names mapped elsewhere)"
+    ),
+)
+@click.argument("registry_ip")
+@click.option("--force", is_flag=True, help=_("Move registry.local etc. from another address."))
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    metavar="FINGERPRINT|sha256:HEX",
+    help=_("Pin for the published policy (sha256) or a maker key (fingerprint); repeatable."),
+)
+@click.option(
+    "--registry-node/--client-node",
+    "registry_node",
+    default=None,
+    help=_("Override the automatic check whether REGISTRY_IP is an address of this node."),
+)
+@click.option(
+    "--pause-image",
+    metavar="IMAGE",
+    help=_("Pod infra (pause) image for podman, e.g. registry.local/k8s-p10/pause:3.9."),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@click.pass_context
+def create_policy_cmd(
+    ctx: click.Context,
+    *,
+    registry_ip: str,
+    force: bool,
+    trust: tuple[str, ...],
+    registry_node: bool | None,
+    pause_image: str | None,
+    json_output: bool,
+) -> None:
+    from podsec.trust import setup
+
+    env = context.with_json(ctx, json_output)
+    with output.progress(not env.json) as prog:
+        report = setup.create_policy(
+            env.host,
+            registry_ip,
+            force=force,
+            trust=trust,
+            registry_node=registry_node,
+            pause_image=pause_image,
+            progress=prog,
+        )
+    if env.json:
+        output.emit_json(report)
+        return
+    role = _("registry node") if report.registry_node else _("client node")
+    output.result(_("podsec policy for {addr} ({role})").format(addr=report.address, role=role))
+    for path in report.changed:
+        output.result(_("  changed:   {path}").format(path=path))
+    for path in report.unchanged:
+        output.result(_("  unchanged: {path}").format(path=path))
+    for note in report.notes:
+        output.info(note)
+    if report.pins:
+        output.info(
+            _("other nodes: podsec policy create {addr} {pins}").format(
+                addr=report.address, pins=" ".join(f"--trust {p}" for p in report.pins)
+            )
+        )
+
+
+create_policy_main = legacy("podsec.cli.policy:create_policy_cmd", "podsec-create-policy")
+
+
+# ------------------------------------------------------------------------------ show / explain
+def _user_home(env: context.CliEnv, user: str | None) -> tuple[str, Any]:
+    import getpass
+    from pathlib import Path
+
+    from podsec.errors import NotFoundError
+    from podsec.host import accounts
+
+    name = user or getpass.getuser()
+    entry = accounts.get_user(env.host, name)
+    if entry is None:
+        if user:
+            raise NotFoundError(_("user {name} does not exist").format(name=name))
+        return name, None
+    return name, Path(entry.home)
+
+
+def _req_text(r: Any) -> str:
+    text = str(r.type)
+    if r.keys:
+        text += " " + ",".join(r.keys)
+    if r.key_data:
+        text += " keyData"
+    if r.signed_identity:
+        text += f" ({r.signed_identity.get('type')})"
+    return text
+
+
+@policy.command(
+    "show",
+    help=_("Show the policy that applies to a user (their own file or the system one)."),
+    epilog=_("Examples:\n\n  podsec policy show\n\n  podsec policy show --user alice --json"),
+)
+@click.option("--user", "user", metavar="USER", help=_("Whose view (default: yourself)."))
+@click.option("--json", "json_output", is_flag=True, help=_("Print as JSON."))
+@click.pass_context
+def policy_show_cmd(ctx: click.Context, user: str | None, json_output: bool) -> None:
+    from podsec.trust import policy as pol
+    from podsec.trust import view
+
+    env = context.with_json(ctx, json_output)
+    name, home = _user_home(env, user)
+    trust = view.effective(env.host, home)
+    p, conf, shown = trust.policy, trust.regd, trust.policy_shown
+    regd_shown = trust.regd_shown
+    lookaside = conf.default_docker.url() if conf.default_docker else None
+    if env.json:
+        output.emit_json(
+            {
+                "user": name,
+                "policy_file": shown,
+                "registries_d": regd_shown,
+                "default_lookaside": lookaside or conf.builtin,
+                "warnings": list(trust.warnings),
+                "policy": pol.to_json(p),
+                "signed_registries": pol.signed_registries(p),
+                "unsigned_registries": pol.unsigned_registries(p),
+            }
+        )
+        return
+    output.result(_("policy file: {path} (user {name})").format(path=shown, name=name))
+    output.result(_("registries.d: {path}").format(path=regd_shown))
+    output.result(
+        _("default lookaside: {url}").format(
+            url=lookaside or _("built-in ({url})").format(url=conf.builtin)
+        )
+    )
+    for warning in trust.warnings:
+        output.info(warning)
+    rows = [("*", "default", "; ".join(_req_text(r) for r in p.default))]
+    for t in sorted(p.transports):
+        for scope, reqs in sorted(p.transports[t].items()):
+            rows.append((t, scope or '""', "; ".join(_req_text(r) for r in reqs)))
+    output.table(None, [_("transport"), _("scope"), _("requirements")], rows)
+
+
+@policy.command(
+    "explain",
+    help=_(
+        "Explain the decision for IMAGE: policy file, transport, most specific scope and "
+        "its requirements, keys, lookaside URL — and the verdict after actually fetching "
+        "and verifying the signatures."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec policy explain registry.local/k8s-p10/pause:3.9\n\n"
+        "  podsec policy explain docker://docker.io/library/busybox --user alice --json"
+    ),
+)
+@click.argument("image")
+@click.option("--user", "user", metavar="USER", help=_("Whose view (default: yourself)."))
+@click.option("--json", "json_output", is_flag=True, help=_("Print as JSON."))
+@click.pass_context
+def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_output: bool) -> None:
+    from podsec.registry import explain
+    from podsec.trust import policy as pol
+
+    env = context.with_json(ctx, json_output)
+    name, home = _user_home(env, user)
+    e = explain.explain(env.host, image, home)
+    v = e.verdict
+    if env.json:
+        output.emit_json(
+            {
+                "image": image,
+                "user": name,
+                "policy_file": e.policy_file,
+                "registries_d": e.registries_d,
+                "warnings": list(e.warnings),
+                "transport": e.transport,
+                "reference": e.reference,
+                "manifest_digest": e.manifest_digest,
+                "scope": v.scope,
+                "requirements": [r.to_json() for r in v.requirements],
+                "keys": list(v.keys),
+                "lookaside_url": v.lookaside_url,
+                "signatures": list(v.signatures),
+                "accepted": v.accepted,
+                "reason": v.reason,
+            }
+        )
+    else:
+        scope_text = (
+            _("the global default")
+            if v.scope == pol.DEFAULT_SCOPE
+            else f'transports.{e.transport}["{v.scope}"]'
+        )
+        lines = [
+            _("policy file:  {v}").format(v=e.policy_file),
+            _("transport:    {v}").format(v=e.transport),
+            _("reference:    {v}").format(v=e.reference),
+            _("digest:       {v}").format(v=e.manifest_digest or "-"),
+            _("scope:        {v}").format(v=scope_text),
+        ]
+        lines += [_("requirement:  {v}").format(v=_req_text(r)) for r in v.requirements]
+        if v.lookaside_url:
+            lines.append(_("signatures:   {v}/signature-N").format(v=v.lookaside_url))
+        for s in v.signatures:
+            lines.append(f"  signature-{s.index} [{'ok' if s.ok else '--'}] {s.reason}")
+            lines.append("    " + _claims_text(s.claims))
+        verdict_text = _("ACCEPTED") if v.accepted else _("REFUSED")
+        lines.append(_("verdict:      {v}: {reason}").format(v=verdict_text, reason=v.reason))
+        for line in lines:
+            output.result(line)
+        for warning in e.warnings:
+            output.info(warning)
+    if not v.accepted:
+        ctx.exit(1)
+
+
+def _claims_text(claims: Any) -> str:
+    """A signature's own claims, read without verification (for ``policy explain``)."""
+    if claims is None:
+        return _("claims: -")
+    if claims.problem and not claims.docker_reference:
+        return _("claims (unverified): key {key}; {problem}").format(
+            key=claims.key_id or "?", problem=claims.problem
+        )
+    return _("claims (unverified): identity {ref}, digest {digest}, key {key}").format(
+        ref=claims.docker_reference or "?",
+        digest=claims.manifest_digest or "?",
+        key=claims.key_id or "?",
+    )

@@ -1,0 +1,184 @@
+"""``podsec users``: image users (group podman) and image makers (group podman_dev)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from podsec.cli import context, output
+from podsec.cli.main import legacy
+from podsec.errors import UsageError
+from podsec.i18n import _
+from podsec.names import REGISTRY_HOST
+
+
+@click.group(help=_("Image users (group podman) and image makers (group podman_dev)."))
+def users() -> None:
+    pass
+
+
+# ------------------------------------------------------------------------------ users
+def _read_secrets(
+    names: Sequence[str], *, passwords: bool, passphrases: bool
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Passwords/passphrases: from stdin (one line each, per user in order: password then
+    passphrase), or prompted on a terminal; never from the command line."""
+    pw: dict[str, str] = {}
+    pp: dict[str, str] = {}
+    if passwords or passphrases:
+        lines = sys.stdin.read().splitlines()
+        wanted = len(names) * (int(passwords) + int(passphrases))
+        if len(lines) < wanted:
+            raise UsageError(
+                _("stdin has {have} line(s), {want} expected (one per user and secret)").format(
+                    have=len(lines), want=wanted
+                )
+            )
+        it = iter(lines)
+        for name in names:
+            if passwords:
+                pw[name] = next(it)
+            if passphrases:
+                pp[name] = next(it)
+        return pw, pp
+    if sys.stdin.isatty():
+        for name in names:
+            value = click.prompt(
+                _("password for {name} (empty: none)").format(name=name),
+                default="",
+                hide_input=True,
+                confirmation_prompt=True,
+                show_default=False,
+            )
+            if value:
+                pw[name] = value
+    return pw, pp
+
+
+def _print_users(reports: Sequence[Any], json_out: bool) -> None:
+    if json_out:
+        output.emit_json(reports)
+        return
+    for r in reports:
+        state = _("created") if r.created else _("exists")
+        line = f"{r.name}: {state}"
+        if r.lock:
+            line += "; " + _("~/.config/containers locked: {kind}").format(kind=r.lock)
+        if r.fingerprint:
+            line += "; " + _("key {fpr} for {scope} (sign with --sign-by {by})").format(
+                fpr=r.fingerprint, scope=r.scope, by=r.sign_by
+            )
+        if not r.password_set:
+            line += "; " + _("no password set")
+        output.result(line)
+        for path in r.changed:
+            output.result(_("  changed:   {path}").format(path=path))
+
+
+@users.command(
+    "create-podman",
+    help=_(
+        "Create image users (group podman) with a locked ~/.config/containers holding "
+        "storage.conf; the system policy applies to them. Passwords only from "
+        "--password-stdin (one line per user) or a terminal prompt."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec users create-podman alice bob\n\n"
+        "  printf 'pw1\\npw2\\n' | podsec users create-podman alice bob --password-stdin"
+    ),
+)
+@click.argument("names", nargs=-1, required=True)
+@click.option("--password-stdin", is_flag=True, help=_("Read one password per user from stdin."))
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@click.pass_context
+def create_podman_cmd(
+    ctx: click.Context, names: tuple[str, ...], password_stdin: bool, json_output: bool
+) -> None:
+    from podsec.trust import users as tusers
+
+    env = context.with_json(ctx, json_output)
+    tusers.check_users(names)
+    pw, _pp = _read_secrets(names, passwords=password_stdin, passphrases=False)
+    with output.progress(not env.json) as prog:
+        reports = tusers.create_podman_users(env.host, names, passwords=pw, progress=prog)
+    _print_users(reports, env.json)
+
+
+create_podmanusers_main = legacy("podsec.cli.users:create_podman_cmd", "podsec-create-podmanusers")
+
+
+@users.command(
+    "create-imagemaker",
+    help=_(
+        "Create image makers (groups podman, podman_dev) with a GPG signing key each, the "
+        "public key in /var/sigstore/keys/USER.pgp and a signedBy rule for "
+        "registry.local/REPO_PATH; their pushes with --sign-by sign into /var/sigstore. "
+        "Without arguments: imagemaker for all of registry.local."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec users create-imagemaker alice@k8s-p10 bob@apps\n\n"
+        "  printf 'passphrase\\n' | podsec users create-imagemaker alice --passphrase-stdin\n\n"
+        "  then, as alice: podman push --sign-by alice@registry.local IMG registry.local/k8s-p10/IMG"
+    ),
+)
+@click.argument("specs", nargs=-1, metavar="[USER[@REPO_PATH]]...")
+@click.option("--password-stdin", is_flag=True, help=_("Read one password per user from stdin."))
+@click.option(
+    "--passphrase-stdin",
+    is_flag=True,
+    help=_("Read one GPG key passphrase per user from stdin (after its password)."),
+)
+@click.option(
+    "--email-domain",
+    default=REGISTRY_HOST,
+    show_default=True,
+    help=_("Key uid e-mail domain: USER@DOMAIN is what --sign-by takes."),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@click.pass_context
+def create_imagemaker_cmd(
+    ctx: click.Context,
+    *,
+    specs: tuple[str, ...],
+    password_stdin: bool,
+    passphrase_stdin: bool,
+    email_domain: str,
+    json_output: bool,
+) -> None:
+    from podsec.trust import users as tusers
+
+    env = context.with_json(ctx, json_output)
+    parsed = tusers.parse_maker_specs(specs)
+    names = [s.user for s in parsed]
+    pw, pp = _read_secrets(names, passwords=password_stdin, passphrases=passphrase_stdin)
+    with output.progress(not env.json) as prog:
+        reports = tusers.create_imagemakers(
+            env.host,
+            parsed,
+            passwords=pw,
+            passphrases=pp,
+            email_domain=email_domain,
+            progress=prog,
+        )
+    _print_users(reports, env.json)
+    from podsec.trust import setup
+
+    if not env.json and any(setup.PUBLISHED_POLICY in r.changed for r in reports):
+        from podsec.host import etc_hosts
+
+        address = etc_hosts.lookup(env.host, REGISTRY_HOST) or "REGISTRY_IP"
+        pins = " ".join(f"--trust {p}" for p in setup.pin_values(env.host))
+        if pins:
+            output.info(
+                _(
+                    "the published policy changed; other nodes: podsec policy create {addr} {pins}"
+                ).format(addr=address, pins=pins)
+            )
+
+
+create_imagemakeruser_main = legacy(
+    "podsec.cli.users:create_imagemaker_cmd", "podsec-create-imagemakeruser"
+)
