@@ -23,6 +23,12 @@ class PodsecError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def diagnostics(self) -> list[str]:
+        """What every front end shows, once: the message, then the hint when there is one
+        (the CLI prints them as ``podsec: message`` and an indented hint; a Nagios plugin as
+        its status line and long output)."""
+        return [self.message, self.hint] if self.hint else [self.message]
+
 
 class UsageError(PodsecError):
     """Bad arguments, flags, configuration or environment values (exit 2, nothing written)."""

@@ -119,9 +119,10 @@ def invoke(
         click.echo(_("{prog}: aborted").format(prog=prog_name), err=True)
         sys.exit(130)
     except PodsecError as exc:
-        click.echo(f"podsec: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  {exc.hint}", err=True)
+        message, *hints = exc.diagnostics()
+        click.echo(f"podsec: {message}", err=True)
+        for hint in hints:
+            click.echo(f"  {hint}", err=True)
         if _debug_requested(argv):
             traceback.print_exc()
         sys.exit(exc.exit_code)
@@ -152,10 +153,22 @@ def main() -> NoReturn:
     invoke(cli, "podsec")
 
 
-def legacy(command_spec: str, prog_name: str, **kwargs: Any) -> Callable[[], NoReturn]:
-    """Build a console-script entry point for an original program name."""
+def legacy(command_spec: str, prog_name: str, *, plugin: bool = False) -> Callable[[], NoReturn]:
+    """Build a console-script entry point for an original program name.
+
+    ``plugin``: a Nagios plugin's name — usage errors, internal errors and even ``--help``
+    and ``--version`` exit 3 (UNKNOWN), as the plugin guidelines ask.
+    """
 
     def entry() -> NoReturn:
-        invoke(_load(command_spec), prog_name, **kwargs)
+        if not plugin:
+            invoke(_load(command_spec), prog_name)
+        wants_help = any(a in ("--help", "--version") for a in sys.argv[1:])
+        try:
+            invoke(_load(command_spec), prog_name, usage_exit=3, internal_exit=3)
+        except SystemExit as exc:
+            if wants_help and exc.code in (0, None):
+                sys.exit(3)
+            raise
 
     return entry

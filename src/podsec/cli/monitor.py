@@ -8,19 +8,21 @@ guidelines ask; under ``podsec monitor`` it exits 0 like every podsec command.
 
 from __future__ import annotations
 
-import os
-import signal
+import functools
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from podsec.cli import context
+from podsec.cli.main import legacy
 from podsec.i18n import _
 
+if TYPE_CHECKING:
+    from podsec.monitor.plugin import Check, PluginOptions
+
 PLUGIN_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
-LEVEL_FLAGS = "afchmld"
 
 
 @click.group(
@@ -55,7 +57,29 @@ def _sink_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _plugin_options(func: Callable[..., Any]) -> Callable[..., Any]:
+PluginCommand = Callable[[click.Context, "PluginOptions", bool], NoReturn]
+
+
+def _plugin_options(func: PluginCommand) -> Callable[..., NoReturn]:
+    """The options every weighted plugin takes; the command gets them as PluginOptions."""
+    from podsec.monitor.plugin import PluginOptions
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> NoReturn:
+        levels = {k: kwargs[f"level_{k}"] for k in "afchmldw"}
+        verbosity = kwargs["verbosity"]
+        if not any(levels.values()) and verbosity == 0 and not sys.argv[1:]:
+            verbosity = 2  # the original's defaults with no arguments at all
+        options = PluginOptions(
+            levels=levels,
+            verbosity=verbosity,
+            timeout=kwargs["timeout"],
+            mailto=kwargs["mailto"],
+            syslog_socket=kwargs["syslog_socket"],
+            smtp=kwargs["smtp"],
+        )
+        func(click.get_current_context(), options, kwargs["json_output"])
+
     helps = {
         "a": _("Syslog Crash (priority 0) when the metric is outside RANGE."),
         "f": _("Syslog Fatal (priority 1) when the metric is outside RANGE."),
@@ -66,72 +90,52 @@ def _plugin_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "d": _("Syslog Debug (priority 6) when the metric is outside RANGE."),
         "w": _("Nagios WARNING when the metric is outside RANGE."),
     }
+    out: Callable[..., NoReturn] = command
     for key in reversed("afchmldw"):
-        func = click.option(f"-{key}", f"level_{key}", metavar="RANGE", help=helps[key])(func)
-    func = click.option(
+        out = click.option(f"-{key}", f"level_{key}", metavar="RANGE", help=helps[key])(out)
+    out = click.option(
         "-M", "--mail", "mailto", metavar="EMAIL", help=_("Mail the report to EMAIL when not OK.")
-    )(func)
-    func = click.option("-v", "verbosity", count=True, help=_("More long output (-v, -vv, -vvv)."))(
-        func
+    )(out)
+    out = click.option("-v", "verbosity", count=True, help=_("More long output (-v, -vv, -vvv)."))(
+        out
     )
-    func = click.option(
+    out = click.option(
         "-t",
         "--timeout",
         type=float,
         default=300.0,
         show_default=True,
         help=_("Give up (UNKNOWN) after this many seconds."),
-    )(func)
-    func = click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))(
-        func
+    )(out)
+    out = click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))(
+        out
     )
     # Nagios plugins answer --version (exit 3 under the original names, like --help)
-    func = click.version_option(package_name="podsec", message="%(prog)s %(version)s")(func)
-    return _sink_options(func)
+    out = click.version_option(package_name="podsec", message="%(prog)s %(version)s")(out)
+    return _sink_options(out)
 
 
 def _run_plugin(
-    ctx: click.Context,
-    name: str,
-    tag: str,
-    kwargs: dict[str, Any],
-    probe: Callable[..., Any],
+    ctx: click.Context, check: Check[Any], options: PluginOptions, json_output: bool
 ) -> NoReturn:
-    """Thresholds → probe (guarded) → print, syslog, mail → exit with the state."""
+    """The core runs the plugin; this prints what it shows and exits with its state."""
     from podsec.cli import output
-    from podsec.monitor import plugin, sinks
+    from podsec.monitor import plugin
 
-    syslog = sinks.Syslog(tag, kwargs["syslog_socket"])
-    values = {k: kwargs[f"level_{k}"] for k in "afchmldw"}
-    verbosity = kwargs["verbosity"]
-    if not any(values.values()) and verbosity == 0 and not sys.argv[1:]:
-        verbosity = 2  # the original's defaults with no arguments at all
+    def show(report: plugin.Report) -> None:
+        if json_output:
+            output.emit_json(report)
+        else:
+            click.echo(report.render(), nl=False)
 
-    def probe_report() -> plugin.Report:
-        thresholds, warnings = plugin.build_thresholds(values)
-        for warning in warnings:
-            click.echo(f"{tag}: {warning}", err=True)
-        if os.geteuid() != 0:
-            return plugin.Report(name, plugin.State.UNKNOWN, _("plugin must be run as root user"))
-        env = context.get(ctx)
-        result: plugin.Report = probe(env, thresholds, verbosity, syslog.log)
-        return result
-
-    report = plugin.guarded(name, probe_report, kwargs["timeout"])
-    if kwargs["json_output"]:
-        output.emit_json(report.as_dict())
-    else:
-        click.echo(report.render(), nl=False)
-    mailto = kwargs["mailto"]
-    if mailto and report.state != plugin.State.OK:
-        try:
-            sinks.send_mail(mailto, report.status_line, report.render(), smtp=kwargs["smtp"])
-        except sinks.MailError as exc:
-            click.echo(f"{tag}: {exc.message}", err=True)
-    for error in syslog.errors:
-        click.echo(f"{tag}: {error}", err=True)
-    syslog.close()
-    sys.exit(int(report.state))
+    code = plugin.run(
+        check,
+        options,
+        settings=lambda: context.get(ctx).settings,
+        show=show,
+        warn=_warn,
+    )
+    sys.exit(code)
 
 
 PLUGIN_EPILOG = _(
@@ -156,14 +160,10 @@ PLUGIN_EPILOG = _(
     ),
 )
 @_plugin_options
-@click.pass_context
-def check_policy_cmd(ctx: click.Context, /, **kwargs: Any) -> NoReturn:
+def check_policy_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
     from podsec.monitor import policy_check
 
-    def probe(env: Any, thresholds: Any, verbosity: int, log: Any) -> Any:
-        return policy_check.check(env.host, thresholds, verbosity, log)
-
-    _run_plugin(ctx, policy_check.NAME, policy_check.TAG, kwargs, probe)
+    _run_plugin(ctx, policy_check.PolicyCheck(), options, json_output)
 
 
 @monitor.command(
@@ -179,28 +179,13 @@ def check_policy_cmd(ctx: click.Context, /, **kwargs: Any) -> NoReturn:
     + _("Examples:\n\n  podsec monitor check-images -c 100\n\n  podsec-inotify-check-images -vv"),
 )
 @_plugin_options
-@click.pass_context
-def check_images_cmd(ctx: click.Context, /, **kwargs: Any) -> NoReturn:
+def check_images_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
     from podsec.monitor import images_check
 
-    def probe(env: Any, thresholds: Any, verbosity: int, log: Any) -> Any:
-        return images_check.check(env.host, thresholds, verbosity, log)
-
-    _run_plugin(ctx, images_check.NAME, images_check.TAG, kwargs, probe)
+    _run_plugin(ctx, images_check.ImagesCheck(), options, json_output)
 
 
 # ------------------------------------------------------------------------ watch-containers
-def _stop_flag() -> Callable[[], bool]:
-    stopped = {"now": False}
-
-    def handler(_signum: int, _frame: Any) -> None:
-        stopped["now"] = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-    return lambda: stopped["now"]
-
-
 @monitor.command(
     "watch-containers",
     context_settings=PLUGIN_SETTINGS,
@@ -237,33 +222,31 @@ def watch_containers_cmd(
     import json
 
     from podsec.monitor import containers_watch, sinks
+    from podsec.monitor.daemon import Watcher, run_watcher
 
     env = context.get(ctx)
-    syslog = sinks.Syslog(containers_watch.TAG, syslog_socket)
     containers_watch.raise_watch_limit(env.host, max_user_watches)
 
-    def emit(event: containers_watch.ContainerEvent) -> None:
-        syslog.log(event.priority, event.message())
-        if json_output:
-            click.echo(json.dumps(event.as_dict(), ensure_ascii=False))
-        elif verbose:
-            click.echo(event.message())
+    def watcher(syslog: sinks.Syslog) -> Watcher:
+        def emit(event: containers_watch.ContainerEvent) -> None:
+            syslog.log(event.priority, event.message())
+            if json_output:
+                click.echo(json.dumps(event.as_dict(), ensure_ascii=False))
+            elif verbose:
+                click.echo(event.message())
 
-    def notice(priority: int, text: str) -> None:
-        syslog.log(priority, text)
-        if priority <= 4 or verbose:
-            click.echo(f"{containers_watch.TAG}: {text}", err=True)
+        def notice(priority: int, text: str) -> None:
+            syslog.log(priority, text)
+            if priority <= 4 or verbose:
+                click.echo(f"{containers_watch.TAG}: {text}", err=True)
 
-    watcher = containers_watch.ContainersWatcher(env.host, emit, notice)
-    stop = _stop_flag()
-    try:
-        watcher.run(stop)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        watcher.close()
-        for error in syslog.errors:
-            click.echo(f"{containers_watch.TAG}: {error}", err=True)
+        return containers_watch.ContainersWatcher(env.host, emit, notice)
+
+    run_watcher(containers_watch.TAG, syslog_socket, watcher, warn=_warn)
+
+
+def _warn(text: str) -> None:
+    click.echo(text, err=True)
 
 
 # --------------------------------------------------------------------------- watch-kubeapi
@@ -328,6 +311,7 @@ def watch_kubeapi_cmd(
     from podsec.monitor import audit_install, kubeapi_digest, sinks
     from podsec.monitor import kubeapi_audit as ka
     from podsec.monitor.audit_events import Record
+    from podsec.monitor.daemon import Watcher, run_watcher
 
     if sum((daemon, mail_digest, install)) != 1:
         raise UsageError(_("give exactly one of -d, -m or --install"))
@@ -346,32 +330,24 @@ def watch_kubeapi_cmd(
         count = kubeapi_digest.mail_digest(paths, send)
         click.echo(_("{count} record(s) mailed to {to}").format(count=count, to=to))
         return
-    syslog = sinks.Syslog(ka.TAG, syslog_socket)
-    forbidden = ka.ForbiddenLog(paths.forbidden)
 
-    def sink(records: list[Record]) -> None:
-        forbidden.write(records)
-        for record in records:
-            syslog.log(2, record.message())
-            if json_output:
-                click.echo(record.to_json())
+    def watcher(syslog: sinks.Syslog) -> Watcher:
+        forbidden = ka.ForbiddenLog(paths.forbidden)
 
-    def notice(priority: int, text: str) -> None:
-        syslog.log(priority, text)
-        click.echo(f"{ka.TAG}: {text}", err=True)
+        def sink(records: list[Record]) -> None:
+            forbidden.write(records)
+            for record in records:
+                syslog.log(2, record.message())
+                if json_output:
+                    click.echo(record.to_json())
 
-    follower = ka.follower(paths, sink, notice)
-    try:
-        if once:
-            follower.catch_up()
-        else:
-            follower.follow(_stop_flag())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        forbidden.close()
-        for error in syslog.errors:
-            click.echo(f"{ka.TAG}: {error}", err=True)
+        def notice(priority: int, text: str) -> None:
+            syslog.log(priority, text)
+            click.echo(f"{ka.TAG}: {text}", err=True)
+
+        return ka.Watch(ka.follower(paths, sink, notice), forbidden, once=once)
+
+    run_watcher(ka.TAG, syslog_socket, watcher, warn=_warn)
 
 
 # ----------------------------------------------------------------------------- check-vuln
@@ -414,33 +390,17 @@ def check_vuln_cmd(
     syslog_socket: str,
     smtp: str,
 ) -> NoReturn:
-    from podsec.cli import output
-    from podsec.monitor import plugin, sinks, vuln
+    from podsec.monitor import vuln
+    from podsec.monitor.plugin import PluginOptions
 
-    syslog = sinks.Syslog(vuln.TAG, syslog_socket)
-
-    def probe() -> plugin.Report:
-        env = context.get(ctx)
-        return vuln.check(
-            env.host,
-            server or env.settings.trivy_server,
-            verbosity=verbosity,
-            db_max_age_hours=db_max_age,
-            log=syslog.log,
-        )
-
-    report = plugin.guarded(vuln.NAME, probe, timeout)
-    if json_output:
-        output.emit_json(report.as_dict())
-    else:
-        click.echo(report.render(), nl=False)
-    if mailto and report.state != plugin.State.OK:
-        try:
-            sinks.send_mail(mailto, report.status_line, report.render(), smtp=smtp)
-        except sinks.MailError as exc:
-            click.echo(f"{vuln.TAG}: {exc.message}", err=True)
-    syslog.close()
-    sys.exit(int(report.state))
+    options = PluginOptions(
+        verbosity=verbosity,
+        timeout=timeout,
+        mailto=mailto,
+        syslog_socket=syslog_socket,
+        smtp=smtp,
+    )
+    _run_plugin(ctx, vuln.VulnCheck(server, db_max_age), options, json_output)
 
 
 @monitor.command(
@@ -515,43 +475,19 @@ def install_cmd(ctx: click.Context, enable: bool) -> None:
 
 
 # ---------------------------------------------------------------------- original names
-def _plugin_entry(spec: str, prog: str) -> Callable[[], NoReturn]:
-    """Original names of Nagios plugins: usage errors and --help exit 3 (UNKNOWN)."""
-
-    def entry() -> NoReturn:
-        from podsec.cli.main import _load, invoke
-
-        wants_help = any(a in ("--help", "--version") for a in sys.argv[1:])
-        try:
-            invoke(_load(spec), prog, usage_exit=3, internal_exit=3)
-        except SystemExit as exc:
-            if wants_help and exc.code in (0, None):
-                sys.exit(3)
-            raise
-
-    return entry
-
-
-def _legacy(spec: str, prog: str) -> Callable[[], NoReturn]:
-    def entry() -> NoReturn:
-        from podsec.cli.main import legacy
-
-        legacy(spec, prog)()
-
-    return entry
-
-
-check_policy_main = _plugin_entry(
-    "podsec.cli.monitor:check_policy_cmd", "podsec-inotify-check-policy"
+check_policy_main = legacy(
+    "podsec.cli.monitor:check_policy_cmd", "podsec-inotify-check-policy", plugin=True
 )
-check_images_main = _plugin_entry(
-    "podsec.cli.monitor:check_images_cmd", "podsec-inotify-check-images"
+check_images_main = legacy(
+    "podsec.cli.monitor:check_images_cmd", "podsec-inotify-check-images", plugin=True
 )
-check_vuln_main = _plugin_entry("podsec.cli.monitor:check_vuln_cmd", "podsec-inotify-check-vuln")
-check_containers_main = _legacy(
+check_vuln_main = legacy(
+    "podsec.cli.monitor:check_vuln_cmd", "podsec-inotify-check-vuln", plugin=True
+)
+check_containers_main = legacy(
     "podsec.cli.monitor:watch_containers_cmd", "podsec-inotify-check-containers"
 )
-check_kubeapi_main = _legacy("podsec.cli.monitor:watch_kubeapi_cmd", "podsec-inotify-check-kubeapi")
-build_invulnerable_image_main = _legacy(
+check_kubeapi_main = legacy("podsec.cli.monitor:watch_kubeapi_cmd", "podsec-inotify-check-kubeapi")
+build_invulnerable_image_main = legacy(
     "podsec.cli.monitor:build_image_cmd", "podsec-inotify-build-invulnerable-image"
 )

@@ -21,9 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from podsec.config import Settings
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.monitor import plugin
 from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.plugin import Perf, Report, State, Thresholds
 from podsec.monitor.policy_check import _Cache
@@ -32,7 +34,7 @@ from podsec.monitor.storage import load_images
 NAME = "IMAGES"
 TAG = "podsec-inotify-check-images"
 
-Log = Callable[[int, str], None]
+Log = plugin.Log
 
 
 def texts() -> dict[int, str]:
@@ -116,26 +118,19 @@ def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - 
     return result
 
 
-def report(  # noqa: PLR0912 - one branch per output part
+def report(
     result: Result, thresholds: Thresholds, verbosity: int, log: Log | None = None
 ) -> Report:
     table = texts()
-    for weight, items in result.hits.items():
-        if not items:
-            continue
-        users = sorted({u for u, _i in items})
+
+    def line(weight: int, items: list[tuple[str, str]]) -> Callable[[str], str]:
+        users = ", ".join(sorted({u for u, _i in items}))
         details = ", ".join(f"{u}: {i}" for u, i in items)
-        level = thresholds.syslog_level(weight)
-        if level is not None and log is not None:
-            name, priority = level
-            log(priority, f"{name}: {weight}:: {', '.join(users)} {table[weight]}: {details}")
-    if log is not None:
-        for error in result.errors:
-            log(1, f"Fatal: {error}")
+        return lambda name: f"{name}: {weight}:: {users} {table[weight]}: {details}"
+
     metric = result.metric
-    state = thresholds.state(metric)
-    if state == State.OK and result.errors:
-        state = State.UNKNOWN
+    events = [(w, line(w, items)) for w, items in result.hits.items() if items]
+    state = plugin.summarise(metric, thresholds, events, result.errors, log)
     offenders = sorted({u for items in result.hits.values() for u, _i in items})
     if state == State.OK:
         summary = _("{images} image(s) of {users} user(s) comply with the policies").format(
@@ -162,10 +157,8 @@ def report(  # noqa: PLR0912 - one branch per output part
                 if limit is not None and len(items) > limit:
                     long.append("  " + _("and {n} more").format(n=len(items) - limit))
     long += result.errors
-    warn = thresholds.warning.text if thresholds.warning else ""
-    crit = thresholds.critical.text if thresholds.critical else ""
     perf = [
-        Perf("metric", metric, warn=warn, crit=crit, min=0),
+        plugin.metric_perf(metric, thresholds),
         Perf("images", result.images, min=0),
         Perf("users", result.users, min=0),
     ]
@@ -175,3 +168,17 @@ def report(  # noqa: PLR0912 - one branch per output part
 
 def check(host: Host, thresholds: Thresholds, verbosity: int, log: Log | None = None) -> Report:
     return report(evaluate(host, container_accounts(host)), thresholds, verbosity, log)
+
+
+class ImagesCheck:
+    """``check-images`` for :func:`podsec.monitor.plugin.run`."""
+
+    name = NAME
+    tag = TAG
+    needs_root = True
+
+    def probe(self, host: Host, settings: Settings, log: Log) -> Result:
+        return evaluate(host, container_accounts(host))
+
+    def summarise(self, result: Result, thresholds: Thresholds, verbosity: int, log: Log) -> Report:
+        return report(result, thresholds, verbosity, log)

@@ -115,3 +115,22 @@ def follower(
         label=_("audit log"),
         save_interval=save_interval,
     )
+
+
+class Watch:
+    """``watch-kubeapi -d`` as a :class:`~podsec.monitor.daemon.Watcher`: follow the log
+    (``once``: only what is there now), then close ``forbidden.log``."""
+
+    def __init__(self, follower: Follower[Record], forbidden: ForbiddenLog, *, once: bool):
+        self.follower = follower
+        self.forbidden = forbidden
+        self.once = once
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        if self.once:
+            self.follower.catch_up()
+        else:
+            self.follower.follow(should_stop)
+
+    def close(self) -> None:
+        self.forbidden.close()

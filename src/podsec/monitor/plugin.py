@@ -11,6 +11,9 @@ Probe → evaluate → summarise, as monitoring-plugins and nagiosplugin define 
 * :class:`Report` renders one status line, optional long output and perfdata
   ``'label'=value[UOM];warn;crit;min;max``; human text never contains ``|``.
 * :func:`guarded` turns any internal failure or a timeout into UNKNOWN (exit 3).
+* :func:`run` is the whole plugin: thresholds, the root check, the :class:`Check`'s probe and
+  summary under :func:`guarded`, the report shown, mailed when not OK, syslog flushed; it
+  returns the exit code. :func:`summarise` is the part every weighted check shares.
 """
 
 from __future__ import annotations
@@ -18,14 +21,21 @@ from __future__ import annotations
 import math
 import re
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import FrameType
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from podsec.errors import PodsecError, UsageError
 from podsec.i18n import _
+
+if TYPE_CHECKING:
+    from podsec.config import Settings
+    from podsec.host.paths import Host
+
+Log = Callable[[int, str], None]  # (syslog priority, message)
 
 
 class State(IntEnum):
@@ -273,10 +283,119 @@ def guarded(name: str, probe: Callable[[], Report], timeout: float | None = None
         with deadline(timeout):
             return probe()
     except PodsecError as exc:
-        return Report(name, State.UNKNOWN, exc.message)
+        message, *hints = exc.diagnostics()
+        return Report(name, State.UNKNOWN, message, tuple(hints))
     except Exception as exc:  # the plugin contract: never a traceback, always exit 3
         return Report(
             name,
             State.UNKNOWN,
             _("internal error: {err}").format(err=f"{type(exc).__name__}: {exc}"),
         )
+
+
+# -------------------------------------------------------------------------------- summarise
+def summarise(
+    metric: float,
+    thresholds: Thresholds,
+    events: Iterable[tuple[int, Callable[[str], str]]],
+    errors: Sequence[str],
+    log: Log | None,
+) -> State:
+    """What every weighted check does with its findings, in the original's order: each
+    ``(weight, line)`` event is logged at the syslog level its weight reaches (``line`` gets
+    the level's name), each error as Fatal; then the Nagios state of ``metric`` — UNKNOWN
+    rather than OK when something could not be checked."""
+    for weight, line in events:
+        level = thresholds.syslog_level(weight)
+        if level is not None and log is not None:
+            name, priority = level
+            log(priority, line(name))
+    if log is not None:
+        for error in errors:
+            log(1, f"Fatal: {error}")
+    state = thresholds.state(metric)
+    return State.UNKNOWN if state == State.OK and errors else state
+
+
+def metric_perf(metric: float, thresholds: Thresholds) -> Perf:
+    """The ``metric`` perfdata item with the Nagios thresholds it is judged by."""
+    warn = thresholds.warning.text if thresholds.warning else ""
+    crit = thresholds.critical.text if thresholds.critical else ""
+    return Perf("metric", metric, warn=warn, crit=crit, min=0)
+
+
+# -------------------------------------------------------------------------------------- run
+R = TypeVar("R")
+
+
+class Check(Protocol[R]):
+    """One plugin: ``probe`` looks at the node, ``summarise`` turns what it found into the
+    report (and its syslog lines)."""
+
+    @property
+    def name(self) -> str:
+        """The status line's first word: POLICY, IMAGES, VULN."""
+
+    @property
+    def tag(self) -> str:
+        """The syslog tag: the original program name."""
+
+    @property
+    def needs_root(self) -> bool: ...
+
+    def probe(self, host: Host, settings: Settings, log: Log) -> R: ...
+
+    def summarise(self, result: R, thresholds: Thresholds, verbosity: int, log: Log) -> Report: ...
+
+
+@dataclass(frozen=True)
+class PluginOptions:
+    """The plugin's command line, parsed."""
+
+    levels: Mapping[str, str | None] = field(default_factory=dict)  # a f c h m l d w → RANGE
+    verbosity: int = 0
+    timeout: float | None = 300.0
+    mailto: str | None = None
+    syslog_socket: str = "/dev/log"
+    smtp: str = "localhost:25"
+
+
+def run(
+    check: Check[R],
+    options: PluginOptions,
+    *,
+    settings: Callable[[], Settings],
+    show: Callable[[Report], None],
+    warn: Callable[[str], None],
+) -> int:
+    """The whole plugin; returns its exit code. ``settings`` are read inside the guard (a
+    broken configuration is UNKNOWN too); ``show`` prints the report; ``warn`` gets
+    one-line problems (legacy ranges, mail and syslog failures), already tagged."""
+    import os
+
+    from podsec.host.paths import Host
+    from podsec.monitor import sinks
+
+    syslog = sinks.Syslog(check.tag, options.syslog_socket)
+
+    def probe() -> Report:
+        thresholds, warnings = build_thresholds(options.levels)
+        for warning in warnings:
+            warn(f"{check.tag}: {warning}")
+        if check.needs_root and os.geteuid() != 0:
+            return Report(check.name, State.UNKNOWN, _("plugin must be run as root user"))
+        current = settings()
+        result = check.probe(Host(current.root), current, syslog.log)
+        return check.summarise(result, thresholds, options.verbosity, syslog.log)
+
+    report = guarded(check.name, probe, options.timeout)
+    show(report)
+    if options.mailto and report.state != State.OK:
+        try:
+            sinks.send_mail(options.mailto, report.status_line, report.render(), smtp=options.smtp)
+        except sinks.MailError as exc:
+            warn(f"{check.tag}: {exc.message}")
+    for error in syslog.errors:
+        warn(f"{check.tag}: {error}")
+    syslog.close()
+    return int(report.state)

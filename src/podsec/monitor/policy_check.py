@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from podsec.config import Settings
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.monitor import plugin
 from podsec.monitor.accounts import Account, container_accounts
 from podsec.monitor.plugin import Perf, Report, State, Thresholds
 from podsec.names import GROUP_WHEEL, LOOKASIDE_URL, REGISTRY_HOST
@@ -49,7 +51,7 @@ ALLOWED_TRANSPORTS = ("docker", "containers-storage")
 FS_IOC_GETFLAGS = 0x80086601
 FS_IMMUTABLE_FL = 0x00000010
 
-Log = Callable[[int, str], None]
+Log = plugin.Log
 
 
 @dataclass(frozen=True)
@@ -265,30 +267,23 @@ def _names(users: tuple[str, ...] | list[str], limit: int = 0) -> str:
     return ", ".join(users)
 
 
-def report(  # noqa: PLR0912 - one branch per output part
+def report(
     result: Result, thresholds: Thresholds, verbosity: int, log: Log | None = None
 ) -> Report:
     """Syslog per rule (the original's format), then the Nagios report of the sum."""
     table = rules()
-    for finding in result.findings:
-        level = thresholds.syslog_level(finding.weight)
-        if level is None or log is None:
-            continue
-        name, priority = level
-        log(
-            priority,
+
+    def line(finding: Finding) -> Callable[[str], str]:
+        return lambda name: (
             f"{name}: {name}({finding.weight}): "
             + _("Users {users} {text}").format(
                 users=_names(finding.users), text=table[finding.key].head
-            ),
+            )
         )
-    if log is not None:
-        for error in result.errors:
-            log(1, f"Fatal: {error}")
+
     metric = result.metric
-    state = thresholds.state(metric)
-    if state == State.OK and result.errors:
-        state = State.UNKNOWN
+    events = [(f.weight, line(f)) for f in result.findings]
+    state = plugin.summarise(metric, thresholds, events, result.errors, log)
     offenders = sorted({u for f in result.findings for u in f.users})
     if state == State.OK:
         summary = _("Containerization policies are not violated")
@@ -315,12 +310,7 @@ def report(  # noqa: PLR0912 - one branch per output part
     if verbosity >= 3:
         long.append(_("Checked:"))
         long += [f"  {u.account.name}: {u.policy_path or '-'}" for u in result.users]
-    warn = thresholds.warning.text if thresholds.warning else ""
-    crit = thresholds.critical.text if thresholds.critical else ""
-    perf = [
-        Perf("metric", metric, warn=warn, crit=crit, min=0),
-        Perf("users", len(result.users), min=0),
-    ]
+    perf = [plugin.metric_perf(metric, thresholds), Perf("users", len(result.users), min=0)]
     found = {f.key: f.weight for f in result.findings}
     for key, rule in table.items():
         perf.append(Perf(rule.label, found.get(key, 0), min=0, max=rule.weight or 90))
@@ -332,3 +322,17 @@ def report(  # noqa: PLR0912 - one branch per output part
 def check(host: Host, thresholds: Thresholds, verbosity: int, log: Log | None = None) -> Report:
     """The whole plugin: enumerate accounts, evaluate, report."""
     return report(evaluate(host, container_accounts(host)), thresholds, verbosity, log)
+
+
+class PolicyCheck:
+    """``check-policy`` for :func:`podsec.monitor.plugin.run`."""
+
+    name = NAME
+    tag = TAG
+    needs_root = True
+
+    def probe(self, host: Host, settings: Settings, log: Log) -> Result:
+        return evaluate(host, container_accounts(host))
+
+    def summarise(self, result: Result, thresholds: Thresholds, verbosity: int, log: Log) -> Report:
+        return report(result, thresholds, verbosity, log)

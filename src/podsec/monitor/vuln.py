@@ -15,15 +15,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from podsec.config import Settings
 from podsec.errors import CommandError, PodsecError
 from podsec.host import run as host_run
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.monitor.accounts import Account, container_accounts
-from podsec.monitor.plugin import Perf, Report, State, worst
+from podsec.monitor.plugin import Log, Perf, Report, State, Thresholds, worst
 from podsec.monitor.storage import load_images
 
 NAME = "VULN"
@@ -31,8 +32,6 @@ TAG = "podsec-inotify-check-vuln"
 BUILD_TAG = "podsec-inotify-build-invulnerable-image"
 TRIVY_PORT = 4954
 SCAN_TIMEOUT = 600.0
-
-Log = Callable[[int, str], None]
 
 
 def trivy_program() -> str:
@@ -216,15 +215,9 @@ class VulnResult:
     errors: list[str] = field(default_factory=list)
 
 
-def check(
-    host: Host,
-    server: str,
-    *,
-    verbosity: int = 0,
-    db_max_age_hours: float = 48.0,
-    log: Log | None = None,
-    now: dt.datetime | None = None,
-) -> Report:
+def probe(host: Host, server: str, log: Log | None = None) -> VulnResult:
+    """Scan every account's images with trivy (each user's as that user); each failed,
+    CRITICAL or HIGH image is logged as it is found."""
     result = VulnResult()
     me = os.geteuid()
     for account, images in targets(host):
@@ -253,7 +246,40 @@ def check(
             elif scan.high:
                 log(3, "High: " + scan.summary())
     result.db = db_age()
+    return result
+
+
+def check(
+    host: Host,
+    server: str,
+    *,
+    verbosity: int = 0,
+    db_max_age_hours: float = 48.0,
+    log: Log | None = None,
+    now: dt.datetime | None = None,
+) -> Report:
+    result = probe(host, server, log)
     return report(result, db_max_age_hours, verbosity, now or dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class VulnCheck:
+    """``check-vuln`` for :func:`podsec.monitor.plugin.run` (no thresholds: the states are
+    the original's — CRITICAL found, HIGH found or the DB stale, trivy failed)."""
+
+    server: str | None = None  # default: U7S_TRIVY_SERVER
+    db_max_age_hours: float = 48.0
+    name: str = NAME
+    tag: str = TAG
+    needs_root: bool = False
+
+    def probe(self, host: Host, settings: Settings, log: Log) -> VulnResult:
+        return probe(host, self.server or settings.trivy_server, log)
+
+    def summarise(
+        self, result: VulnResult, thresholds: Thresholds, verbosity: int, log: Log
+    ) -> Report:
+        return report(result, self.db_max_age_hours, verbosity, dt.datetime.now(dt.UTC))
 
 
 def report(result: VulnResult, db_max_age_hours: float, verbosity: int, now: dt.datetime) -> Report:
