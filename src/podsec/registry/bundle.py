@@ -61,7 +61,7 @@ class BundleBuilder:
             )
         ref = naming.parse_reference(source.image)
         scope, reqs = trust_policy.scope_for(self.policy, "docker", str(ref))
-        key_files = [k for r in reqs if r.type == "signedBy" for k in r.keys]
+        key_files = [k for r in reqs if r.type == trust_policy.SIGNED_BY for k in r.keys]
         if not key_files:
             raise ValidationError(
                 _("the policy requires no signature for {image} (scope {scope})").format(

@@ -20,6 +20,7 @@ from podsec.registry import naming
 from podsec.registry.client import RegistryClient
 from podsec.registry.load_plan import PlannedImage, State, Trust
 from podsec.trust import manifest as trust_manifest
+from podsec.trust import policy as trust_policy
 from podsec.trust import signature, verify
 
 
@@ -153,7 +154,7 @@ class Publisher:
                 ),
             )
         image.note = verdict.reason
-        if not any(r.type == "signedBy" for r in verdict.requirements):
+        if not any(r.type == trust_policy.SIGNED_BY for r in verdict.requirements):
             image.note = _("accepted, but the policy requires no signature for it")
         self.state.record(image.entry.ref, str(image.target), digest)
         self.progress.advance(self.task_images)

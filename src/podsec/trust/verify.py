@@ -179,7 +179,16 @@ def _signed_by(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
     )
 
 
+def _key_sources(req: Requirement) -> int:
+    return [req.key_path is not None, req.key_paths is not None, req.key_data is not None].count(
+        True
+    )
+
+
 def _check_one(ev: Evaluation, req: Requirement, index: int, blob: bytes) -> SignatureCheck:
+    if _key_sources(req) != 1:  # a Requirement built in Python, not parsed: never merged
+        why = _('Internal inconsistency: not exactly one of "keyPath", "keyPaths" and "keyData"')
+        return SignatureCheck(index, False, why, claims=signature.read_claims(blob))
     if req.key_type != GPG_KEYS:
         why = _('Unimplemented "keyType" value {kind!r}').format(kind=req.key_type)
         return SignatureCheck(index, False, why, claims=signature.read_claims(blob))
