@@ -132,3 +132,9 @@ def test_scope_lookup(row: dict[str, Any]) -> None:
         else:
             assert scope == case["matched"], case
             assert reqs[0].key_path == f"/{case['matched_transport']}/{case['matched']}"
+
+
+@pytest.mark.parametrize("row", rows("transport_namespaces"))
+def test_transport_namespaces(row: dict[str, Any]) -> None:
+    identity, namespaces = policy.path_identity(row["transport"], row["ref"])
+    assert (identity, namespaces) == (row["identity"], row["namespaces"])

@@ -663,13 +663,29 @@ def _candidates(transport: str, ref: str) -> list[str]:
                 out.append(f"[{store.split('@', 1)[1]}]")
         return out
     if transport in _PATH_SCOPES:
-        path = ref.split(":", 1)[0] if transport != "dir" else ref
-        out = [ref] if ref != path else []
-        parts = Path(path).parts
-        for i in range(len(parts), 1, -1):
-            out.append(str(Path(*parts[:i])))
-        return out
+        identity, namespaces = path_identity(transport, ref)
+        return [identity, *namespaces]
     return [ref] if ref else []
+
+
+def path_identity(transport: str, ref: str) -> tuple[str, list[str]]:
+    """PolicyConfigurationIdentity/Namespaces of a path transport (containers/image):
+    ``dir:``/``sif:`` — the path, then its parents; ``oci:``/``oci-archive:`` — the
+    directory (the image name after ``:`` is not part of it), then itself and its
+    parents; never ``/`` as a namespace."""
+    path = ref.split(":", 1)[0] if transport in ("oci", "oci-archive") else ref
+    identity = _go_clean(path) if path.startswith("/") else path
+    namespaces: list[str] = []
+    current = identity
+    if transport in ("oci", "oci-archive"):
+        while "/" in current and current != "/":
+            namespaces.append(current)
+            current = current[: current.rindex("/")]
+    else:
+        while current.rfind("/") > 0:
+            current = current[: current.rindex("/")]
+            namespaces.append(current)
+    return identity, namespaces
 
 
 def _docker_scopes(policy: Policy, test: Callable[[Requirement], bool]) -> list[str]:

@@ -503,6 +503,7 @@ def main(root: Path, write: Write) -> None:
     hs.signedby_tables(write)
     hs.manifest_tables(write)
     hs.scope_tables(write)
+    hs.transport_tables(write)
     import handmade_registries
 
     handmade_registries.registries_tables(write)

@@ -581,3 +581,57 @@ def scope_tables(write: Write) -> None:
         [{"policy": policy, "cases": rows}],
         "one policy and the scope each image resolves to (matched_transport \"\" = the global default); the test's mock names every transport's images the docker way",
     )
+
+
+def transport_tables(write: Write) -> None:
+    """PolicyConfigurationIdentity/Namespaces of the path transports (their known-path cases)."""
+    rows: list[dict[str, Any]] = []
+    for file, fn, transport, image in [
+        (
+            "directory/directory_transport_test.go",
+            "TestReferencePolicyConfigurationNamespaces",
+            "dir",
+            None,
+        ),
+        (
+            "oci/layout/oci_transport_test.go",
+            "TestReferencePolicyConfigurationNamespaces",
+            "oci",
+            "someimage",
+        ),
+        (
+            "oci/archive/oci_transport_test.go",
+            "TestReferencePolicyConfigurationNamespaces",
+            "oci-archive",
+            "someimage",
+        ),
+    ]:
+        parent_only = transport == "dir"
+        for path in ("/usr/share", "/usr/share/./."):
+            ref = path if image is None else f"{path}:{image}"
+            rows.append(
+                {
+                    "source": f"{file} {fn}",
+                    "transport": transport,
+                    "ref": ref,
+                    "identity": "/usr/share",
+                    "namespaces": ["/usr"] if parent_only else ["/usr/share", "/usr"],
+                }
+            )
+        ref = "/" if image is None else "/:image3"
+        rows.append(
+            {
+                "source": f"{file} {fn}",
+                "transport": transport,
+                "ref": ref,
+                "identity": "/",
+                "namespaces": [],
+            }
+        )
+    write(
+        "transport_namespaces",
+        "directory/directory_transport_test.go",
+        "(the files and functions named in each row)",
+        rows,
+        "the scope identity and namespaces of path-transport images (paths are cleaned; podsec does not resolve symlinks)",
+    )
