@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -117,10 +118,10 @@ def nsenter_cmd(timeout: float, command: tuple[str, ...]) -> int:
 
 @u7s.command("child", hidden=True)
 @click.option("--spec", type=click.Path(path_type=Path), required=True)
-def child_cmd(spec: Path) -> int:
+def child_cmd(spec: Path) -> NoReturn:
     from podsec.u7s import child
 
-    return child.main(spec)
+    child.main(spec)
 
 
 @u7s.command("service", hidden=True)

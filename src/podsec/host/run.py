@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 from podsec.errors import CommandError
 from podsec.i18n import _
@@ -214,6 +214,26 @@ def spawn(
     finally:
         if fh is not None:
             fh.close()
+
+
+def replace_process(argv: Sequence[Arg], *, log_file: Path | None = None) -> NoReturn:
+    """Become ``argv`` (exec, same PID): a step that only prepares and then starts one
+    long-running program need not stay resident beside it. With ``log_file`` both output
+    streams are appended to that file."""
+    args = [str(a) for a in argv]
+    log.info("exec: %s", shlex.join(args))
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    try:
+        os.execvp(args[0], args)  # noqa: S606 - argv list, no shell
+    except FileNotFoundError as exc:
+        raise CommandError(
+            _("program {prog} not found").format(prog=args[0]), argv=args, returncode=None
+        ) from exc
 
 
 # Re-exported so callers never import subprocess themselves.

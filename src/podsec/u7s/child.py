@@ -3,23 +3,21 @@
 It makes the copied-up tree usable for a 1.20 kubelet (private /run/netns and /var/lib/cni,
 per-user persistent /var/lib/{containerd,kubelet,cni} and /var/log, /dev/null over /dev/kmsg,
 files holding the wanted values over three global sysctls), puts the node IP on ``lo``, then
-starts the CRI and stays as the namespace's PID 1: it reaps orphans, forwards SIGTERM and exits
-with the CRI's status, which makes rootlesskit exit and the supervisor notice.
+*becomes* the CRI (exec): one resident Python process less on every node. rootlesskit's own
+child is the namespace's PID 1 and reaps orphans (``--pidns``, its reaper); SIGTERM reaches
+the CRI from rootlesskit, and when the CRI exits rootlesskit exits and the supervisor notices.
+``ready_file`` says the setup is done and which process became the CRI; the node is up once
+the CRI's socket exists too (:func:`podsec.u7s.nsenter.wait_child`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from podsec.errors import PodsecError
-from podsec.host.run import run, spawn
-from podsec.i18n import _
+from podsec.host.run import replace_process, run
 
 
 def _replace_link(path: Path) -> None:
@@ -59,49 +57,16 @@ def setup(spec: dict[str, Any]) -> None:
     run(["ip", "addr", "replace", f"{spec['node_ip']}/32", "dev", "lo"], timeout=10)
 
 
-def serve(spec: dict[str, Any]) -> int:
-    """Start the CRI, signal readiness, reap children until the CRI exits."""
+def start_cri(spec: dict[str, Any]) -> NoReturn:
+    """Replace this process by the CRI; its output goes to its log file."""
+    Path(spec["cri_socket"]).unlink(missing_ok=True)  # a stale socket is not "up"
     ready = Path(spec["ready_file"])
-    ready.unlink(missing_ok=True)
-    socket = Path(spec["cri_socket"])
-    socket.unlink(missing_ok=True)
-    cri = spawn(spec["cri_argv"], log_file=Path(spec["log_file"]), new_session=False)
-    stopping = False
-
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        with contextlib.suppress(ProcessLookupError):
-            cri.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    deadline = time.monotonic() + 60
-    while not socket.exists():
-        if cri.poll() is not None:
-            raise PodsecError(
-                _("{cri} exited during start (see {log})").format(
-                    cri=spec["cri_argv"][0], log=spec["log_file"]
-                )
-            )
-        if time.monotonic() > deadline:
-            raise PodsecError(_("{cri} did not create its socket").format(cri=spec["cri_argv"][0]))
-        time.sleep(0.1)
     ready.write_text(f"{os.getpid()}\n")
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 0
-        except InterruptedError:
-            continue
-        if pid == cri.pid:
-            ready.unlink(missing_ok=True)
-            code = os.waitstatus_to_exitcode(status)
-            return 0 if stopping else (code or 1)
+    replace_process(spec["cri_argv"], log_file=Path(spec["log_file"]))
 
 
-def main(spec_file: Path) -> int:
+def main(spec_file: Path) -> NoReturn:
     spec = json.loads(spec_file.read_text())
+    Path(spec["ready_file"]).unlink(missing_ok=True)
     setup(spec)
-    return serve(spec)
+    start_cri(spec)

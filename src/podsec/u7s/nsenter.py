@@ -48,12 +48,18 @@ def namespace_flags(pid: int) -> list[str]:
 
 
 def wait_child(layout: Layout, timeout: float = 30.0) -> int:
-    """The child's PID once the namespace is up (the CRI answered), retrying until ``timeout``."""
+    """The child's PID once the namespace is up (its setup is done and the CRI made its
+    socket), retrying until ``timeout``."""
     deadline = time.monotonic() + timeout
     ready = layout.runtime_dir / "child.ready"
     while True:
         pid = child_pid(layout)
-        if pid is not None and Path(f"/proc/{pid}").exists() and ready.exists():
+        if (
+            pid is not None
+            and Path(f"/proc/{pid}").exists()
+            and ready.exists()
+            and layout.cri_socket.is_socket()
+        ):
             return pid
         if time.monotonic() > deadline:
             raise NotRunning(
