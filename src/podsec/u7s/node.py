@@ -42,7 +42,9 @@ def start(host: Host, layout: Layout, timeout: float = 90.0) -> int:
     elif pid is None:
         log = host.path(str(layout.log_dir / "supervisor.log"))
         proc = hostrun.spawn(
-            [sys.executable, "-m", "podsec.cli", "u7s", "run"], log_file=log, new_session=True
+            [sys.executable, "-m", "podsec.cli.daemon", "u7s-run"],
+            log_file=log,
+            new_session=True,
         )
         pid = proc.pid
         deadline = time.monotonic() + 10

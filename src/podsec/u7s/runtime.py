@@ -321,16 +321,9 @@ def host_supports(option: str) -> bool:
 
 
 def child_argv(layout: Layout) -> list[str]:
-    """The child step, run by rootlesskit inside the namespaces."""
-    return [
-        sys.executable,
-        "-m",
-        "podsec.cli",
-        "u7s",
-        "child",
-        "--spec",
-        str(layout.child_spec_file),
-    ]
+    """The child step, run by rootlesskit inside the namespaces (``podsec.cli.daemon``: no
+    click; it execs the CRI when its setup is done)."""
+    return [sys.executable, "-m", "podsec.cli.daemon", "child", f"spec={layout.child_spec_file}"]
 
 
 def rootlesskit_argv(plan: NodePlan, layout: Layout) -> list[str]:

@@ -336,7 +336,7 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
 
     plan = load_plan(host)
     if name == "admission-verifier":
-        return [*_podsec(), "admission", "verifier", f"--socket={layout.admission_socket}"]
+        return [*_DAEMON, "admission-verifier", f"socket={layout.admission_socket}"]
     if name == "rootlesskit":
         state = host.path(str(layout.state_dir))
         if state.is_dir():
@@ -372,18 +372,17 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
         return nsenter.argv(
             layout,
             [
-                *_podsec(),
-                "admission",
-                "serve",
-                f"--cert-dir={layout.admission_dir}",
-                f"--socket={layout.admission_socket}",
+                *_DAEMON,
+                "admission-serve",
+                f"cert_dir={layout.admission_dir}",
+                f"socket={layout.admission_socket}",
             ],
         )
     raise SupervisorError(_("unknown service {name}").format(name=name))
 
 
-def _podsec() -> list[str]:
-    return [sys.executable, "-m", "podsec.cli", "u7s"]
+# the resident services start without click (podsec.cli.daemon: RSS on every node)
+_DAEMON = [sys.executable, "-m", "podsec.cli.daemon"]
 
 
 def install_units(host: Host, layout: Layout, plan: NodePlan) -> list[Path]:

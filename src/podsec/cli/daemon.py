@@ -1,0 +1,110 @@
+"""The node's resident services, as the supervisor starts them: without click.
+
+These processes stay in memory for the node's whole life, on every node; click and the
+command tree would add 5–8 MB of RSS to each (measured in ``benchmarks/bench_u7s_node.py``,
+"node footprint"). The supervisor runs them as::
+
+    python -m podsec.cli.daemon NAME [KEY=VALUE ...]
+
+People use the ``podsec u7s …`` commands (``run``, ``admission verifier|serve``), which call
+the same core functions with the same defaults; this entry point parses nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from podsec.errors import PodsecError
+
+if TYPE_CHECKING:
+    from podsec.host.paths import Host
+
+
+def _host() -> Host:
+    from podsec import config
+    from podsec.host.paths import Host
+
+    return Host(config.load(os.environ.get("PODSEC_ROOT")).root)
+
+
+def _u7s_run(opts: Mapping[str, str]) -> int:
+    from podsec.u7s import runtime, supervisor
+
+    host = _host()
+    return supervisor.Supervisor(host, runtime.layout_for(host)).run()
+
+
+def _child(opts: Mapping[str, str]) -> int:
+    from podsec.u7s import child
+
+    child.main(Path(opts["spec"]))
+
+
+def _admission_verifier(opts: Mapping[str, str]) -> int:
+    from podsec.u7s import admission, admission_cache
+
+    ttl = float(opts.get("cache_ttl", admission_cache.DEFAULT_TTL))
+    admission.verifier_server(_host(), Path(opts["socket"]), ttl=ttl).serve_forever()
+    return 0
+
+
+def _admission_serve(opts: Mapping[str, str]) -> int:
+    from podsec.u7s import admission
+
+    port = int(opts.get("port", admission.PORT))
+    admission.webhook_server(Path(opts["cert_dir"]), Path(opts["socket"]), port).serve_forever()
+    return 0
+
+
+DAEMONS: dict[str, Callable[[Mapping[str, str]], int]] = {
+    "u7s-run": _u7s_run,
+    "child": _child,
+    "admission-verifier": _admission_verifier,
+    "admission-serve": _admission_serve,
+}
+
+
+def _logging() -> None:
+    # what podsec.cli.context.setup_logging does at the default level (it imports click)
+    logger = logging.getLogger("podsec")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("podsec: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if os.environ.get("PODSEC_DEBUG") else logging.WARNING)
+    logger.propagate = False
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if args is None else args)
+    try:
+        run = DAEMONS[words[0]]
+        opts = dict(w.split("=", 1) for w in words[1:])
+    except (IndexError, KeyError, ValueError):
+        print(
+            f"usage: python -m podsec.cli.daemon {{{','.join(DAEMONS)}}} [KEY=VALUE ...]",
+            file=sys.stderr,
+        )
+        return 2
+    _logging()
+    try:
+        return run(opts)
+    except PodsecError as exc:
+        print(f"podsec: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyError as exc:
+        print(f"podsec.cli.daemon {words[0]}: missing {exc.args[0]}=…", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
