@@ -31,6 +31,7 @@ from podsec.u7s.runtime import Layout
 
 PIDFILE = "supervisor.pid"
 STATEFILE = "state.json"
+RESTART_PREFIX = "restart-"  # run dir: a restart asked for by restart_service (no back-off)
 
 
 @dataclass(frozen=True)
@@ -240,8 +241,13 @@ class Supervisor:
                 proc.popen = None
                 proc.restarts += 1
                 uptime = now - proc.started
-                proc.backoff = 1.0 if uptime > 30 else min(proc.backoff * 2, 10.0)
-                proc.next_start = now + proc.backoff
+                asked = self.run_dir / f"{RESTART_PREFIX}{proc.service.name}"
+                if asked.exists():  # restart_service: at once, no back-off
+                    asked.unlink(missing_ok=True)
+                    proc.next_start = now
+                else:
+                    proc.backoff = 1.0 if uptime > 30 else min(proc.backoff * 2, 10.0)
+                    proc.next_start = now + proc.backoff
                 changed = True
                 if proc.service.namespace:
                     # a new namespace: everything inside it starts over
@@ -404,7 +410,10 @@ def restart_service(host: Host, layout: Layout, name: str) -> bool:
     pid = entry.get("pid") if isinstance(entry, dict) else None
     if not isinstance(pid, int):
         return False
+    asked = host.path(str(layout.run_dir)) / f"{RESTART_PREFIX}{name}"
+    asked.touch()
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
         return True
+    asked.unlink(missing_ok=True)
     return False
