@@ -1,17 +1,24 @@
 """Find the lines that matter in a large log without splitting it into lines.
 
-The log is read in 16 MiB chunks into one reused buffer and scanned with compiled,
-literal-prefixed regular expressions that find candidate lines in the raw bytes; only
-candidates are parsed. A 1,000,000-event log never becomes Python objects, so anonymous
-memory stays small whatever the file size, and a large catch-up scans its second half in a
-forked child (2 cores: the catch-up is bound by the byte scan, not by parsing).
+A large range of the log is mapped (a window at a time) and a small one — a follower's
+increment — read into a buffer; either is searched in place for literals (:class:`Needle`)
+that mark candidate lines, and only candidates are parsed. A 1,000,000-event log never
+becomes Python objects and is never copied into the process, so anonymous memory stays small
+whatever the file size; a large catch-up scans its second half in a forked child (2 cores:
+the catch-up is bound by the byte scan, not by parsing).
+
+The search is the C library's ``memmem`` (through ctypes, on the buffer in place): glibc's
+short-needle Horspool reads JSON at ~4.5 GB/s where ``bytes.find`` and ``re`` manage 1.3–1.7
+(a page-cached log is read at ~8 GB/s: the scan is the catch-up's cost). ``bytes.find`` is
+the fallback where ``memmem`` cannot be had.
 """
 
 from __future__ import annotations
 
 import array
+import ctypes
+import mmap
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +29,57 @@ T = TypeVar("T")
 _SEEN_MAX = 20000
 _PARALLEL_MIN = 64 << 20
 _CHUNK = 16 << 20
+_MAP_MIN = 4 << 20  # smaller ranges (a follower's increments) are read, not mapped
+_WINDOW = 256 << 20  # mapped at a time (a multiple of the allocation granularity)
+
+
+@dataclass(frozen=True)
+class Needle:
+    """A literal that marks a candidate line; with ``then``, one of those bytes must follow it
+    (``Needle(b'"code":40', b"13")``: 401 or 403, not 404)."""
+
+    literal: bytes
+    then: bytes = b""
+
+
+Buffer = bytes | bytearray | mmap.mmap
+
+
+def _c_memmem() -> Callable[[int, int, bytes, int], int | None] | None:
+    try:
+        fn = ctypes.CDLL(None).memmem
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    return fn
+
+
+_MEMMEM = _c_memmem()
+
+
+def _address(buf: Buffer) -> int:
+    """Where ``buf``'s bytes are (no copy); ``buf`` must stay alive and unresized meanwhile."""
+    if not isinstance(buf, bytes):
+        return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    address = ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value
+    assert address is not None
+    return address
+
+
+def _finder(buf: Buffer) -> Callable[[bytes, int, int], int]:
+    """``find(literal, start, end)`` over ``buf`` (offset or -1), memmem when available."""
+    if _MEMMEM is None or not buf:
+        return buf.find
+    memmem, base = _MEMMEM, _address(buf)
+
+    def find(literal: bytes, start: int, end: int) -> int:
+        if end - start < len(literal):
+            return -1
+        hit = memmem(base + start, end - start, literal, len(literal))
+        return -1 if not hit else hit - base
+
+    return find
 
 
 @dataclass
@@ -33,38 +91,44 @@ class Stats:
 
 
 class Scanner(Generic[T]):
-    """Finds records in a log of lines: ``patterns`` (bytes regular expressions) pick the
-    candidate lines, ``parse(line)`` turns one into a record or None (raising ValueError for a
-    line it cannot read: counted as garbage), and ``key(record)``, when given, names a record
-    so that one seen again (the same line in a rotated copy) is reported once."""
+    """Finds records in a log of lines: ``needles`` pick the candidate lines, ``parse(line)``
+    turns one into a record or None (raising ValueError for a line it cannot read: counted as
+    garbage), and ``key(record)``, when given, names a record so that one seen again (the same
+    line in a rotated copy) is reported once."""
 
     def __init__(
         self,
-        patterns: Sequence[re.Pattern[bytes]],
+        needles: Sequence[Needle],
         parse: Callable[[bytes], T | None],
         *,
         key: Callable[[T], str] | None = None,
         parallel: bool = True,
     ):
-        self.patterns = list(patterns)
+        self.needles = list(needles)
         self.parse = parse
         self.key = key
         self.parallel = parallel
         self.stats = Stats()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def candidates(self, buf: bytes | bytearray, start: int, end: int) -> dict[int, int]:
-        """{line start: line end} of the lines in ``buf[start:end]`` the prefilters match."""
+    def candidates(self, buf: Buffer, start: int, end: int) -> dict[int, int]:
+        """{line start: line end} of the lines in ``buf[start:end]`` a needle marks."""
         lines: dict[int, int] = {}
-        for pattern in self.patterns:
-            search = pattern.search
+        find = _finder(buf)
+        for needle in self.needles:
+            literal, then = needle.literal, needle.then
             pos = start
             while True:
-                m = search(buf, pos, end)
-                if m is None:
+                hit = find(literal, pos, end)
+                if hit < 0:
                     break
-                line_start = buf.rfind(b"\n", start, m.start()) + 1
-                line_end = buf.find(b"\n", m.end(), end)
+                after = hit + len(literal)
+                if then and (after >= end or buf[after] not in then):
+                    pos = hit + 1
+                    continue
+                newline = buf.rfind(b"\n", start, hit)
+                line_start = newline + 1 if newline >= 0 else start
+                line_end = buf.find(b"\n", after, end)
                 if line_end < 0:
                     line_end = end
                 lines[line_start] = line_end
@@ -72,8 +136,51 @@ class Scanner(Generic[T]):
         return lines
 
     def range_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
-        """Candidate lines (absolute offsets) of ``fd[start:end]``, read in chunks into one
-        reused buffer (no page-table work, bounded memory whatever the file size)."""
+        """Candidate lines (absolute offsets) of ``fd[start:end]``: a large range through
+        mapped windows, a small one (a follower's increment) read into a buffer."""
+        if end - start >= _MAP_MIN:
+            lines = self._mapped_candidates(fd, start, end)
+            if lines is not None:
+                return lines
+        return self._read_candidates(fd, start, end)
+
+    def _mapped_candidates(self, fd: int, start: int, end: int) -> dict[int, int] | None:
+        """The file mapped a window at a time and searched in place: no copy into our memory
+        (its pages are the page cache's, not anonymous ones), and the window bounds how much
+        of it is mapped at once. None when the file cannot be mapped."""
+        lines: dict[int, int] = {}
+        pos = start
+        while pos < end:
+            base = pos - pos % mmap.ALLOCATIONGRANULARITY
+            length = min(end - base, _WINDOW)
+            try:
+                # private and writable only so ctypes may take its address; never written
+                window = mmap.mmap(
+                    fd,
+                    length,
+                    flags=mmap.MAP_PRIVATE,
+                    prot=mmap.PROT_READ | mmap.PROT_WRITE,
+                    offset=base,
+                )
+            except (OSError, ValueError, OverflowError):
+                return None if pos == start else lines | self._read_candidates(fd, pos, end)
+            try:
+                lo = pos - base
+                cut = length if base + length >= end else window.rfind(b"\n", lo, length) + 1
+                if cut <= lo:  # one line longer than the window: skip it as unreadable
+                    self.stats.garbage += 1
+                    nxt = _next_newline(fd, base + length, end)
+                    pos = end if nxt < 0 else nxt + 1
+                    continue
+                for s, e in self.candidates(window, lo, cut).items():
+                    lines[base + s] = base + e
+                pos = base + cut
+            finally:
+                window.close()
+        return lines
+
+    def _read_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
+        """Candidate lines of ``fd[start:end]``, read in chunks into one reused buffer."""
         lines: dict[int, int] = {}
         buf = bytearray(min(_CHUNK, max(end - start, 1)))
         view = memoryview(buf)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -179,17 +178,17 @@ def load_revoked(path: Path, notice: Callable[[int, str], None] | None = None) -
         return frozenset()
 
 
-def candidate_patterns(revoked: Iterable[str] = ()) -> list[re.Pattern[bytes]]:
-    """Bytes prefilters: lines that may be 401/403, or made by a revoked user.
+def candidate_needles(revoked: Iterable[str] = ()) -> list[logscan.Needle]:
+    """Lines that may be 401/403, or made by a revoked user.
 
-    One literal-prefixed pattern per question: an alternation would defeat the regex
-    engine's fast literal scan (measured 3x slower on a 800 MB log).
+    The apiserver writes compact JSON (``"code":403``): one needle for both codes, the digit
+    after it picks 1 or 3. The parse decides; a needle only has to miss nothing.
     """
-    patterns = [re.compile(rb":40[13][,}]")]
+    needles = [logscan.Needle(b'"code":40', b"13")]
     for name in sorted(set(revoked)):
         quoted = json.dumps(name)[1:-1].encode()
-        patterns.append(re.compile(re.escape(b'"username":"' + quoted + b'"')))
-    return patterns
+        needles.append(logscan.Needle(b'"username":"' + quoted + b'"'))
+    return needles
 
 
 def scanner(
@@ -198,7 +197,7 @@ def scanner(
     """A log scanner for audit events: the prefilters, :func:`extract`, and each request
     reported once (by audit ID)."""
     return logscan.Scanner(
-        candidate_patterns(revoked),
+        candidate_needles(revoked),
         functools.partial(extract, revoked=revoked),
         key=_audit_id,
         parallel=parallel,

@@ -1,0 +1,99 @@
+"""The log scanner's byte search: literals found in place (memmem), the byte that must follow
+a needle, mapped windows and read chunks finding the same lines, lines across window edges
+and longer than a window, and the bytes.find fallback."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+import pytest
+
+from podsec.host import logscan
+
+
+def scanner(*needles: logscan.Needle, parallel: bool = False) -> logscan.Scanner[bytes]:
+    return logscan.Scanner(list(needles), lambda line: line, parallel=parallel)
+
+
+def lines_of(path: Path, sc: logscan.Scanner[bytes]) -> list[bytes]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        records, offset = logscan.scan_file(fd, 0, sc)
+    finally:
+        os.close(fd)
+    assert offset == path.stat().st_size
+    return records
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    rows = []
+    for i in range(3000):
+        code = (200, 404, 403, 401, 409)[i % 5]
+        pad = "x" * (i * 7 % 300)  # lines of many lengths: every window edge falls somewhere new
+        rows.append(f'{{"auditID":"a{i}","pad":"{pad}","responseStatus":{{"code":{code}}}}}')
+    path = tmp_path / "audit.log"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+CODES = logscan.Needle(b'"code":40', b"13")
+
+
+def test_then_keeps_401_and_403_only(log: Path) -> None:
+    got = lines_of(log, scanner(CODES))
+    assert len(got) == 2 * 3000 // 5
+    assert all(b'"code":403' in line or b'"code":401' in line for line in got)
+    assert not any(b'"code":404' in line for line in got)
+
+
+def test_windows_and_chunks_find_the_same_lines(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    want = [line for line in log.read_bytes().splitlines() if b'"code":403' in line]
+    needle = logscan.Needle(b'"code":403')
+    monkeypatch.setattr(logscan, "_MAP_MIN", 1 << 40)  # read in chunks
+    monkeypatch.setattr(logscan, "_CHUNK", 4096)
+    assert lines_of(log, scanner(needle)) == want
+    monkeypatch.setattr(logscan, "_MAP_MIN", 0)  # mapped, in windows of two granules
+    monkeypatch.setattr(logscan, "_WINDOW", 2 * mmap.ALLOCATIONGRANULARITY)
+    assert lines_of(log, scanner(needle)) == want
+
+
+def test_a_line_longer_than_a_window_is_skipped_as_garbage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logscan, "_MAP_MIN", 0)
+    monkeypatch.setattr(logscan, "_WINDOW", mmap.ALLOCATIONGRANULARITY)
+    path = tmp_path / "audit.log"
+    huge = b'{"x":"' + b"y" * (3 * mmap.ALLOCATIONGRANULARITY) + b'","code":403}'
+    path.write_bytes(b'{"id":1,"code":403}\n' + huge + b'\n{"id":2,"code":403}\n')
+    sc = scanner(CODES)
+    assert lines_of(path, sc) == [b'{"id":1,"code":403}', b'{"id":2,"code":403}']
+    assert sc.stats.garbage == 1
+
+
+def test_without_memmem_the_same_lines(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_memmem = lines_of(log, scanner(CODES))
+    monkeypatch.setattr(logscan, "_MEMMEM", None)
+    assert lines_of(log, scanner(CODES)) == with_memmem
+
+
+def test_search_in_bytes_bytearray_and_a_map(tmp_path: Path) -> None:
+    data = b"aa\nb needle c\nneedle\nd\n"
+    sc = scanner(logscan.Needle(b"needle"))
+    want = {3: 13, 14: 20}
+    assert sc.candidates(data, 0, len(data)) == want
+    assert sc.candidates(bytearray(data), 0, len(data)) == want
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    with path.open("r+b") as fh:
+        window = mmap.mmap(fh.fileno(), 0)
+        try:
+            assert sc.candidates(window, 0, len(data)) == want
+            # the end bounds the search: a needle crossing it is not seen
+            assert sc.candidates(window, 0, 17) == {3: 13}
+        finally:
+            window.close()
