@@ -49,9 +49,7 @@ def test_then_keeps_401_and_403_only(log: Path) -> None:
     assert not any(b'"code":404' in line for line in got)
 
 
-def test_windows_and_chunks_find_the_same_lines(
-    log: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_windows_and_chunks_find_the_same_lines(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     want = [line for line in log.read_bytes().splitlines() if b'"code":403' in line]
     needle = logscan.Needle(b'"code":403')
     monkeypatch.setattr(logscan, "_MAP_MIN", 1 << 40)  # read in chunks
