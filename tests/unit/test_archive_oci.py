@@ -184,7 +184,7 @@ def test_level_range() -> None:
         compress.XZ.with_level(12)
     assert compress.ZSTD.with_level(22).compress_argv("amd64", 2)[2] == "--ultra"
     argv = compress.XZ.compress_argv("amd64", 1, dict_mib=128)
-    assert "--x86" in argv and "--lzma2=preset=9,nice=32,depth=6,dict=128MiB" in argv
+    assert "--x86" in argv and "--lzma2=preset=9,nice=16,depth=4,dict=128MiB" in argv
     assert "--arm64" in compress.XZ.compress_argv("arm64", 2)
 
 
