@@ -290,11 +290,21 @@ def admission_group() -> None:
     required=True,
     help=_("The unix socket to listen on."),
 )
-def admission_verifier_cmd(socket_path: Path) -> None:
+@click.option(
+    "--cache-ttl",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help=_(
+        "Seconds an accepted verdict is reused for the same image digest while policy.json, "
+        "registries.d and the keys stay unchanged (0: verify every time)."
+    ),
+)
+def admission_verifier_cmd(socket_path: Path, cache_ttl: float) -> None:
     from podsec.u7s import admission
 
     env = context.get()
-    admission.verifier_server(env.host, socket_path).serve_forever()
+    admission.verifier_server(env.host, socket_path, ttl=cache_ttl).serve_forever()
 
 
 @admission_group.command(

@@ -30,14 +30,20 @@ import json
 import socket
 import socketserver
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podsec.errors import NotFoundError, PodsecError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
+from podsec.u7s import admission_cache
+
+if TYPE_CHECKING:
+    from podsec.trust.policy import Policy, Requirement
+    from podsec.trust.view import TrustView
 
 PORT = 9443
 NAME = "podsec-u7s-signed-images"
@@ -144,30 +150,82 @@ def review(body: dict[str, Any], verify: Verify) -> dict[str, Any]:
 
 
 def verify_image(host: Host, image: str) -> tuple[bool, str]:
-    """Evaluate the host's policy for ``image`` as it is now in its registry."""
-    from podsec.registry import client as registry_client
-    from podsec.trust import manifest, reference, verify, view
+    """Evaluate the host's policy for ``image`` as it is now in its registry (no cache)."""
+    return Verifier(host, cache=None)(image)
 
-    try:
-        ref = reference.parse(image)
-        trust = view.effective(host, None)  # the node's system policy, cached until edited
-        client = registry_client.RegistryClient(registry_client.base_url(ref.domain), timeout=15)
+
+class Verifier:
+    """The webhook's decision: the node's trust view (:func:`podsec.trust.view.effective`,
+    re-read when a file changes) and, with a cache, accepted verdicts remembered per digest
+    while none of their inputs changed (:mod:`podsec.u7s.admission_cache`)."""
+
+    def __init__(self, host: Host, cache: admission_cache.VerdictCache | None):
+        self.host = host
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._keys: tuple[Policy | None, list[Path]] = (None, [])
+
+    def _trust(self) -> tuple[admission_cache.Stamp, TrustView]:
+        """The identity of every input (taken first: a change while the view is read makes
+        the next request look again) and the trust view."""
+        from podsec.trust import view
+
+        policy_path, regd_path = view.paths(self.host, None)
+        base = admission_cache.stamp(admission_cache.config_files(policy_path, regd_path))
+        trust = view.effective(self.host, None)
+        with self._lock:
+            if self._keys[0] is not trust.policy:
+                named = {self.host.path(k) for r in _requirements(trust.policy) for k in r.keys}
+                self._keys = (trust.policy, sorted(named))
+            keys = self._keys[1]
+        return base + admission_cache.stamp(keys), trust
+
+    def __call__(self, image: str) -> tuple[bool, str]:
+        from podsec.registry import client as registry_client
+        from podsec.trust import manifest, reference, verify
+
         try:
-            body = client.manifest(ref.path, ref.digest or ref.tag or "latest")[0]
-        except NotFoundError:
-            return False, _("{image} is not in its registry").format(image=image)
-        # what a signature signs: the digest of these bytes (never Docker-Content-Digest)
-        digest = manifest.digest(body)
-        if ref.digest is not None and digest != ref.digest:
-            return False, _("{image}: the registry served a manifest with digest {digest}").format(
-                image=image, digest=digest
+            ref = reference.parse(image)
+            current, trust = self._trust()
+            client = registry_client.RegistryClient(
+                registry_client.base_url(ref.domain), timeout=15
             )
-        verdict = verify.check_image(host, image, digest, trust.policy, trust.regd)
-    except PodsecError as exc:
-        return False, exc.message
-    except OSError as exc:
-        return False, str(exc)
-    return verdict.accepted, verdict.reason
+            try:
+                body = client.manifest(ref.path, ref.digest or ref.tag or "latest")[0]
+            except NotFoundError:
+                return False, _("{image} is not in its registry").format(image=image)
+            # what a signature signs: the digest of these bytes (never Docker-Content-Digest);
+            # a tag is resolved on every request, so a moved tag is never served from the cache
+            digest = manifest.digest(body)
+            if ref.digest is not None and digest != ref.digest:
+                return False, _(
+                    "{image}: the registry served a manifest with digest {digest}"
+                ).format(image=image, digest=digest)
+            if self.cache is not None:
+                hit = self.cache.get(current, str(ref), digest)
+                if hit is not None:
+                    return hit.accepted, hit.reason
+            verdict = verify.check_image(self.host, image, digest, trust.policy, trust.regd)
+            if self.cache is not None:
+                self.cache.put(
+                    current,
+                    str(ref),
+                    digest,
+                    admission_cache.Verdict(verdict.accepted, verdict.reason),
+                )
+        except PodsecError as exc:
+            return False, exc.message
+        except OSError as exc:
+            return False, str(exc)
+        return verdict.accepted, verdict.reason
+
+
+def _requirements(pol: Policy) -> list[Requirement]:
+    reqs = list(pol.default)
+    for scopes in pol.transports.values():
+        for scope_reqs in scopes.values():
+            reqs.extend(scope_reqs)
+    return reqs
 
 
 # --- servers ------------------------------------------------------------------------------
@@ -175,6 +233,9 @@ def verify_image(host: Host, image: str) -> tuple[bool, str]:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     decide: Callable[[str, dict[str, Any]], dict[str, Any]]
+    # keep-alive: the API server reuses its connection instead of a TLS handshake per pod
+    protocol_version = "HTTP/1.1"
+    timeout = 120  # an idle kept-alive connection is closed after this
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -205,13 +266,17 @@ class _TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
-def verifier_server(host: Host, socket_path: Path) -> socketserver.BaseServer:
-    """The host-side verifier on a unix socket (call ``serve_forever``)."""
+def verifier_server(
+    host: Host, socket_path: Path, ttl: float = admission_cache.DEFAULT_TTL
+) -> socketserver.BaseServer:
+    """The host-side verifier on a unix socket (call ``serve_forever``); accepted verdicts
+    are cached for ``ttl`` seconds (0: no cache)."""
+    verifier = Verifier(host, admission_cache.VerdictCache(ttl) if ttl > 0 else None)
 
     def decide(path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path != "/verify":
             raise KeyError(path)
-        ok, reason = verify_image(host, str(body["image"]))
+        ok, reason = verifier(str(body["image"]))
         return {"accepted": ok, "reason": reason}
 
     handler = type("VerifierHandler", (_Handler,), {"decide": staticmethod(decide)})
