@@ -257,3 +257,22 @@ def test_size_bound() -> None:
     assert len(cache) == 2
     assert cache.get(s, "a", DIGEST) is None
     assert cache.get(s, "c", DIGEST) is not None
+
+
+def test_the_webhook_port_is_handed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper that opens the port (inside the node's namespaces on a node; here, nsenter
+    left out) passes the listening socket to the webhook process."""
+    import socket
+
+    from podsec.u7s import nsenter, runtime
+
+    layout = runtime.Layout("u7s-admin", os.getuid(), os.getgid(), tmp_path)
+    monkeypatch.setattr(runtime.Layout, "runtime_dir", property(lambda self: tmp_path))
+    monkeypatch.setattr(nsenter, "argv", lambda layout, command, **kw: list(command))
+    listener = admission.listener_from_namespace(layout, 0, timeout=30)
+    try:
+        assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        assert listener.getsockname()[1] != 0
+    finally:
+        listener.close()
+    assert not (tmp_path / admission.LISTEN_SOCKET).exists()

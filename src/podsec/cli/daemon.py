@@ -6,8 +6,8 @@ command tree would add 5–8 MB of RSS to each (measured in ``benchmarks/bench_u
 
     python -m podsec.cli.daemon NAME [KEY=VALUE ...]
 
-People use the ``podsec u7s …`` commands (``run``, ``admission verifier|serve``), which call
-the same core functions with the same defaults; this entry point parses nothing else.
+People use the ``podsec u7s …`` commands (``run``, ``admission serve``), which call the same
+core functions with the same defaults; this entry point parses nothing else.
 """
 
 from __future__ import annotations
@@ -45,27 +45,29 @@ def _child(opts: Mapping[str, str]) -> int:
     child.main(Path(opts["spec"]))
 
 
-def _admission_verifier(opts: Mapping[str, str]) -> int:
-    from podsec.u7s import admission, admission_cache
+def _admission(opts: Mapping[str, str]) -> int:
+    from podsec.u7s import admission, admission_cache, runtime
 
+    host = _host()
     ttl = float(opts.get("cache_ttl", admission_cache.DEFAULT_TTL))
-    admission.verifier_server(_host(), Path(opts["socket"]), ttl=ttl).serve_forever()
+    port = int(opts.get("port", admission.PORT))
+    admission.node_webhook(host, runtime.layout_for(host), port=port, ttl=ttl).serve_forever()
     return 0
 
 
-def _admission_serve(opts: Mapping[str, str]) -> int:
+def _admission_listen(opts: Mapping[str, str]) -> int:
     from podsec.u7s import admission
 
-    port = int(opts.get("port", admission.PORT))
-    admission.webhook_server(Path(opts["cert_dir"]), Path(opts["socket"]), port).serve_forever()
+    admission.send_listener(int(opts["port"]), Path(opts["to"]))
     return 0
 
 
 DAEMONS: dict[str, Callable[[Mapping[str, str]], int]] = {
     "u7s-run": _u7s_run,
     "child": _child,
-    "admission-verifier": _admission_verifier,
-    "admission-serve": _admission_serve,
+    "admission": _admission,
+    # run by the webhook itself inside the node's namespaces (through nsenter), briefly
+    "admission-listen": _admission_listen,
 }
 
 

@@ -277,19 +277,17 @@ def admission_group() -> None:
 
 
 @admission_group.command(
-    "verifier",
-    help=_("Serve image verdicts (policy.json, registries.d, signatures) on a unix socket."),
+    "serve",
+    help=_(
+        "Serve the HTTPS admission webhook of this node as u7s-admin (the node's supervisor "
+        "runs it): its port is opened in the node's network namespace, each image is verified "
+        "on the host's network with policy.json, registries.d and the signatures."
+    ),
     epilog=_(
-        "Examples:\n\n  podsec u7s admission verifier --socket /run/user/999/usernetes/admission.sock"
+        "Examples:\n\n  podsec u7s admission serve\n\n  podsec u7s admission serve --cache-ttl 0"
     ),
 )
-@click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help=_("The unix socket to listen on."),
-)
+@click.option("--port", default=9443, show_default=True, help=_("TCP port of the webhook."))
 @click.option(
     "--cache-ttl",
     type=click.FloatRange(min=0),
@@ -300,39 +298,12 @@ def admission_group() -> None:
         "registries.d and the keys stay unchanged (0: verify every time)."
     ),
 )
-def admission_verifier_cmd(socket_path: Path, cache_ttl: float) -> None:
-    from podsec.u7s import admission
+def admission_serve_cmd(port: int, cache_ttl: float) -> None:
+    from podsec.u7s import admission, runtime
 
     env = context.get()
-    admission.verifier_server(env.host, socket_path, ttl=cache_ttl).serve_forever()
-
-
-@admission_group.command(
-    "serve",
-    help=_("Serve the HTTPS admission webhook (inside the node's namespace)."),
-    epilog=_(
-        "Examples:\n\n  podsec u7s admission serve --cert-dir ~/.config/usernetes/admission "
-        "--socket /run/user/999/usernetes/admission.sock"
-    ),
-)
-@click.option(
-    "--cert-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help=_("Directory with tls.crt and tls.key."),
-)
-@click.option(
-    "--socket",
-    "socket_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help=_("The verifier's unix socket."),
-)
-@click.option("--port", default=9443, show_default=True, help=_("TCP port of the webhook."))
-def admission_serve_cmd(cert_dir: Path, socket_path: Path, port: int) -> None:
-    from podsec.u7s import admission
-
-    admission.webhook_server(cert_dir, socket_path, port).serve_forever()
+    layout = runtime.layout_for(env.host)
+    admission.node_webhook(env.host, layout, port=port, ttl=cache_ttl).serve_forever()
 
 
 @admission_group.command(

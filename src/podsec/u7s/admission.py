@@ -6,14 +6,11 @@ resolved to its manifest digest in its registry and evaluated with the same poli
 registries.d that podman/skopeo/CRI-O use (:func:`podsec.trust.verify.check_image`); a pod with
 any image the policy does not accept is refused with the policy's reason.
 
-Two processes, both as u7s-admin, because the API server lives in the node's network
-namespace while registries and signature servers are reached from the host's:
-
-* ``podsec u7s admission verifier`` — host network; answers ``POST /verify {"image": REF}``
-  on a unix socket (a filesystem path works across network namespaces);
-* ``podsec u7s admission serve`` — inside the node's namespaces; the HTTPS webhook the API
-  server calls (``https://NODE_IP:9443/validate``), TLS with a certificate made here with
-  ``cryptography``; it asks the verifier over the socket.
+One process as u7s-admin (``podsec u7s admission serve``, :func:`node_webhook`), on the
+host's network where the registries and signature servers are, serving the HTTPS webhook the
+API server calls (``https://NODE_IP:9443/validate``, TLS with a certificate made here with
+``cryptography``) on a port opened inside the node's network namespace and handed over.
+Accepted verdicts are cached per image digest (:mod:`podsec.u7s.admission_cache`).
 
 kube-system is exempt (labelled ``podsec.alt/admission=skip``): its control-plane images were
 verified by policy when podsec pulled them, and the kubelet must be able to create the
@@ -23,7 +20,6 @@ static pods' mirror pods while the webhook itself is down.
 from __future__ import annotations
 
 import datetime
-import http.client
 import http.server
 import ipaddress
 import json
@@ -44,9 +40,11 @@ from podsec.u7s import admission_cache
 if TYPE_CHECKING:
     from podsec.trust.policy import Policy, Requirement
     from podsec.trust.view import TrustView
+    from podsec.u7s.runtime import Layout
 
 PORT = 9443
 NAME = "podsec-u7s-signed-images"
+LISTEN_SOCKET = "admission-listen.sock"  # in the node's runtime dir: the port's hand-over
 SKIP_LABEL = "podsec.alt/admission"
 
 Verify = Callable[[str], tuple[bool, str]]
@@ -258,78 +256,109 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
 class _TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
-def verifier_server(
-    host: Host, socket_path: Path, ttl: float = admission_cache.DEFAULT_TTL
+def webhook_server(
+    cert_dir: Path, listener: socket.socket, verify: Verify
 ) -> socketserver.BaseServer:
-    """The host-side verifier on a unix socket (call ``serve_forever``); accepted verdicts
-    are cached for ``ttl`` seconds (0: no cache)."""
-    verifier = Verifier(host, admission_cache.VerdictCache(ttl) if ttl > 0 else None)
-
-    def decide(path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if path != "/verify":
-            raise KeyError(path)
-        ok, reason = verifier(str(body["image"]))
-        return {"accepted": ok, "reason": reason}
-
-    handler = type("VerifierHandler", (_Handler,), {"decide": staticmethod(decide)})
-    socket_path.unlink(missing_ok=True)
-    server = _UnixServer(str(socket_path), handler)
-    socket_path.chmod(0o600)
-    return server
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-def ask_verifier(socket_path: Path, image: str, timeout: float = 25.0) -> tuple[bool, str]:
-    conn = _UnixConnection(str(socket_path), timeout)
-    try:
-        conn.request(
-            "POST",
-            "/verify",
-            body=json.dumps({"image": image}),
-            headers={"Content-Type": "application/json"},
-        )
-        data = json.loads(conn.getresponse().read() or b"{}")
-    except (OSError, ValueError) as exc:
-        return False, _("the image verifier is unavailable: {err}").format(err=exc)
-    finally:
-        conn.close()
-    return bool(data.get("accepted")), str(data.get("reason", ""))
-
-
-def webhook_server(cert_dir: Path, socket_path: Path, port: int = PORT) -> socketserver.BaseServer:
-    """The HTTPS webhook (inside the node's namespace; call ``serve_forever``)."""
+    """The HTTPS webhook on ``listener`` (a listening TCP socket; call ``serve_forever``),
+    deciding each pod with ``verify``."""
 
     def decide(path: str, body: dict[str, Any]) -> dict[str, Any]:
         if not path.startswith("/validate"):
             raise KeyError(path)
-        return review(body, lambda image: ask_verifier(socket_path, image))
+        return review(body, verify)
 
     handler = type("WebhookHandler", (_Handler,), {"decide": staticmethod(decide)})
-    server = _TLSServer(("0.0.0.0", port), handler)  # noqa: S104 - the API server dials the node IP
+    server = _TLSServer(listener.getsockname()[:2], handler, bind_and_activate=False)
+    server.socket.close()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_dir / "tls.crt", cert_dir / "tls.key")
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.socket = ctx.wrap_socket(listener, server_side=True)
     return server
+
+
+def node_webhook(
+    host: Host, layout: Layout, *, port: int = PORT, ttl: float = admission_cache.DEFAULT_TTL
+) -> socketserver.BaseServer:
+    """The signed-images webhook of a containerd node, one process on the host side.
+
+    The API server dials ``NODE_IP:9443`` inside the node's network namespace, while the
+    registries and signature servers are reached from the host's: the TCP port is opened in
+    the namespace by a short-lived helper (:func:`send_listener`, through nsenter) and handed
+    over as a file descriptor, so the verdicts are reached here — one resident process, no
+    second hop — with accepted verdicts cached for ``ttl`` seconds (0: none)."""
+    listener = listener_from_namespace(layout, port)
+    verifier = Verifier(host, admission_cache.VerdictCache(ttl) if ttl > 0 else None)
+    return webhook_server(host.path(str(layout.admission_dir)), listener, verifier)
+
+
+def listener_from_namespace(layout: Layout, port: int, timeout: float = 60.0) -> socket.socket:
+    """A TCP socket listening on ``port`` in the node's network namespace."""
+    import sys
+    import time
+
+    from podsec.host import run as hostrun
+    from podsec.u7s import nsenter
+
+    box_path = layout.runtime_dir / LISTEN_SOCKET
+    box_path.unlink(missing_ok=True)
+    fds: list[int] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as box:
+        box.bind(str(box_path))
+        box_path.chmod(0o600)
+        box.listen(1)
+        box.settimeout(timeout)
+        helper = hostrun.spawn(
+            nsenter.argv(
+                layout,
+                [
+                    sys.executable,
+                    "-m",
+                    "podsec.cli.daemon",
+                    "admission-listen",
+                    f"port={port}",
+                    f"to={box_path}",
+                ],
+            ),
+            new_session=False,
+        )
+        try:
+            conn, _addr = box.accept()
+            with conn:
+                _msg, fds, _flags, _addr = socket.recv_fds(conn, 64, 1)
+        except OSError as exc:
+            raise AdmissionError(
+                _("cannot open port {port} in the node's namespace: {err}").format(
+                    port=port, err=exc
+                )
+            ) from exc
+        finally:
+            box_path.unlink(missing_ok=True)
+            deadline = time.monotonic() + 10
+            while helper.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+    if not fds:
+        raise AdmissionError(
+            _("cannot open port {port} in the node's namespace: {err}").format(
+                port=port, err="no socket received"
+            )
+        )
+    return socket.socket(fileno=fds[0])
+
+
+def send_listener(port: int, to: Path) -> None:
+    """Inside the node's namespaces: listen on ``port`` and hand the socket to ``to``."""
+    server = socket.create_server(("0.0.0.0", port), backlog=128)  # noqa: S104 - the API server dials the node IP
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(to))
+            socket.send_fds(conn, [b"listener"], [server.fileno()])
+    finally:
+        server.close()
 
 
 # --- registration -------------------------------------------------------------------------

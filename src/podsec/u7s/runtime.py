@@ -87,10 +87,6 @@ class Layout:
         return self.config_dir / "admission"
 
     @property
-    def admission_socket(self) -> Path:
-        return self.runtime_dir / "admission.sock"
-
-    @property
     def run_dir(self) -> Path:
         return Path(RUN_DIR)
 

@@ -49,10 +49,10 @@ SERVICES: tuple[Service, ...] = (
     Service("kube-proxy", "kube-proxy of the u7s node", after=("kubelet",)),
     # NodePort/LoadBalancer Services forwarded out of the namespace as they come and go
     Service("port-sync", "service port forwarding of the u7s node", after=("kubelet",)),
-    Service("admission-verifier", "image signature verifier of the u7s node (host network)"),
+    # host side; its port is opened in the namespace (podsec.u7s.admission.node_webhook)
     Service("admission", "signed-images admission webhook of the u7s node", after=("rootlesskit",)),
 )
-ADMISSION = ("admission-verifier", "admission")
+ADMISSION = ("admission",)
 
 
 def services_for(plan: NodePlan) -> tuple[Service, ...]:
@@ -341,8 +341,6 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
     from podsec.u7s import kubelet, nsenter, rootlesskit_api, runtime
 
     plan = load_plan(host)
-    if name == "admission-verifier":
-        return [*_DAEMON, "admission-verifier", f"socket={layout.admission_socket}"]
     if name == "rootlesskit":
         state = host.path(str(layout.state_dir))
         if state.is_dir():
@@ -375,15 +373,7 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
         # on the host side: it talks to RootlessKit's socket and the API through the forwards
         return portsync.command([sys.executable, "-m", "podsec.cli"], socket=layout.api_socket)
     if name == "admission":
-        return nsenter.argv(
-            layout,
-            [
-                *_DAEMON,
-                "admission-serve",
-                f"cert_dir={layout.admission_dir}",
-                f"socket={layout.admission_socket}",
-            ],
-        )
+        return [*_DAEMON, "admission"]
     raise SupervisorError(_("unknown service {name}").format(name=name))
 
 
