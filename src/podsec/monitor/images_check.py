@@ -64,7 +64,7 @@ class Result:
 
 def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - one branch per rule
     from podsec.trust import policy as tpolicy
-    from podsec.trust import reference, verify
+    from podsec.trust import reference
 
     cache = _Cache(host)
     verdicts: dict[tuple[Path, Path, str, str, str], tuple[bool, str]] = {}
@@ -107,6 +107,9 @@ def evaluate(host: Host, accounts: list[Account]) -> Result:  # noqa: PLR0912 - 
                         continue
                     key = (pol_path, regs_path, regs.builtin, ref, image.digest)
                     if key not in verdicts:
+                        # signatures (urllib, gpg) only once there is an image to check
+                        from podsec.trust import verify
+
                         try:
                             v = verify.check_image(host, ref, image.digest, pol, regs)
                             verdicts[key] = (v.accepted, v.reason)

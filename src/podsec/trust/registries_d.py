@@ -20,14 +20,15 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from podsec import readers
 from podsec.errors import PodsecError, ValidationError
 from podsec.i18n import _
 from podsec.trust import reference
+
+if TYPE_CHECKING:
+    import yaml  # imported where a document is parsed: the plugins read registries.d only then
 
 USER_BUILTIN = ".local/share/containers/sigstore"  # under the user's home (non-root)
 SECTION_KEYS = (
@@ -97,6 +98,8 @@ def _fail(source: str, key: str, problem: str) -> ValidationError:
 # ------------------------------------------------------------------------------ parsing
 def _scalar_text(node: yaml.Node) -> str | None:
     """A scalar as yaml.v3 stores it in a Go string field (null → empty)."""
+    import yaml
+
     if not isinstance(node, yaml.ScalarNode):
         return None
     if node.tag == "tag:yaml.org,2002:null" or (
@@ -112,6 +115,8 @@ _FALSE = ("false", "False", "FALSE", "n", "N", "no", "No", "NO", "off", "Off", "
 
 def _pairs(node: yaml.Node, source: str, where: str) -> list[tuple[str, yaml.Node]]:
     """A mapping's (key, value) pairs; a duplicate key is an error (as yaml.v3)."""
+    import yaml
+
     if not isinstance(node, yaml.MappingNode):
         raise _fail(source, where or "(top level)", _("expected a mapping"))
     out: list[tuple[str, yaml.Node]] = []
@@ -132,6 +137,8 @@ def _pairs(node: yaml.Node, source: str, where: str) -> list[tuple[str, yaml.Nod
 
 
 def _is_null(node: yaml.Node) -> bool:
+    import yaml
+
     return isinstance(node, yaml.ScalarNode) and _scalar_text(node) == "" and node.style is None
 
 
