@@ -95,3 +95,44 @@ def test_search_in_bytes_bytearray_and_a_map(tmp_path: Path) -> None:
             assert sc.candidates(window, 0, 17) == {3: 13}
         finally:
             window.close()
+
+
+def test_nul_bytes_in_the_log_do_not_hide_lines(tmp_path: Path) -> None:
+    """strstr stops at a NUL: the search goes on after it (a crash can leave zeroed blocks)."""
+    data = (
+        b'{"id":1,"code":403}\n'
+        + b"\0" * 10000
+        + b'\n{"id":2,"code":401}\n{"id":3,"code":200}\x00{"id":4,"code":403}\n'
+    )
+    path = tmp_path / "audit.log"
+    path.write_bytes(data)
+    want = [
+        b'{"id":1,"code":403}',
+        b'{"id":2,"code":401}',
+        b'{"id":3,"code":200}\x00{"id":4,"code":403}',
+    ]
+    sc = scanner(CODES)
+    assert sc.candidates(bytearray(data), 0, len(data)) == sc.candidates(data, 0, len(data))
+    assert lines_of(path, sc) == want
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray"])
+@pytest.mark.parametrize("tail", [b"\n", b""])
+def test_every_search_path_finds_the_same(kind: str, tail: bytes) -> None:
+    """strstr (writable, ends with a newline), memmem (the rest), bytes.find (no C library)."""
+    rows = [f'{{"n":{i},"code":{(200, 403, 401, 404)[i % 4]}}}' for i in range(500)]
+    data = ("\n".join(rows)).encode() + tail
+    buf = bytearray(data) if kind == "bytearray" else data
+    sc = scanner(CODES)
+    got = sc.candidates(buf, 0, len(buf))
+    assert bytes(buf) == data  # the borrowed newline is back
+    assert len(got) == 250
+    plain = dict(got)
+    import podsec.host.logscan as ls
+
+    saved = (ls._STRSTR, ls._MEMMEM)
+    ls._STRSTR = ls._MEMMEM = None
+    try:
+        assert sc.candidates(buf, 0, len(buf)) == plain
+    finally:
+        ls._STRSTR, ls._MEMMEM = saved
