@@ -351,3 +351,58 @@ def test_existing_state_is_found(host_root: Path) -> None:
     assert "/etc/kubernetes/admin.conf" in found and "/var/lib/podsec/u7s/etcd/member" in found
     node.clean_kube_state(Host(host_root))
     assert node.existing_state(Host(host_root)) == []
+
+
+def test_the_docker_shim_ends_cadvisors_wait(tmp_path: Path) -> None:
+    """kubelet < 1.24 waits 5 s for Docker at every start unless /info answers (issue 17)."""
+    import http.client
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    sock = tmp_path / "docker.sock"
+    started = time.monotonic()
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "podsec.cli.daemon",
+            "kubelet-docker-shim",
+            f"socket={sock}",
+            "seconds=3",
+        ],
+        capture_output=True,
+        timeout=20,
+    )
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - started < 2.5  # returns once listening; the child serves
+
+    class Unix(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(str(sock))
+
+    def get(target: str) -> tuple[int, dict[str, object]]:
+        conn = Unix("docker")
+        conn.request("GET", target)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+
+    status, info = get("/v1.40/info")
+    assert status == 200 and info["DockerRootDir"] and info["Driver"] == ""
+    assert get("/v1.40/version")[1]["Version"] == "0.0.0"
+    assert get("/v1.40/containers/json")[0] == 404
+    deadline = time.monotonic() + 10
+    while sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sock.exists()  # gone after its time
+
+
+def test_kubelet_argv_uses_the_docker_shim_before_124() -> None:
+    shim = Path("/run/user/990/usernetes/kubelet-docker.sock")
+    assert f"--docker=unix://{shim}" in kubelet.argv(make_plan(), Path("/c.sock"), "", shim)
+    newer = make_plan(kube_version="v1.26.3")
+    assert not any(
+        a.startswith("--docker=") for a in kubelet.argv(newer, Path("/c.sock"), "", shim)
+    )

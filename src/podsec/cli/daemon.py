@@ -62,12 +62,22 @@ def _admission_listen(opts: Mapping[str, str]) -> int:
     return 0
 
 
+def _kubelet_docker_shim(opts: Mapping[str, str]) -> int:
+    from podsec.u7s import kubelet
+
+    seconds = float(opts.get("seconds", kubelet.DOCKER_SHIM_SECONDS))
+    kubelet.serve_docker_shim(Path(opts["socket"]), seconds)
+    return 0
+
+
 DAEMONS: dict[str, Callable[[Mapping[str, str]], int]] = {
     "u7s-run": _u7s_run,
     "child": _child,
     "admission": _admission,
     # run by the webhook itself inside the node's namespaces (through nsenter), briefly
     "admission-listen": _admission_listen,
+    # before a kubelet < 1.24 starts: answers cAdvisor's Docker questions, then exits
+    "kubelet-docker-shim": _kubelet_docker_shim,
 }
 
 

@@ -8,7 +8,12 @@ kube-proxy runs with every ``--conntrack-*`` at 0 so it never writes the host's 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shlex
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +66,9 @@ def kubeadm_flags(text: str) -> list[str]:
     return []
 
 
-def argv(plan: NodePlan, cri_socket: Path, flags_env: str = "") -> list[str]:
+def argv(
+    plan: NodePlan, cri_socket: Path, flags_env: str = "", docker_shim: Path | None = None
+) -> list[str]:
     args = [
         "kubelet",
         f"--config={CONFIG}",
@@ -75,9 +82,92 @@ def argv(plan: NodePlan, cri_socket: Path, flags_env: str = "") -> list[str]:
         args.append("--container-runtime=remote")
     if minor(plan.kube_version) < 27:
         args.append(f"--pod-infra-container-image={plan.pause_image}")
+    if docker_shim is not None and needs_docker_shim(plan):
+        args.append(f"--docker=unix://{docker_shim}")
     ours = {a.split("=", 1)[0] for a in args}
     args += [a for a in kubeadm_flags(flags_env) if a.split("=", 1)[0] not in ours]
     return args
+
+
+# --- kubelet < 1.24: cAdvisor's five-second wait for Docker ---------------------------------
+#
+# The cAdvisor in kubelet < 1.24 asks Docker for its root directory at every start and, when
+# there is no Docker, retries five times a second apart: every kubelet start of a node without
+# Docker waits 5 s (twice during `kubeadm init`: the first start, and the restart that makes
+# the mirror pods; measured in benchmarks/bench_u7s_node.py). A socket that answers the two
+# questions — ``/info`` with a root directory and no storage driver (so cAdvisor registers no
+# Docker factory) and ``/version`` — ends the wait at once. It is served by a short-lived
+# process that exits after ``DOCKER_SHIM_SECONDS`` (cAdvisor asks only while it starts).
+
+DOCKER_SHIM_SECONDS = 30.0
+_DOCKER_INFO = json.dumps(
+    {"DockerRootDir": "/var/lib/docker", "Driver": "", "ServerVersion": "0.0.0"}
+).encode()
+_DOCKER_VERSION = json.dumps({"Version": "0.0.0", "ApiVersion": "1.40"}).encode()
+
+
+def needs_docker_shim(plan: NodePlan) -> bool:
+    return minor(plan.kube_version) < 24
+
+
+def _docker_answer(request: bytes) -> bytes:
+    line = request.split(b"\r\n", 1)[0].split()
+    target = line[1].split(b"?", 1)[0] if len(line) > 1 else b""
+    if target.endswith(b"/info"):
+        status, body = b"200 OK", _DOCKER_INFO
+    elif target.endswith(b"/version"):
+        status, body = b"200 OK", _DOCKER_VERSION
+    elif target.endswith(b"/_ping"):
+        status, body = b"200 OK", b"OK"
+    else:
+        status, body = b"404 Not Found", b'{"message":"not docker"}'
+    return (
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nApi-Version: 1.40\r\n"
+        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+def serve_docker_shim(path: Path, seconds: float = DOCKER_SHIM_SECONDS) -> None:
+    """Listen on ``path``, then answer cAdvisor from a forked child for ``seconds``; returns
+    in the parent as soon as the socket is ready (the kubelet may start right away)."""
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    path.chmod(0o600)
+    server.listen(16)
+    if os.fork() != 0:
+        server.close()
+        return
+    code = 0
+    try:
+        os.setsid()
+        # leave the caller's output pipes alone: it is waiting for them to close
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            server.settimeout(left)
+            try:
+                conn, _addr = server.accept()
+            except TimeoutError:
+                break
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    data = b""
+                    while b"\r\n\r\n" not in data and len(data) < 65536:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(_docker_answer(data))
+    except BaseException:
+        code = 1
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os._exit(code)
 
 
 def proxy_argv(plan: NodePlan) -> list[str]:

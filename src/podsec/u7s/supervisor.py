@@ -360,7 +360,11 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
             config.write_text(patched)
         flags = config.with_name("kubeadm-flags.env")
         flags_text = flags.read_text() if flags.exists() else ""
-        return nsenter.argv(layout, kubelet.argv(plan, layout.cri_socket, flags_text))
+        shim = None
+        if kubelet.needs_docker_shim(plan):
+            shim = layout.runtime_dir / "kubelet-docker.sock"
+            hostrun.run([*_DAEMON, "kubelet-docker-shim", f"socket={shim}"], timeout=30)
+        return nsenter.argv(layout, kubelet.argv(plan, layout.cri_socket, flags_text, shim))
     if name == "kube-proxy":
         _wait_for(kube / "kubelet.conf")
         _wait_for(
