@@ -406,3 +406,16 @@ def test_kubelet_argv_uses_the_docker_shim_before_124() -> None:
     assert not any(
         a.startswith("--docker=") for a in kubelet.argv(newer, Path("/c.sock"), "", shim)
     )
+
+
+def test_network_settings_come_from_netconf() -> None:
+    """The tap MTU, the port driver and the pods' MTU are the measured ones (u7s/netconf.py,
+    benchmarks/bench_u7s_network.py): rootlesskit and the bridge CNI use the same values."""
+    from podsec.u7s import netconf
+
+    argv = runtime.rootlesskit_argv(make_plan(), LAYOUT)
+    assert f"--mtu={netconf.MTU}" in argv
+    assert f"--port-driver={netconf.PORT_DRIVER}" in argv
+    bridge = json.loads(cni.bridge_conflist(make_plan()))["plugins"][0]
+    assert bridge["mtu"] == netconf.POD_MTU
+    assert netconf.POD_MTU is not None and netconf.POD_MTU <= netconf.MTU
