@@ -249,15 +249,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data, status = json.dumps(out).encode(), 200
         except (ValueError, KeyError) as exc:
             data, status = json.dumps({"error": str(exc)}).encode(), 400
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        # status line, headers and body in one write (one TLS record, one segment): a body
+        # sent apart waits for the peer's delayed ACK (40 ms a pod, measured)
+        head = (
+            f"HTTP/1.1 {status} {'OK' if status == 200 else 'Bad Request'}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        self.wfile.write(head.encode() + data)
 
 
 class _TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
 
 
 def webhook_server(
