@@ -150,6 +150,25 @@ def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
         # (f) a valid signature copied to another repository
         skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/otherrepo:1"), env=env)
         signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/otherrepo", f.beta_digest, sig)
+        # (g) one digest under two tags, only retag:2 signed (issue 14)
+        skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:1"), env=env)
+        skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:2"), env=env)
+        f.retag_digest = client.head_manifest(f"{f.repo}/retag", "1")
+        retag = signature.sign(
+            signature.make_payload(f"registry.local/{f.repo}/retag:2", f.retag_digest),
+            f.sign_by,
+            gh,
+        )
+        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/retag", f.retag_digest, retag)
+        # (h) a payload whose docker-reference is duplicated (the last one names the image)
+        skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/dup:1"), env=env)
+        dup_payload = signature.make_payload(f"registry.local/{f.repo}/dup:1", f.beta_digest)
+        dup_payload = dup_payload.replace(
+            b'"docker-reference":',
+            f'"docker-reference":"registry.local/{f.repo}/dup:9","docker-reference":'.encode(),
+        )
+        dup = signature.sign(dup_payload, f.sign_by, gh)
+        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/dup", f.beta_digest, dup)
     # (d) signed by a key nobody trusts
     skopeo_copy(
         test_images.ref("busybox"),
@@ -243,6 +262,45 @@ def test_podman_root(flow, registry, tmp_path):
         )
         r = env.run("podman", "pull", ref, check=False)
         assert r.returncode != 0 and reason in r.stderr, (name, r.stderr)
+
+
+def _agreement_images(flow):
+    """Every image of this flow, by tag and by digest."""
+    names = [
+        "alpha:1",
+        "beta:1",
+        *[name for name, _reason in REFUSALS],
+        "retag:1",
+        "retag:2",
+        f"retag@{flow.retag_digest}",
+        "dup:1",
+        f"beta@{flow.beta_digest}",
+        f"otherrepo@{flow.beta_digest}",
+    ]
+    return [f"registry.local/{flow.repo}/{n}" for n in names]
+
+
+def test_skopeo_and_podman_agree_with_podsec(flow, registry, tmp_path):
+    """Same policy, same signatures: containers/image (skopeo, podman) and podsec's engine
+    give the same verdict on every image of the flow."""
+    env = make_podman_env(tmp_path / "agree", insecure=("registry.local", registry.address))
+    (env.config_dir / "policy.json").write_text(flow.policy_text)
+    shutil.copytree(flow.root / "etc/containers/registries.d", env.config_dir / "registries.d")
+    table = []
+    for n, ref in enumerate(_agreement_images(flow)):
+        skopeo = _skopeo(flow, ref, tmp_path / f"s{n}").returncode == 0
+        podman = env.run("podman", "pull", ref, check=False).returncode == 0
+        podsec = explain.explain(flow.host, ref, None).verdict
+        table.append((ref, skopeo, podman, podsec.accepted, podsec.reason))
+    print("\n".join(f"{r}: skopeo={s} podman={p} podsec={q} ({why})" for r, s, p, q, why in table))
+    disagree = [row for row in table if not row[1] == row[2] == row[3]]
+    assert not disagree, disagree
+    verdicts = {ref.rsplit("/", 1)[1]: q for ref, _s, _p, q, _w in table}
+    # the cases issue 14 is about, as containers/image decides them
+    assert (
+        verdicts["retag:2"] and not verdicts["retag:1"] and verdicts[f"retag@{flow.retag_digest}"]
+    )
+    assert not verdicts["dup:1"]
 
 
 def test_podman_rootless(flow, rootless_user):

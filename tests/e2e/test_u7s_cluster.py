@@ -187,6 +187,32 @@ def _trust(registry: Registry, sigstore: Sigstore, gnupg_home: GnupgHome) -> Non
         registries_d=sigstore.registries_d,
     )
     skopeo_copy(BUSYBOX, registry.ref("u7s-e2e/unsigned:1"))
+    # issue 14's two refusals: a signature for another tag of the same digest, and a
+    # payload whose docker-reference is duplicated (containers/image refuses both)
+    from podsec.registry.client import RegistryClient
+    from podsec.trust import signature
+
+    skopeo_copy(BUSYBOX, registry.ref("u7s-e2e/retag:1"))
+    skopeo_copy(BUSYBOX, registry.ref("u7s-e2e/retag:2"))
+    skopeo_copy(BUSYBOX, registry.ref("u7s-e2e/dup:1"))
+    client = RegistryClient(registry.url)
+    digest = client.head_manifest("u7s-e2e/retag", "1")
+    assert digest and digest == client.head_manifest("u7s-e2e/retag", "2")
+    key = gnupg_home.nopass.email
+    other_tag = signature.sign(
+        signature.make_payload("registry.local/u7s-e2e/retag:2", digest), key, gnupg_home.path
+    )
+    signature.store_signature(sigstore.sigstore_dir, "u7s-e2e/retag", digest, other_tag)
+    payload = signature.make_payload("registry.local/u7s-e2e/dup:1", digest).replace(
+        b'"docker-reference":',
+        b'"docker-reference":"registry.local/u7s-e2e/dup:9","docker-reference":',
+    )
+    dup = signature.sign(payload, key, gnupg_home.path)
+    signature.store_signature(sigstore.sigstore_dir, "u7s-e2e/dup", digest, dup)
+    RETAG_DIGEST[:] = [digest]
+
+
+RETAG_DIGEST: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -445,6 +471,34 @@ def test_unsigned_pod_refused(cluster: dict[str, object]) -> None:
         check=False,
     )
     assert p.returncode != 0 and "signature" in p.stderr.lower(), p.stderr
+
+
+def _refused_at_admission(env: object, name: str, image: str) -> str:
+    r = subprocess.run(
+        ["kubectl", "apply", "-f", "-"],
+        env=env,  # type: ignore[arg-type]
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        input=POD.format(name=name, image=image),
+    )
+    assert r.returncode != 0, r.stdout
+    assert "denied the request" in r.stderr, r.stderr
+    return r.stderr
+
+
+def test_signature_for_another_tag_of_the_same_digest_refused(cluster: dict[str, object]) -> None:
+    # retag:1 and retag:2 are one digest; only retag:2 is signed. A pod naming
+    # retag:1@digest is not covered by that signature (containers/image: exact match)
+    image = f"registry.local/u7s-e2e/retag:1@{RETAG_DIGEST[0]}"
+    err = _refused_at_admission(cluster["env"], "retag", image)
+    assert "retag:2" in err and "is not accepted" in err, err
+
+
+def test_duplicated_docker_reference_refused(cluster: dict[str, object]) -> None:
+    err = _refused_at_admission(cluster["env"], "dup", "registry.local/u7s-e2e/dup:1")
+    assert "duplicate" in err, err
 
 
 WORKER = "u7s-e2e-worker"
