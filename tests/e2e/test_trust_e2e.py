@@ -154,6 +154,7 @@ def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
         skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:1"), env=env)
         skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:2"), env=env)
         f.retag_digest = client.head_manifest(f"{f.repo}/retag", "1")
+        assert f.retag_digest and f.retag_digest == client.head_manifest(f"{f.repo}/retag", "2")
         retag = signature.sign(
             signature.make_payload(f"registry.local/{f.repo}/retag:2", f.retag_digest),
             f.sign_by,
