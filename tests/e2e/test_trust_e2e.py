@@ -347,6 +347,13 @@ def test_explain(flow):
         f"http://sigstore.local:81/sigstore//{flow.repo}/alpha@sha256="
     )
     assert v.signatures[0].fingerprint == flow.fingerprint
+    # a refusal names the signature's own claims, read without verifying it
+    v = explain.explain(flow.host, f"registry.local/{flow.repo}/retag:1", None).verdict
+    (check,) = v.signatures
+    assert not check.ok and check.claims is not None
+    assert check.claims.docker_reference == f"registry.local/{flow.repo}/retag:2"
+    assert check.claims.manifest_digest == flow.retag_digest
+    assert check.claims.key_id == flow.fingerprint
     for name, reason in REFUSALS:
         v = explain.explain(flow.host, f"registry.local/{flow.repo}/{name}", None).verdict
         assert not v.accepted
