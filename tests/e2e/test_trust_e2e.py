@@ -289,6 +289,7 @@ def test_skopeo_and_podman_agree_with_podsec(flow, registry, tmp_path):
     shutil.copytree(flow.root / "etc/containers/registries.d", env.config_dir / "registries.d")
     table = []
     for n, ref in enumerate(_agreement_images(flow)):
+        (tmp_path / f"s{n}").mkdir()
         skopeo = _skopeo(flow, ref, tmp_path / f"s{n}").returncode == 0
         podman = env.run("podman", "pull", ref, check=False).returncode == 0
         podsec = explain.explain(flow.host, ref, None).verdict
