@@ -190,12 +190,16 @@ def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
 REFUSALS = [
     ("unsigned:1", "A signature was required, but no signature exists"),
     ("untrusted:1", "Invalid GPG signature"),
-    (
-        "tampered:1",
-        "GPG signature",
-    ),  # "Invalid GPG signature" (RSA) / "Unexpected GPG signature count 0" (ed25519)
+    # "Invalid GPG signature" (RSA) / "Unexpected GPG signature count 0" (ed25519) / gpgme's
+    # "No data" when the flipped signature no longer parses (varies with the random key)
+    ("tampered:1", "GPG signature|No data"),
     ("otherrepo:1", "is not accepted"),
 ]
+
+
+def _says(reason, text):
+    """``reason`` (alternatives separated by |) appears in ``text``."""
+    return any(alt in text for alt in reason.split("|"))
 
 
 def _skopeo(flow, ref, tmp_path):
@@ -241,7 +245,7 @@ def test_skopeo_accepts_signed(flow, tmp_path, name):
 def test_skopeo_refuses(flow, tmp_path, name, reason):
     r = _skopeo(flow, f"registry.local/{flow.repo}/{name}", tmp_path)
     assert r.returncode != 0
-    assert REJECTED in r.stderr and reason in r.stderr, r.stderr
+    assert REJECTED in r.stderr and _says(reason, r.stderr), r.stderr
 
 
 def test_skopeo_refuses_other_registry(flow, registry, tmp_path):
@@ -264,7 +268,7 @@ def test_podman_root(flow, registry, tmp_path):
             else f"registry.local/{flow.repo}/{name}"
         )
         r = env.run("podman", "pull", ref, check=False)
-        assert r.returncode != 0 and reason in r.stderr, (name, r.stderr)
+        assert r.returncode != 0 and _says(reason, r.stderr), (name, r.stderr)
 
 
 def _agreement_images(flow):
@@ -335,7 +339,7 @@ def test_podman_rootless(flow, rootless_user):
     u.run(*env_conf, "podman", "pull", f"registry.local/{flow.repo}/beta:1")
     for name, reason in REFUSALS:
         r = u.run(*env_conf, "podman", "pull", f"registry.local/{flow.repo}/{name}", check=False)
-        assert r.returncode != 0 and reason in r.stderr, (name, r.stderr)
+        assert r.returncode != 0 and _says(reason, r.stderr), (name, r.stderr)
 
 
 def test_explain(flow):
