@@ -97,9 +97,11 @@ def argv(
 # the mirror pods; measured in benchmarks/bench_u7s_node.py). A socket that answers the two
 # questions — ``/info`` with a root directory and no storage driver (so cAdvisor registers no
 # Docker factory) and ``/version`` — ends the wait at once. It is served by a short-lived
-# process that exits after ``DOCKER_SHIM_SECONDS`` (cAdvisor asks only while it starts).
+# process that exits ``DOCKER_SHIM_IDLE`` seconds after the last question, or after
+# ``DOCKER_SHIM_SECONDS`` if none comes (cAdvisor asks only while it starts).
 
 DOCKER_SHIM_SECONDS = 30.0
+DOCKER_SHIM_IDLE = 3.0
 _DOCKER_INFO = json.dumps(
     {"DockerRootDir": "/var/lib/docker", "Driver": "", "ServerVersion": "0.0.0"}
 ).encode()
@@ -145,13 +147,16 @@ def serve_docker_shim(path: Path, seconds: float = DOCKER_SHIM_SECONDS) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        deadline = time.monotonic() + seconds
+        hard = deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             server.settimeout(left)
             try:
                 conn, _addr = server.accept()
             except TimeoutError:
                 break
+            # cAdvisor asks within a second or two of its start: once asked, an idle pause ends
+            # the shim (it does not linger on a node that is up)
+            deadline = min(hard, time.monotonic() + DOCKER_SHIM_IDLE)
             with conn:
                 conn.settimeout(2)
                 with contextlib.suppress(OSError):
