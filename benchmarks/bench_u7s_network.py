@@ -121,8 +121,9 @@ class Node:
 
     def __init__(self, cfg: Config, uid: int, gid: int, tmp: Path):
         self.cfg = cfg
-        self.state = tmp / f"rk-{cfg.mtu}-{cfg.pod_mtu}-{cfg.port_driver}-{cfg.sandbox}"
-        self.state.mkdir()
+        self.state = Path(
+            tempfile.mkdtemp(prefix=f"rk-{cfg.mtu}-{cfg.pod_mtu}-{cfg.port_driver}-", dir=tmp)
+        )
         os.chown(self.state, uid, gid)
         env = {
             "PATH": os.environ["PATH"],

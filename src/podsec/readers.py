@@ -24,7 +24,6 @@ import functools
 import json
 import os
 import stat
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -319,6 +318,8 @@ def parse_yaml(
 
 def parse_toml(text: str | bytes, source: str, *, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """Parse TOML (bytes must be UTF-8), bounded like JSON."""
+    import tomllib  # only where a TOML file exists (podsec.toml is optional): start-up
+
     doc_text = decode(text, source) if isinstance(text, bytes) else text
     try:
         value = tomllib.loads(doc_text)

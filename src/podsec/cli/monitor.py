@@ -62,10 +62,12 @@ PluginCommand = Callable[[click.Context, "PluginOptions", bool], NoReturn]
 
 def _plugin_options(func: PluginCommand) -> Callable[..., NoReturn]:
     """The options every weighted plugin takes; the command gets them as PluginOptions."""
-    from podsec.monitor.plugin import PluginOptions
 
     @functools.wraps(func)
     def command(**kwargs: Any) -> NoReturn:
+        # imported when a plugin runs, not when the module loads (watch-kubeapi needs none)
+        from podsec.monitor.plugin import PluginOptions
+
         levels = {k: kwargs[f"level_{k}"] for k in "afchmldw"}
         verbosity = kwargs["verbosity"]
         if not any(levels.values()) and verbosity == 0 and not sys.argv[1:]:
@@ -308,8 +310,8 @@ def watch_kubeapi_cmd(
     smtp: str,
 ) -> None:
     from podsec.errors import UsageError
-    from podsec.monitor import audit_install, kubeapi_digest, sinks
     from podsec.monitor import kubeapi_audit as ka
+    from podsec.monitor import sinks
     from podsec.monitor.audit_events import Record
     from podsec.monitor.daemon import Watcher, run_watcher
 
@@ -317,6 +319,8 @@ def watch_kubeapi_cmd(
         raise UsageError(_("give exactly one of -d, -m or --install"))
     env = context.get(ctx)
     if install:
+        from podsec.monitor import audit_install
+
         for path in audit_install.install_audit(env.host, manifest):
             click.echo(_("updated {path}").format(path=path))
         return
@@ -326,6 +330,8 @@ def watch_kubeapi_cmd(
 
         def send(subject: str, body: str) -> None:
             sinks.send_mail(to, subject, body, smtp=smtp)
+
+        from podsec.monitor import kubeapi_digest
 
         count = kubeapi_digest.mail_digest(paths, send)
         click.echo(_("{count} record(s) mailed to {to}").format(count=count, to=to))
