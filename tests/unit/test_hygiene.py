@@ -1,4 +1,4 @@
-"""No shell strings, no eval, and only host.run starts programs."""
+"""No shell strings, no eval, and only host.run starts programs (pipelines included)."""
 
 import ast
 from pathlib import Path
@@ -32,4 +32,12 @@ def test_no_shell_eval_or_stray_subprocess() -> None:
                     offenders.append(
                         f"{path}:{node.lineno}: imports subprocess (use podsec.host.run)"
                     )
+            # a child started past the runner is not logged and has no CommandError
+            if (
+                path != RUNNER
+                and isinstance(node, ast.Attribute | ast.Name)
+                and (node.attr if isinstance(node, ast.Attribute) else node.id)
+                in ("Popen", "PIPE", "DEVNULL", "STDOUT")
+            ):
+                offenders.append(f"{path}:{node.lineno}: Popen/pipe (use host.run.stream)")
     assert offenders == []

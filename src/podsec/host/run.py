@@ -8,16 +8,18 @@ the exit status and the tail of stderr. Commands are logged at ``-v`` (logger ``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Literal, NoReturn, TypeAlias
 
 from podsec.errors import CommandError
 from podsec.i18n import _
@@ -236,9 +238,129 @@ def replace_process(argv: Sequence[Arg], *, log_file: Path | None = None) -> NoR
         ) from exc
 
 
-# Re-exported so callers never import subprocess themselves.
-Popen = subprocess.Popen
-PIPE = subprocess.PIPE
-DEVNULL = subprocess.DEVNULL
-STDOUT = subprocess.STDOUT
+class Stream:
+    """One program of a pipeline, running: its stdin or stdout is a pipe the caller holds.
+
+    stderr goes to a temporary file (a full pipe there would block the child); a bad exit
+    raises :class:`CommandError` with its tail from :meth:`check`. Use as a context manager:
+    leaving it kills the child if it still runs and closes the pipes.
+    """
+
+    def __init__(self, argv: list[str], proc: subprocess.Popen[bytes], err: IO[bytes]):
+        self.argv = argv
+        self._proc = proc
+        self._err = err
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        assert self._proc.stdin is not None, "started without stdin='pipe'"
+        return self._proc.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self._proc.stdout is not None, "started without stdout='pipe'"
+        return self._proc.stdout
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+
+    def stderr(self) -> str:
+        """All the child wrote to stderr so far."""
+        self._err.flush()
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace")
+
+    def stderr_tail(self) -> str:
+        """The last line the child wrote to stderr ("" if none)."""
+        tail = stderr_tail(self.stderr())
+        return tail.splitlines()[-1] if tail else ""
+
+    def check(self, timeout: float | None = None) -> None:
+        """Wait for the exit; a non-zero status raises :class:`CommandError`."""
+        code = self.wait(timeout)
+        if code != 0:
+            last = self.stderr_tail()
+            message = _("{prog} failed (exit {code})").format(
+                prog=Path(self.argv[0]).name, code=code
+            )
+            raise CommandError(
+                f"{message}: {last}" if last else message,
+                argv=self.argv,
+                returncode=code,
+                stderr=stderr_tail(self.stderr()),
+            )
+
+    def close(self) -> None:
+        """Kill the child if it still runs, reap it, close the pipes and the stderr file."""
+        self.kill()
+        self._proc.wait()
+        for fh in (self._proc.stdin, self._proc.stdout, self._err):
+            if fh is not None:
+                with contextlib.suppress(OSError):
+                    fh.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+PIPE_END = Literal["pipe"]
+
+
+def stream(
+    argv: Sequence[Arg],
+    *,
+    stdin: IO[bytes] | PIPE_END | None = None,
+    stdout: IO[bytes] | PIPE_END = "pipe",
+    env: Mapping[str, str] | None = None,
+) -> Stream:
+    """Start one program of a pipeline (a compressor fed by us, a decompressor we read).
+
+    ``stdin``: an open file, ``"pipe"`` (write to :attr:`Stream.stdin`) or None (/dev/null);
+    ``stdout``: an open file or ``"pipe"`` (read :attr:`Stream.stdout`).
+    """
+    args, full_env, _ident = _prepare(argv, env, None, None)
+    log.info("stream: %s", shlex.join(args))
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the Stream, closed in close()
+    try:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE
+            if stdin == "pipe"
+            else subprocess.DEVNULL
+            if stdin is None
+            else stdin,
+            stdout=subprocess.PIPE if stdout == "pipe" else stdout,
+            stderr=err,
+            env=full_env,
+        )
+    except FileNotFoundError as exc:
+        err.close()
+        raise CommandError(
+            _("program {prog} not found").format(prog=args[0]),
+            argv=args,
+            returncode=None,
+            hint=_("install it or check PATH; `podsec doctor` lists every program podsec uses"),
+        ) from exc
+    except BaseException:
+        err.close()
+        raise
+    return Stream(args, proc, err)
+
+
+# The type of a spawned child, for annotations only: callers start programs through spawn().
+Child: TypeAlias = "subprocess.Popen[bytes]"
 TimeoutExpired = subprocess.TimeoutExpired

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
-import tempfile
 import threading
 import time
 from collections import deque
@@ -30,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from podsec.errors import PodsecError, ValidationError
 from podsec.host import run
@@ -210,7 +209,7 @@ def write_archive(  # noqa: PLR0912, PLR0915 - start, feed and check the compres
     parallel = codec.name == "xz" and threads > 1 and splits
     parts = segments(members, splits) if parallel else [list(members)]
     outputs = [out.with_name(f"{out.name}.part{n}") for n in range(len(parts))]
-    procs: list[Any] = []
+    procs: list[run.Stream] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -227,7 +226,6 @@ def write_archive(  # noqa: PLR0912, PLR0915 - start, feed and check the compres
             errors.append(exc)
             proc.kill()
 
-    err_files = [tempfile.TemporaryFile() for _ in parts]  # noqa: SIM115 - closed below
     try:
         for index, part in enumerate(parts):
             if parallel:
@@ -235,7 +233,7 @@ def write_archive(  # noqa: PLR0912, PLR0915 - start, feed and check the compres
             else:
                 argv = codec.compress_argv(arch, threads)
             with outputs[index].open("wb") as sink:
-                procs.append(run.Popen(argv, stdin=run.PIPE, stdout=sink, stderr=err_files[index]))
+                procs.append(run.stream(argv, stdin="pipe", stdout=sink))
         feeders = [threading.Thread(target=feed, args=(i,), daemon=True) for i in range(len(parts))]
         for thread in feeders:
             thread.start()
@@ -246,8 +244,7 @@ def write_archive(  # noqa: PLR0912, PLR0915 - start, feed and check the compres
         if failed or errors:
             message = ""
             for index in failed:
-                err_files[index].seek(0)
-                message = err_files[index].read().decode(errors="replace").strip() or message
+                message = procs[index].stderr_tail() or message
             if not message and errors:
                 message = str(errors[0])
             raise _space_error(out.parent, message.splitlines()[-1] if message else "?")
@@ -263,13 +260,9 @@ def write_archive(  # noqa: PLR0912, PLR0915 - start, feed and check the compres
         raise _space_error(out.parent, exc.strerror or str(exc)) from exc
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            proc.close()
         for path in outputs:
             path.unlink(missing_ok=True)
-        for err in err_files:
-            err.close()
     progress.finish(task)
     return out.stat().st_size
 
@@ -292,7 +285,7 @@ class _MemorySpool:
     """Reads a decoder's output in a thread and hands it over in order (bounded by
     ``_SPOOL_LIMIT``, checked before it is used)."""
 
-    def __init__(self, proc: Any):
+    def __init__(self, proc: run.Stream):
         self._proc = proc
         self._chunks: deque[bytes] = deque()
         self._done = False
@@ -330,8 +323,7 @@ class _Decoded:
     (our segments) — two decoders in parallel, the second's output spooled in memory."""
 
     def __init__(self, path: Path, codec: Codec):
-        self.procs: list[Any] = []
-        self.errs: list[IO[bytes]] = []
+        self.procs: list[run.Stream] = []
         self._inputs: list[IO[bytes]] = []
         self._rest: _MemorySpool | None = None
         split = _xz_split(path) if codec.name == "xz" else None
@@ -344,17 +336,13 @@ class _Decoded:
         self._rest = _MemorySpool(self.procs[-1])
 
     def _start(self, argv: list[str], path: Path | None, offset: int) -> IO[bytes]:
-        err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self.errs.append(err)
-        stdin: Any = run.DEVNULL
+        source: IO[bytes] | None = None
         if path is not None:
-            fh = path.open("rb")
-            fh.seek(offset)
-            self._inputs.append(fh)
-            stdin = fh
-        proc = run.Popen(argv, stdin=stdin, stdout=run.PIPE, stderr=err)
+            source = path.open("rb")
+            source.seek(offset)
+            self._inputs.append(source)
+        proc = run.stream(argv, stdin=source)
         self.procs.append(proc)
-        assert proc.stdout is not None
         return proc.stdout
 
     def read(self, size: int = -1) -> bytes:
@@ -364,11 +352,9 @@ class _Decoded:
         return self._rest.read(size if size > 0 else _CHUNK)
 
     def stderr_tail(self) -> str:
-        for err in self.errs:
-            err.seek(0)
-            text = err.read().decode(errors="replace").strip()
-            if text:
-                return text.splitlines()[-1]
+        for proc in self.procs:
+            if tail := proc.stderr_tail():
+                return tail
         return ""
 
     def finish(self) -> bool:
@@ -379,12 +365,8 @@ class _Decoded:
 
     def close(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        for fh in (*self._inputs, *self.errs):
+            proc.close()
+        for fh in self._inputs:
             fh.close()
 
 

@@ -23,11 +23,14 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from podsec.errors import ValidationError
 from podsec.i18n import _
 from podsec.progress import NULL_PROGRESS, Progress
+
+if TYPE_CHECKING:
+    from podsec.host import run
 
 OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}'
 INDEX_MEDIA = "application/vnd.oci.image.index.v1+json"
@@ -263,7 +266,7 @@ class LayoutWriter:
         tmp = self.blobs / (src.name + ".layer.tmp")
         digest = hashlib.sha256()
         size = 0
-        with _decompressor(src, kind) as reader, tmp.open("wb") as out:
+        with _Decompressor(src, kind) as reader, tmp.open("wb") as out:
             while chunk := reader.read(CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
@@ -433,13 +436,13 @@ def _already_uncompressed_oci(manifest: dict[str, Any], layers: list[Blob]) -> b
     )
 
 
-class _decompressor:
+class _Decompressor:
     """A context manager giving a binary reader of a compressed file (zstd via the CLI)."""
 
     def __init__(self, path: Path, kind: str):
         self.path = path
         self.kind = kind
-        self._proc: Any = None
+        self._proc: run.Stream | None = None
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> IO[bytes]:
@@ -450,9 +453,7 @@ class _decompressor:
         elif self.kind == "zstd":
             from podsec.host import run
 
-            self._proc = run.Popen(
-                ["zstd", "-dcq", "--", str(self.path)], stdout=run.PIPE, stdin=run.DEVNULL
-            )
+            self._proc = run.stream(["zstd", "-dcq", "--", str(self.path)])
             self._fh = self._proc.stdout
         else:
             import bz2
@@ -464,8 +465,13 @@ class _decompressor:
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
             self._fh.close()
-        if self._proc is not None and self._proc.wait() != 0 and exc[0] is None:
-            raise ValidationError(_("{path}: zstd could not decompress it").format(path=self.path))
+        if self._proc is not None:
+            code = self._proc.wait()
+            self._proc.close()
+            if code != 0 and exc[0] is None:
+                raise ValidationError(
+                    _("{path}: zstd could not decompress it").format(path=self.path)
+                )
 
 
 # -- reading and verifying a layout ------------------------------------------------------------

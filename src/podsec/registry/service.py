@@ -31,7 +31,7 @@ from typing import Any
 from podsec.errors import PodsecError, UsageError
 from podsec.host import files, systemd
 from podsec.host.paths import Host
-from podsec.host.run import Popen, TimeoutExpired, run, spawn, which
+from podsec.host.run import Child, TimeoutExpired, run, spawn, which
 from podsec.i18n import _
 from podsec.names import KEYS_URL, REGISTRY_HOST, SIGSTORE_HOST
 from podsec.trust import setup as trust_setup
@@ -324,7 +324,7 @@ def _probe_json(url: str) -> tuple[bool, str]:
 class _Child:
     name: str
     argv: list[str]
-    proc: Popen[bytes] | None = None
+    proc: Child | None = None
     restarts: int = 0
     started_at: float = 0.0
 

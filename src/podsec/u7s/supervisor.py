@@ -134,7 +134,7 @@ class SupervisorError(PodsecError):
 @dataclass
 class _Proc:
     service: Service
-    popen: hostrun.Popen[bytes] | None = None
+    popen: hostrun.Child | None = None
     started: float = 0.0
     restarts: int = 0
     backoff: float = 1.0
