@@ -311,6 +311,44 @@ def test_every_kube_system_pod_running(cluster: dict[str, object]) -> None:
     wait_for("kube-system pods Running", running)
 
 
+def test_controller_manager_runs_and_makes_the_default_service_account(
+    cluster: dict[str, object],
+) -> None:
+    """Issue 12: kubeadm's default flexvolume hostPath (/usr/libexec/kubernetes/…) cannot be
+    created by the namespace's root, so the controller-manager never started and no pod could
+    be created (no `default` ServiceAccount). Its flexvolume dir is now the node's own."""
+    env = cluster["env"]
+
+    def running() -> bool:
+        pod = json.loads(
+            kubectl(
+                env,
+                "get",
+                "pod",
+                "-n",
+                "kube-system",
+                f"kube-controller-manager-{NODE}",
+                "-o",
+                "json",
+            )  # type: ignore[arg-type]
+        )
+        return pod["status"].get("phase") == "Running"
+
+    wait_for("kube-controller-manager Running", running)
+    wait_for(
+        "default ServiceAccount",
+        lambda: bool(kubectl(env, "get", "serviceaccount", "default", "-o", "name")),  # type: ignore[arg-type]
+    )
+    pod = json.loads(
+        kubectl(
+            env, "get", "pod", "-n", "kube-system", f"kube-controller-manager-{NODE}", "-o", "json"
+        )  # type: ignore[arg-type]
+    )
+    paths = {v["name"]: v.get("hostPath", {}).get("path") for v in pod["spec"]["volumes"]}
+    assert paths["flexvolume-dir"] == "/var/lib/kubelet/volumeplugins"
+    assert not Path("/usr/libexec/kubernetes/kubelet-plugins").exists()
+
+
 def test_control_plane_runs_as_u7s_admin(cluster: dict[str, object]) -> None:
     uid = cluster["uid"]
     assert isinstance(uid, int) and uid > 0

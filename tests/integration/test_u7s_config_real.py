@@ -183,8 +183,13 @@ def test_generated_v1beta2_init_config_passes_kubeadm_dry_run(
         f"image: {k8s_registry}/kube-apiserver:v1.20.2",
         "cgroupsPerQOS: false",
         "--node-ip=",
+        # the real kubeadm turns the flag into the controller-manager's flexvolume hostPath
+        "--flex-volume-plugin-dir=/var/lib/kubelet/volumeplugins",
+        "path: /var/lib/kubelet/volumeplugins",
+        "volumePluginDir: /var/lib/kubelet/volumeplugins",
     ):
         assert needle in out, needle
+    assert "/usr/libexec/kubernetes" not in out  # issue 12: u7s-admin cannot create it
     assert "unknown field" not in out and "strict decod" not in out
     assert Path("/etc/kubernetes").exists() == existed  # the overlay kept the host clean
     kinds = [d["kind"] for d in yaml.safe_load_all(plan.kubeadm_config)]  # type: ignore[attr-defined]

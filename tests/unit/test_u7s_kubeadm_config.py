@@ -310,3 +310,23 @@ def test_patch_kubelet_config_restores_what_kubeadm_drops() -> None:
     ) == kc.patch_kubelet_config(written, "v1.20.2")
     with pytest.raises(UsageError):
         kc.patch_kubelet_config("- a\n", "v1.20.2")
+
+
+@pytest.mark.parametrize(
+    ("api", "version"),
+    [(kc.V1BETA2, "v1.20.2"), (kc.V1BETA3, "v1.26.3"), (kc.V1BETA4, "v1.31.1")],
+)
+def test_flexvolume_dir_is_inside_the_node(api: str, version: str) -> None:
+    # kubeadm mounts the controller-manager's --flex-volume-plugin-dir as a DirectoryOrCreate
+    # hostPath; its default under /usr/libexec cannot be created by the namespace's root
+    # (issue 12): both the controller-manager and the kubelet use the node's own directory
+    d = docs(replace(BASE, api=api, kube_version=version))
+    cm = args(d["ClusterConfiguration"]["controllerManager"]["extraArgs"])
+    assert cm["flex-volume-plugin-dir"] == "/var/lib/kubelet/volumeplugins"
+    assert d["KubeletConfiguration"]["volumePluginDir"] == "/var/lib/kubelet/volumeplugins"
+    assert "/usr/libexec/kubernetes" not in kc.generate(
+        replace(BASE, api=api, kube_version=version)
+    )
+    # a joining node's kubelet configuration comes from the cluster: the patch sets it too
+    patched = yaml.safe_load(kc.patch_kubelet_config("kind: KubeletConfiguration\n", version))
+    assert patched["volumePluginDir"] == "/var/lib/kubelet/volumeplugins"

@@ -419,3 +419,24 @@ def test_network_settings_come_from_netconf() -> None:
     bridge = json.loads(cni.bridge_conflist(make_plan()))["plugins"][0]
     assert bridge["mtu"] == netconf.POD_MTU
     assert netconf.POD_MTU is not None and netconf.POD_MTU <= netconf.MTU
+
+
+def test_prepare_makes_the_flexvolume_dir_in_the_nodes_tree(host_root: Path) -> None:
+    # issue 12: what the node needs exists before kubeadm runs, owned by the node, and
+    # nothing is made under the host's /usr
+    from podsec.host.paths import Host
+    from podsec.u7s.plan import VOLUME_PLUGIN_DIR
+
+    (host_root / "etc/subuid").write_text("u7s-admin:100000:65536\n")
+    (host_root / "etc/subgid").write_text("u7s-admin:100000:65536\n")
+    layout = replace(LAYOUT, home=Path("/var/lib/u7s-admin"))
+    runtime.prepare(Host(host_root), make_plan(role="join-worker"), layout)
+    made = host_root / str(runtime.host_view(layout, VOLUME_PLUGIN_DIR)).lstrip("/")
+    assert (
+        made
+        == host_root / "var/lib/u7s-admin/.local/share/usernetes/_var_lib_kubelet/volumeplugins"
+    )
+    assert made.is_dir() and (made.stat().st_uid, made.stat().st_gid) == (990, 990)
+    assert not (host_root / "usr").exists()
+    runtime.prepare(Host(host_root), make_plan(role="join-worker"), layout)  # idempotent
+    assert made.is_dir()

@@ -29,7 +29,7 @@ import yaml
 from podsec.errors import UsageError
 from podsec.i18n import _
 from podsec.names import AUDIT_DIR, AUDIT_LOG, AUDIT_POLICY
-from podsec.u7s.plan import ETCD_DATA_DIR, Cri, Role
+from podsec.u7s.plan import ETCD_DATA_DIR, VOLUME_PLUGIN_DIR, Cri, Role
 
 V1BETA2 = "kubeadm.k8s.io/v1beta2"
 V1BETA3 = "kubeadm.k8s.io/v1beta3"
@@ -232,7 +232,12 @@ def cluster_configuration(inp: ConfigInput) -> Doc:
         },
         "etcd": {"local": etcd},
         "apiServer": api_server,
-        "controllerManager": {"extraArgs": _args(api, {"allocate-node-cidrs": "true"})},
+        # kubeadm mounts the flag's value as the flexvolume hostPath (plan.VOLUME_PLUGIN_DIR)
+        "controllerManager": {
+            "extraArgs": _args(
+                api, {"allocate-node-cidrs": "true", "flex-volume-plugin-dir": VOLUME_PLUGIN_DIR}
+            )
+        },
         "scheduler": {},
         "dns": dns,
     }
@@ -289,6 +294,7 @@ def kubelet_settings(kube_version: str) -> Doc:
         "failSwapOn": False,
         "evictionHard": {"nodefs.available": "3%"},
         "enforceNodeAllocatable": [],
+        "volumePluginDir": VOLUME_PLUGIN_DIR,  # the controller-manager's, inside the node
     }
     if minor < (1, 22):
         out["cgroupsPerQOS"] = False

@@ -21,6 +21,15 @@ Proto = Literal["tcp", "udp"]
 
 PLAN_FILE = "/etc/podsec/u7s/node-plan.json"
 ETCD_DATA_DIR = "/var/lib/podsec/u7s/etcd"
+# FlexVolume drivers (kubelet --volume-plugin-dir, controller-manager --flex-volume-plugin-dir).
+# The upstream default /usr/libexec/kubernetes/kubelet-plugins/volume/exec is a hostPath
+# kubeadm gives the controller-manager as DirectoryOrCreate: the namespace's root (u7s-admin
+# on the host) cannot create it under the host's /usr, so the static pod never started on a
+# node where it did not exist already. A packaged node does not own /usr/libexec at run
+# time either; the node's own /var/lib/kubelet (u7s-admin's persistent tree, bound into the
+# namespace) is private, writable and survives restarts — the path Typhoon/Flatcar-style
+# read-only-/usr distributions use as well.
+VOLUME_PLUGIN_DIR = "/var/lib/kubelet/volumeplugins"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from podsec.host.run import which
 from podsec.i18n import _
 from podsec.names import AUDIT_POLICY, U7S_BIN, U7S_HOME, U7S_USER
 from podsec.u7s import containerd, crio, netconf
-from podsec.u7s.plan import ETCD_DATA_DIR, NodePlan
+from podsec.u7s.plan import ETCD_DATA_DIR, VOLUME_PLUGIN_DIR, NodePlan
 
 RUN_DIR = "/run/podsec/u7s"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -186,6 +186,9 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
         os.chown(host.path(str(layout.home / sub)), uid, gid)
     for name in _DATA_MOUNTS.values():
         _mkdir(host.path(str(layout.data_dir / name)), uid, gid)
+    # made here, not left to the kubelet's DirectoryOrCreate: what the node needs exists
+    # before kubeadm runs, owned by the node
+    _mkdir(host.path(str(host_view(layout, VOLUME_PLUGIN_DIR))), uid, gid)
     for d in OWNED_DIRS:
         _mkdir(host.path(d), uid, gid, 0o700 if "etcd" in d else 0o755)
     host.path(RUN_DIR).mkdir(parents=True, exist_ok=True)
@@ -258,6 +261,15 @@ _DATA_MOUNTS = {
     "/var/lib/kubelet": "_var_lib_kubelet",
     "/var/log": "_var_log",
 }
+
+
+def host_view(layout: Layout, node_path: str) -> Path:
+    """Where a path of the namespace's persistent directories (``/var/lib/kubelet/…``) is on
+    the host."""
+    for target, name in _DATA_MOUNTS.items():
+        if node_path == target or node_path.startswith(target + "/"):
+            return layout.data_dir / name / node_path[len(target) :].lstrip("/")
+    raise ValueError(node_path)
 
 
 def child_spec(plan: NodePlan, layout: Layout) -> dict[str, Any]:
