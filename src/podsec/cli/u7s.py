@@ -176,6 +176,12 @@ def kubeadm_cmd(argv: tuple[str, ...]) -> int:
         layout = runtime.layout_for(host)
         rest = [a for a in args.raw if a not in ("reset", "-f", "--force")]
         return node.reset(host, layout, rest, _StepProgress())
+    if args.help:
+        # upstream's help first (as the seed showed it), then what podsec adds
+        rc = _passthrough(host, args.passthrough_argv())
+        sys.stdout.flush()
+        click.echo(wrapper.podsec_help())
+        return rc
     if not args.planned:
         return _passthrough(host, args.passthrough_argv())
     _need_root()

@@ -27,22 +27,87 @@ KUBEADM_ENV = "PODSEC_KUBEADM"  # the real kubeadm, when it is not on PATH
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
 
+WRAPPER_ENTRY = "podsec-u7s-kubeadm"  # the entry point U7S_BIN/kubeadm links to
+
+
+def _identity(path: str | Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file ``path`` finally names (symlinks followed)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def wrapper_identities() -> set[tuple[int, int]]:
+    """The files that are podsec's own kubeadm wrapper, by identity: the entry point beside
+    this interpreter and on PATH, the running program, and U7S_BIN/kubeadm. A path string
+    would miss the wrapper installed under another root (``--root``), through a symlinked
+    directory or a bind mount — and the wrapper would then run itself forever."""
+    import sys
+
+    candidates: list[str | Path] = [
+        Path(sys.executable).parent / WRAPPER_ENTRY,
+        f"{U7S_BIN}/kubeadm",
+    ]
+    entry = run.which(WRAPPER_ENTRY)
+    if entry:
+        candidates.append(entry)
+    if sys.argv and sys.argv[0] and Path(sys.argv[0]).name in (WRAPPER_ENTRY, "kubeadm"):
+        candidates.append(sys.argv[0])
+    return {i for i in map(_identity, candidates) if i is not None}
+
+
+def _is_wrapper(path: str, wrappers: set[tuple[int, int]]) -> bool:
+    if _identity(path) in wrappers:
+        return True
+    try:  # a copied entry-point script (not a link) still names podsec's wrapper module
+        with Path(path).open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"podsec.cli" in head and b"kubeadm" in head
+
+
 def real_kubeadm(path: str | None = None) -> str:
-    """The upstream kubeadm: ``$PODSEC_KUBEADM``, else the first ``kubeadm`` on PATH outside
-    podsec's wrapper directory :data:`U7S_BIN` (on a u7s node that directory is first on
-    PATH, and its ``kubeadm`` is podsec itself)."""
+    """The upstream kubeadm: ``$PODSEC_KUBEADM``, else the first ``kubeadm`` on PATH that is
+    not podsec's own wrapper (on a u7s node the wrapper directory :data:`U7S_BIN` comes first
+    on PATH). The wrapper is recognised by file identity (device and inode), wherever it is
+    installed; when only the wrapper is found this is an error, never a call to itself."""
+    wrappers = wrapper_identities()
     explicit = os.environ.get(KUBEADM_ENV)
     if explicit:
+        if _is_wrapper(explicit, wrappers):
+            raise NotFoundError(
+                _("{var}={path} is podsec's own kubeadm wrapper, not the real kubeadm").format(
+                    var=KUBEADM_ENV, path=explicit
+                ),
+                hint=_("point {var} at the upstream kubeadm binary").format(var=KUBEADM_ENV),
+            )
         return explicit
     search = path if path is not None else os.environ.get("PATH", "")
-    dirs = [d for d in search.split(os.pathsep) if d and Path(d).resolve() != Path(U7S_BIN)]
-    found = run.which("kubeadm", path=os.pathsep.join(dirs))
-    if found is None:
+    skipped: list[str] = []
+    for d in search.split(os.pathsep):
+        if not d:
+            continue
+        found = run.which("kubeadm", path=d)
+        if found is None:
+            continue
+        if _is_wrapper(found, wrappers):
+            skipped.append(found)
+            continue
+        return found
+    if skipped:
         raise NotFoundError(
-            _("the real kubeadm is not installed"),
+            _(
+                "the real kubeadm is not installed: only podsec's own wrapper was found ({path})"
+            ).format(path=", ".join(dict.fromkeys(skipped))),
             hint=_("install kubernetes-kubeadm (or set {var})").format(var=KUBEADM_ENV),
         )
-    return found
+    raise NotFoundError(
+        _("the real kubeadm is not installed"),
+        hint=_("install kubernetes-kubeadm (or set {var})").format(var=KUBEADM_ENV),
+    )
 
 
 def kubeadm_version(kubeadm: str) -> str:

@@ -67,6 +67,39 @@ ENV_PATH = f"PATH={U7S_BIN}:/sbin/:/usr/sbin/:/bin:/usr/bin/"
 SLIRP_GUEST = 100  # slirp4netns gives the namespace <network>.100
 
 
+def podsec_help() -> str:
+    """podsec's part of ``kubeadm --help`` through the wrapper, printed after the upstream
+    help: what the wrapper adds (``--force``), the ``U7S_*`` variables it reads, examples."""
+    return _(
+        "\nrootless Kubernetes (podsec u7s): this kubeadm is podsec's wrapper.\n"
+        "`kubeadm init` and `kubeadm join` plan the node, pull the images, start rootlesskit,\n"
+        "the CRI and the kubelet as u7s-admin and run the real kubeadm inside its namespace;\n"
+        "`kubeadm reset` undoes it; every other subcommand runs inside the namespace.\n"
+        "\n"
+        "podsec's flags (init, join):\n"
+        "  --force      remove this node's previous cluster state (etcd member, /etc/kubernetes)\n"
+        "               before init/join; without it podsec refuses to run over it\n"
+        "\n"
+        "Environment (also /etc/podsec/podsec.toml):\n"
+        "  U7S_REGISTRY             image repository (default: registry.local/k8s-c10f1 or\n"
+        "                           registry.local/k8s-p10 when /etc/hosts names registry.local,\n"
+        "                           else registry.altlinux.org/...; k8s-c10f1 when CPE_NAME has spserver)\n"
+        "  U7S_PLATFORM             c10f or p10 (instead of /etc/os-release)\n"
+        "  U7S_KUBEVERSION          Kubernetes version to deploy (default: kubeadm's own)\n"
+        "  U7S_SETAVAILABLEIMAGES   use the newest available tag of a missing image's minor\n"
+        "  U7S_CNI_PLUGIN           flannel (default) or bridge\n"
+        "  U7S_FLANNEL_TAG, U7S_FLANNELCNIPLUGIN_TAG   flannel image tags\n"
+        "  U7S_DEBUG                verbose steps\n"
+        "\n"
+        "Examples:\n"
+        "  export PATH=/usr/libexec/podsec/u7s/bin/:$PATH; kubeadm init\n"
+        "  kubeadm init --pod-network-cidr=10.244.0.0/16 --force\n"
+        "  kubeadm join 192.168.1.10:6443 --token T --discovery-token-ca-cert-hash sha256:H\n"
+        "  kubeadm reset\n"
+        "See also: podsec u7s --help, man podsec-u7s-kubeadm\n"
+    )
+
+
 def existing_state(host: Host) -> list[str]:
     """What a previous cluster left on this node (paths as the node sees them)."""
     found: list[str] = []
