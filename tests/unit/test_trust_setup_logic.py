@@ -52,6 +52,33 @@ def test_base_policy_rejects_by_default_and_accepts_local_transports():
     assert setup.signed_scopes(p) == {"registry.local/p10": req.key_paths}
 
 
+def test_system_policy_passes_check_policy_rule_105_and_makers_are_unrestricted():
+    """issue 16: one idea of a correct node — the system policy accepts no transport
+    check-policy forbids; a maker's own policy accepts anything but registry.local unsigned."""
+    from podsec.monitor import policy_check
+
+    p = setup.base_policy({"registry.local/k8s-p10": ("/var/sigstore/keys/a.pgp",)})
+    assert set(pol.non_docker_transports(p)) <= set(policy_check.ALLOWED_TRANSPORTS)
+    own = setup.maker_policy(p)
+    assert pol.default_type(own) == "insecureAcceptAnything"
+    assert pol.non_docker_transports(own) == []
+    assert list(own.transports["docker"]) == ["registry.local/k8s-p10"]
+    assert pol.unsigned_registries(own) == []
+    assert pol.render(pol.parse(pol.render(own), "x")) == pol.render(own)
+
+
+def test_policy_create_drops_the_archive_transports_an_earlier_podsec_accepted():
+    old = pol.parse(
+        '{"default":[{"type":"reject"}],"transports":{"docker":{},'
+        '"dir":{"":[{"type":"insecureAcceptAnything"}]},'
+        '"oci-archive":{"":[{"type":"insecureAcceptAnything"}]},'
+        '"oci":{"/srv/mine":[{"type":"insecureAcceptAnything"}]}}}',
+        "old",
+    )
+    kept = setup.without_former(old)
+    assert set(kept.transports) == {"docker", "oci"}  # the administrator's own oci rule stays
+
+
 def test_maker_specs():
     specs = users.parse_maker_specs([])
     assert [(s.user, s.scope) for s in specs] == [("imagemaker", "registry.local")]

@@ -52,7 +52,13 @@ REGISTRIES_D_FILE = "/etc/containers/registries.d/default.yaml"
 REGISTRIES_CONF_DROPIN = "/etc/containers/registries.conf.d/podsec.conf"
 CONTAINERS_CONF_DROPIN = "/etc/containers/containers.conf.d/podsec.conf"
 SYSCTL_FILE = "99-podman.conf"
-LOCAL_TRANSPORTS = ("containers-storage", "dir", "docker-archive", "oci", "oci-archive")
+# The system policy accepts one local transport: podman reads containers-storage to push, and
+# what is in local storage already passed the policy. Archives and directories (dir, oci,
+# oci-archive, docker-archive) are refused: they bring in images no signature vouches for
+# (check-policy rule 105). Image makers, who need them, get a policy of their own.
+LOCAL_TRANSPORTS = ("containers-storage",)
+# what podsec's system policy accepted before: dropped on the next `policy create`
+FORMER_TRANSPORTS = ("dir", "docker-archive", "oci", "oci-archive")
 _FPR_RE = re.compile(r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$")
 _SHA_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _KEY_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+\.(pgp|gpg|asc)")  # fullmatch: no trailing newline
@@ -164,8 +170,35 @@ def merged_policy(host: Host) -> pol.Policy:
     wanted = base_policy(signed_scopes(current))
     docker = dict(current.transports.get("docker", {}))
     docker.update(wanted.transports["docker"])
-    transports = {**current.transports, **wanted.transports, "docker": docker}
+    transports = {**without_former(current).transports, **wanted.transports, "docker": docker}
     return pol.Policy((pol.reject(),), transports)
+
+
+def without_former(policy: pol.Policy) -> pol.Policy:
+    """``policy`` without the archive transports an earlier podsec accepted wholesale
+    (exactly ``{"": [insecureAcceptAnything]}``); an administrator's own rules stay."""
+    transports = {
+        t: scopes
+        for t, scopes in policy.transports.items()
+        if not (
+            t in FORMER_TRANSPORTS
+            and list(scopes) == [""]
+            and [r.type for r in scopes[""]] == [pol.ACCEPT]
+        )
+    }
+    return pol.Policy(policy.default, transports)
+
+
+def maker_policy(system: pol.Policy) -> pol.Policy:
+    """An image maker's own ``~/.config/containers/policy.json``: unrestricted, as in the
+    seed (makers pull, tag and build from third-party images and load archives), except that
+    registry.local is still accepted only signed by the makers' keys."""
+    docker = {
+        s: reqs
+        for s, reqs in system.transports.get("docker", {}).items()
+        if s == REGISTRY_HOST or s.startswith(REGISTRY_HOST + "/")
+    }
+    return pol.Policy((pol.accept(),), {"docker": docker} if docker else {})
 
 
 def write_policy(host: Host, policy: pol.Policy, *, publish: bool) -> list[str]:

@@ -7,8 +7,10 @@ directory is made root-owned and read-only — the report says which.
 
 Image makers get a GPG signing key (batch, optional passphrase), the public key in
 ``/var/sigstore/keys/USER.pgp``, a ``signedBy`` rule for ``registry.local/REPO_PATH`` in the
-system policy (also published for other nodes) and their own registries.d whose
-``lookaside-staging`` makes ``podman push --sign-by`` write into /var/sigstore/sigstore.
+system policy (also published for other nodes), their own registries.d whose
+``lookaside-staging`` makes ``podman push --sign-by`` write into /var/sigstore/sigstore, and
+their own ``~/.config/containers/policy.json``: unrestricted as in the seed (they pull, tag
+and build from third-party images), registry.local still only signed.
 No other user's files are ever touched (the original rewrote every ~/.config policy).
 All names and paths are validated before anything changes.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from podsec.errors import NotFoundError, UsageError
@@ -290,6 +292,17 @@ def _make_one(
     return report, key_path
 
 
+def _write_maker_policy(host: Host, name: str, system: pol.Policy) -> str | None:
+    """The maker's own unrestricted policy (setup.maker_policy); its path when written."""
+    user, home = _home(host, name)
+    path = home / pol.USER_POLICY
+    text = pol.render(setup.maker_policy(system))
+    pol.parse(text, "generated policy")
+    if files.atomic_write(path, text, mode=0o644, owner=user.uid, group=user.gid):
+        return f"{user.home}/{pol.USER_POLICY}"
+    return None
+
+
 def create_imagemakers(
     host: Host,
     specs: Sequence[MakerSpec],
@@ -325,10 +338,13 @@ def create_imagemakers(
     policy = setup.base_policy(makers)
     if current is not None:  # keep transports/scopes the administrator added
         docker = {**current.transports.get("docker", {}), **policy.transports["docker"]}
-        policy = pol.Policy(
-            (pol.reject(),), {**current.transports, **policy.transports, "docker": docker}
-        )
+        kept = setup.without_former(current).transports
+        policy = pol.Policy((pol.reject(),), {**kept, **policy.transports, "docker": docker})
     written = setup.write_policy(host, policy, publish=True)
+    own = [_write_maker_policy(host, spec.user, policy) for spec in specs]
+    for i, path in enumerate(own):
+        if path:
+            out[i] = replace(out[i], changed=(*out[i].changed, path))
     if written and out:
         first = out[0]
         out[0] = UserReport(

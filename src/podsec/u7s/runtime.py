@@ -21,7 +21,7 @@ from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.host.run import which
 from podsec.i18n import _
-from podsec.names import AUDIT_POLICY, U7S_BIN, U7S_HOME, U7S_USER
+from podsec.names import AUDIT_POLICY, GROUP_PODMAN, U7S_BIN, U7S_HOME, U7S_USER
 from podsec.u7s import containerd, crio, netconf
 from podsec.u7s.plan import ETCD_DATA_DIR, VOLUME_PLUGIN_DIR, NodePlan
 
@@ -135,7 +135,16 @@ def ensure_account(host: Host, user: str | None = None) -> Layout:
     """Create the system account with its home and subordinate id ranges."""
     name = user or user_name()
     home = U7S_HOME if name == U7S_USER else f"/var/lib/{name}"
-    accounts.ensure_user(host, name, system=True, home=home, comment="rootless kubernetes")
+    # as the seed's package: u7s-admin is in podman (it has images: check-policy rule 101)
+    # and in systemd-journal (its units' logs), where that group exists
+    accounts.ensure_group(host, GROUP_PODMAN)
+    groups = (
+        GROUP_PODMAN,
+        *(("systemd-journal",) if accounts.get_group(host, "systemd-journal") else ()),
+    )
+    accounts.ensure_user(
+        host, name, system=True, home=home, comment="rootless kubernetes", supplementary=groups
+    )
     accounts.ensure_subids(host, name)
     return layout_for(host, name)
 
