@@ -108,10 +108,19 @@ def blob_problem(blob: bytes) -> str | None:
         for b in fmt:
             if b < 32 or b >= 0x7F:
                 return f"invalid signature format, non-ASCII byte {b:#x}"
-        if fmt in (b"simple-signing", b"sigstore-json"):
+        if fmt == b"simple-signing":
             return None
+        if fmt == b"sigstore-json":
+            from podsec.trust import sigstore
+
+            return sigstore.chunk_problem(blob)
         return f"unrecognized signature format {fmt.decode()!r}"
     return f"unrecognized signature format, starting with binary {first:#x}"
+
+
+def is_sigstore(blob: bytes) -> bool:
+    """A ``sigstore-json`` blob (a cosign signature or other attachment)."""
+    return blob[:1] == b"\0" and blob[1:].partition(b"\n")[0] == b"sigstore-json"
 
 
 def simple_signing_body(blob: bytes) -> bytes | None:
@@ -411,16 +420,22 @@ class Payload:
     timestamp: int | None = None
 
 
-def parse_payload(data: bytes) -> Payload:
+def parse_payload(
+    data: bytes, *, kind: str = SIGNATURE_TYPE, optional_may_be_null: bool = False
+) -> Payload:
     """Parse a payload as strictly as containers/image (``untrustedSignature``): exactly
     ``critical`` and ``optional``, no duplicate key at any level it reads, exact fields in
-    ``critical``, a valid digest, an integer timestamp."""
+    ``critical``, a valid digest, an integer timestamp. A sigstore payload has another
+    ``kind`` and may have ``"optional": null`` (``UntrustedSigstorePayload``)."""
     try:
         doc = json.loads(data, object_pairs_hook=_pairs_hook)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(_("not JSON: {err}").format(err=exc)) from exc
     top = _object(doc, _("payload"), ("critical", "optional"))
-    optional = _object(top["optional"], "optional")
+    if optional_may_be_null and top["optional"] is None:
+        optional: dict[str, Any] = {}
+    else:
+        optional = _object(top["optional"], "optional")
     creator = timestamp = None
     if "creator" in optional:
         creator = _string(optional["creator"], "optional.creator")
@@ -434,9 +449,9 @@ def parse_payload(data: bytes) -> Payload:
             raise PayloadError(_("Field optional.timestamp is not an integer"))
         timestamp = int(stamp)
     critical = _object(top["critical"], "critical", ("type", "image", "identity"))
-    kind = _string(critical["type"], "critical.type")
-    if kind != SIGNATURE_TYPE:
-        raise PayloadError(_("Unrecognized signature type {kind}").format(kind=kind))
+    claimed = _string(critical["type"], "critical.type")
+    if claimed != kind:
+        raise PayloadError(_("Unrecognized signature type {kind}").format(kind=claimed))
     image = _object(critical["image"], "critical.image", ("docker-manifest-digest",))
     digest = _string(image["docker-manifest-digest"], "critical.image.docker-manifest-digest")
     problem = reference.digest_problem(digest)

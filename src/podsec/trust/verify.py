@@ -9,8 +9,8 @@ explain``, ``images audit``, the monitoring plugins, ``images load-sign`` and bu
 all go through here.
 
 Each requirement type has a verifier in :data:`VERIFIERS`; :func:`register` adds one (the
-sigstore verifier plugs in there). ``sigstoreSigned`` is parsed and, until then, refused with
-a clear reason, like ``signedBaseLayer`` is by containers/image.
+sigstore key verifier, :mod:`podsec.trust.verify_sigstore`, is one). ``signedBaseLayer`` is
+refused with containers/image's reason.
 """
 
 from __future__ import annotations
@@ -132,11 +132,11 @@ def _base_layer(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
     return False, _("signedBaseLayer not implemented yet!")
 
 
-def _sigstore_pending(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
-    return False, _(
-        "sigstoreSigned: podsec cannot verify sigstore signatures yet, so this requirement "
-        "refuses the image"
-    )
+def _sigstore_signed(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
+    # imported here: cryptography is loaded only once a sigstore requirement is evaluated
+    from podsec.trust import verify_sigstore
+
+    return verify_sigstore.sigstore_signed(ev, req)
 
 
 def _key_blobs(host: Host, req: Requirement) -> list[bytes]:
@@ -160,6 +160,8 @@ def _signed_by(ev: Evaluation, req: Requirement) -> tuple[bool, str]:
     rejections: list[str] = []
     accepted: SignatureCheck | None = None
     for index, blob in enumerate(sigs, 1):
+        if signature.is_sigstore(blob):  # containers/image's Signatures() drops them
+            continue
         check = _check_one(ev, req, index, blob)
         ev.checks.append(check)
         if check.ok and accepted is None:
@@ -217,7 +219,7 @@ VERIFIERS: dict[str, Verifier] = {
     REJECT: _reject,
     SIGNED_BY: _signed_by,
     SIGNED_BASE_LAYER: _base_layer,
-    SIGSTORE_SIGNED: _sigstore_pending,
+    SIGSTORE_SIGNED: _sigstore_signed,
 }
 
 

@@ -496,6 +496,9 @@ def main(root: Path, write: Write) -> None:
     from handmade_sigstore import sigstore_tables
 
     sigstore_tables(root, write)
+    from handmade_sigstore_eval import sigstore_eval_tables
+
+    sigstore_eval_tables(root, write)
     import handmade_signature as hs
 
     hs.payload_tables(write)
