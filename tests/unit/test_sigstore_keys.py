@@ -73,7 +73,9 @@ def test_a_generated_key_pair_signs_and_verifies() -> None:
     )
     other = sigstore.load_public_key(sigstore_keys.generate(b"x").public_key)
     with pytest.raises(sigstore.SigstoreError, match="verification failed"):
-        sigstore.verify_payload([other], sig.payload, sig.annotations[sigstore.SIGNATURE_ANNOTATION])
+        sigstore.verify_payload(
+            [other], sig.payload, sig.annotations[sigstore.SIGNATURE_ANNOTATION]
+        )
 
 
 def test_wrong_passphrase_and_foreign_pem_types_are_refused() -> None:
