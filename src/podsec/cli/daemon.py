@@ -58,7 +58,26 @@ def _admission(opts: Mapping[str, str]) -> int:
 def _admission_listen(opts: Mapping[str, str]) -> int:
     from podsec.u7s import admission
 
-    admission.send_listener(int(opts["port"]), Path(opts["to"]))
+    admission.send_listener(int(opts["port"]), Path(opts["to"]), opts.get("address", "0.0.0.0"))  # noqa: S104
+    return 0
+
+
+def _authz(opts: Mapping[str, str]) -> int:
+    """The revocation webhook: on a u7s node (``node=1``) its port is opened inside the node's
+    namespace, where the API server dials 127.0.0.1; elsewhere it listens on ``address``."""
+    from podsec.webhook import authz
+
+    host = _host()
+    port = int(opts.get("port", authz.PORT))
+    address = opts.get("address", authz.ADDRESS)
+    listener = None
+    if opts.get("node") == "1":
+        from podsec.u7s import admission, runtime
+
+        listener = admission.listener_from_namespace(
+            runtime.layout_for(host), port, address=address, box_name="authz-listen.sock"
+        )
+    authz.host_webhook(host, listener, address=address, port=port).serve_forever()
     return 0
 
 
@@ -74,6 +93,7 @@ DAEMONS: dict[str, Callable[[Mapping[str, str]], int]] = {
     "u7s-run": _u7s_run,
     "child": _child,
     "admission": _admission,
+    "authz": _authz,
     # run by the webhook itself inside the node's namespaces (through nsenter), briefly
     "admission-listen": _admission_listen,
     # before a kubelet < 1.24 starts: answers cAdvisor's Docker questions, then exits

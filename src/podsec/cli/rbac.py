@@ -623,26 +623,19 @@ def roles_cmd(
 @rbac.command(
     "revoke",
     help=_(
-        "Take away everything USER's certificate can do: remove USER and the groups of its "
-        "certificate from every binding (the certificate itself stays valid until it "
-        "expires — Kubernetes has no client certificate revocation) and record the "
-        "certificate's CN and serial in /var/lib/podsec/rbac/revoked.json for the audit "
-        "watcher."
+        "Refuse everything USER's certificate can do: record its CN and serial in "
+        "/var/lib/podsec/rbac/revoked.json, which the API server's authorization webhook "
+        "reads (podsec rbac enforce-revocation; every request of USER is denied at once, "
+        "through every group, until the certificate expires — other members of its groups "
+        "keep their access), and remove USER from every binding. Group bindings are not "
+        "touched. The audit watcher reports any later use of the certificate."
     ),
     epilog=_(
-        "Examples:\n\n  podsec rbac revoke alice\n\n  podsec rbac revoke alice --keep-group k8s\n\n"
-        "  podsec rbac revoke alice --cert alice.crt"
+        "Examples:\n\n  podsec rbac revoke alice\n\n  podsec rbac revoke alice --cert alice.crt"
     ),
 )
 @click.argument("user")
 @admin_options
-@click.option(
-    "--keep-group",
-    "keep_groups",
-    multiple=True,
-    metavar="GROUP",
-    help=_("Do not remove GROUP from bindings (it is shared; its grants stay usable)."),
-)
 @click.option(
     "--cert",
     "cert_file",
@@ -663,7 +656,6 @@ def revoke_cmd(
     kubeconfig: str | None,
     kube_context: str | None,
     request_timeout: float,
-    keep_groups: tuple[str, ...],
     cert_file: str | None,
     no_cert: bool,
     json_output: bool,
@@ -688,7 +680,7 @@ def revoke_cmd(
     else:
         cert = issue.current_cert(env.host, user)[0]
     with _api(env.host, kubeconfig, kube_context, request_timeout) as api:
-        res = revoke.revoke(env.host, api, user, cert, keep_groups=keep_groups)
+        res = revoke.revoke(env.host, api, user, cert)
     for warning in res.warnings:
         output.info(_("warning: {text}").format(text=warning))
     if env.json:
@@ -697,7 +689,7 @@ def revoke_cmd(
                 "cn": res.cn,
                 "serial": res.serial,
                 "groups": list(res.groups),
-                "keptGroups": list(res.kept_groups),
+                "enforced": res.enforced,
                 "recordFile": res.record_file,
                 "changes": [
                     {
@@ -790,6 +782,134 @@ def who_can_cmd(
         [_("kind"), _("subject"), _("binding"), _("role"), _("only names")],
         rows,
     )
+
+
+# --------------------------------------------------------------------------- revocation webhook
+@rbac.command(
+    "enforce-revocation",
+    help=_(
+        "Make this control-plane host's API server refuse revoked certificates: set up the "
+        "podsec authorization webhook (serving certificate made here, its CA pinned in "
+        "/etc/kubernetes/podsec-authz/webhook.kubeconfig), the podsec-rbac-authz.service unit "
+        "that runs it, and kube-apiserver's static pod manifest (--authorization-mode with "
+        "Webhook before RBAC, the webhook flags, the kubeconfig mounted). A webhook that is "
+        "down is 'no opinion' to Kubernetes: RBAC decides alone (fail-open) — watch it with "
+        "podsec monitor check-authz. Rootless nodes get all this from podsec u7s kubeadm init."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec rbac enforce-revocation\n\n"
+        "  podsec rbac enforce-revocation --no-manifest --json   # print the flags only"
+    ),
+)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help=_("Address the webhook listens on and the API server dials."),
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=9444, show_default=True, help=_("Its port.")
+)
+@click.option(
+    "--manifest",
+    default="/etc/kubernetes/manifests/kube-apiserver.yaml",
+    show_default=True,
+    metavar="FILE",
+    help=_(
+        "kube-apiserver's static pod manifest to edit (a copy is kept in /var/lib/podsec/rbac)."
+    ),
+)
+@click.option(
+    "--no-manifest",
+    is_flag=True,
+    help=_("Edit no manifest: print the flags to give kube-apiserver yourself."),
+)
+@click.option("--no-start", is_flag=True, help=_("Install the unit but do not start it."))
+@click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
+@click.pass_context
+def enforce_revocation_cmd(
+    ctx: click.Context,
+    *,
+    address: str,
+    port: int,
+    manifest: str,
+    no_manifest: bool,
+    no_start: bool,
+    json_output: bool,
+) -> None:
+    import ipaddress
+
+    from podsec.errors import UsageError
+    from podsec.rbac import enforce
+
+    env = context.with_json(ctx, json_output)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError as exc:
+        raise UsageError(_("--address {value}: not an IP address").format(value=address)) from exc
+    res = enforce.enforce(
+        env.host,
+        address=address,
+        port=port,
+        manifest=None if no_manifest else manifest,
+        start=not no_start,
+    )
+    if env.json:
+        output.emit_json(
+            {
+                "url": res.url,
+                "kubeconfig": res.kubeconfig,
+                "apiserverArgs": [f"--{k}={v}" for k, v in res.args.items()],
+                "manifest": res.manifest,
+                "manifestChanged": res.manifest_changed,
+                "backup": res.backup,
+                "unit": res.unit,
+                "started": res.started,
+            }
+        )
+        return
+    output.result(_("webhook {url}, configuration {path}").format(url=res.url, path=res.kubeconfig))
+    if res.manifest:
+        output.result(
+            _("{path} updated (previous copy {backup})").format(
+                path=res.manifest, backup=res.backup
+            )
+            if res.manifest_changed
+            else _("{path} already asks the webhook").format(path=res.manifest)
+        )
+    else:
+        output.result(_("kube-apiserver flags:"))
+        for k, v in res.args.items():
+            output.result(f"  --{k}={v}")
+    if not res.started:
+        output.info(
+            _(
+                "{unit} installed; systemd does not run here: start `podsec rbac authz-serve`"
+            ).format(unit=res.unit)
+        )
+
+
+@rbac.command(
+    "authz-serve",
+    help=_(
+        "Run the revocation webhook in the foreground (what podsec-rbac-authz.service and the "
+        "u7s node's supervisor run): deny every request of a user whose certificate is in "
+        "/var/lib/podsec/rbac/revoked.json and not expired, no opinion otherwise."
+    ),
+    epilog=_("Examples:\n\n  podsec rbac authz-serve\n\n  podsec rbac authz-serve --port 9555"),
+)
+@click.option("--address", default="127.0.0.1", show_default=True, help=_("Listen address."))
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=9444, show_default=True, help=_("Its port.")
+)
+@click.pass_context
+def authz_serve_cmd(ctx: click.Context, address: str, port: int) -> None:
+    from podsec.webhook import authz
+
+    env = context.get(ctx)
+    server = authz.host_webhook(env.host, address=address, port=port)
+    output.info(_("serving {url}").format(url=authz.url(address, port)))
+    server.serve_forever()
 
 
 # --------------------------------------------------------------------------- original names

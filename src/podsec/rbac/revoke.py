@@ -1,21 +1,24 @@
-"""``revoke USER``: take away everything a user's certificate can do, and record it.
+"""``revoke USER``: refuse everything a user's certificate can do, and record it.
 
-Kubernetes cannot revoke a client certificate (no CRL/OCSP for client certs), and the
-certificate keeps authenticating until it expires. What gives it power are the bindings of
-its CN (the user) and its O entries (groups), so revoke removes the user *and its
-certificate's groups* from every binding — can-i says no at once — and records the
-certificate (CN, serial as a decimal string, groups, fingerprint, expiry, time) in
-``/var/lib/podsec/rbac/revoked.json`` (a JSON list), which the audit watcher (podsec monitor)
-reads to report any later use of that certificate.
+Kubernetes cannot revoke a client certificate (no CRL/OCSP for client certs): it keeps
+authenticating until it expires, with its CN (the user) and its O entries (groups). revoke
+records the certificate (CN, serial as a decimal string, groups, fingerprint, expiry, time)
+in ``/var/lib/podsec/rbac/revoked.json`` (:mod:`podsec.revocations`), which the API server's
+authorization webhook (:mod:`podsec.webhook.authz`, ``enforce-revocation``) reads: every
+request of that user is denied at once, through every group, while the other members of
+those groups keep their access — revoke no longer touches group bindings. It also removes the
+user's own subject from every binding (nothing of its grants is left should the webhook be
+down: an unreachable webhook is "no opinion" in Kubernetes, and RBAC decides). The audit
+watcher (podsec monitor) reads the same file to report any later use of the certificate.
 
-Limits, reported to the caller: groups the API server grants on its own (``system:masters``
-bypasses RBAC entirely, ``system:authenticated``) cannot be taken away by removing bindings.
+Limits, reported to the caller: ``system:masters`` is allowed before any authorizer is asked,
+so such a certificate cannot be refused; where the webhook is not set up, the certificate
+keeps what its groups are granted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +28,11 @@ from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube.client import Client
-from podsec.names import REVOKED_FILE
+from podsec.names import AUTHZ_KUBECONFIG, REVOKED_FILE
 from podsec.rbac import bindings, certs
 from podsec.rbac.bindings import Subject
 
 UNREVOKABLE_GROUPS = ("system:masters",)
-IMPLICIT_GROUPS = ("system:authenticated", "system:unauthenticated")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Revocation:
     groups: tuple[str, ...]
     changes: tuple[bindings.Change, ...]
     record_file: str
-    kept_groups: tuple[str, ...] = ()
+    enforced: bool = False  # the authorization webhook is set up on this host
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -52,20 +54,21 @@ def still_valid(
     host: Host, kind: str, name: str, now: dt.datetime | None = None
 ) -> list[revocations.Revoked]:
     """Revoked certificates, not yet expired, that a binding of ``kind`` ``name`` would
-    empower again (bindings name CNs and groups, not certificates)."""
+    empower again where the webhook is down (bindings name CNs and groups, not
+    certificates; a group is shared with other users, so only a User is checked)."""
     moment = now or dt.datetime.now(dt.UTC)
     hits = []
     for rec in load_records(host):
         expires = rec.expires() or moment + dt.timedelta(days=1)  # unknown: still valid
         if expires <= moment:
             continue
-        if (kind == "User" and rec.cn == name) or (kind == "Group" and name in rec.groups):
+        if kind == "User" and rec.cn == name:
             hits.append(rec)
     return hits
 
 
 def refuse_rebinding(host: Host, kind: str, name: str, now: dt.datetime | None = None) -> None:
-    """Refuse to bind a user or group that a revoked, still valid certificate carries."""
+    """Refuse to bind a user that a revoked, still valid certificate names."""
     hits = still_valid(host, kind, name, now)
     if hits:
         last = max(h.not_after for h in hits)
@@ -90,9 +93,16 @@ def record(host: Host, cert: certs.CertInfo, user: str, now: dt.datetime) -> Pat
         revoked_at=now.isoformat(),
     )
     records = revocations.added(load_records(host), entry)
-    files.ensure_dir(path.parent, mode=0o700)
-    files.atomic_write(path, revocations.dumps(records), mode=0o600, backup=False)
+    # readable by the webhook, which runs unprivileged (u7s-admin on a u7s node): the file
+    # names certificates, it holds no secret
+    files.ensure_dir(path.parent, mode=0o755)
+    files.atomic_write(path, revocations.dumps(records), mode=0o644, backup=False)
     return path
+
+
+def enforced(host: Host) -> bool:
+    """Whether this host's API server is set up to ask the revocation webhook."""
+    return host.path(AUTHZ_KUBECONFIG).is_file()
 
 
 def revoke(
@@ -101,11 +111,10 @@ def revoke(
     user: str,
     cert: certs.CertInfo | None,
     *,
-    keep_groups: Sequence[str] = (),
     now: dt.datetime | None = None,
 ) -> Revocation:
-    """Remove ``user`` and its certificate's groups (except ``keep_groups``) from every
-    binding; record ``cert`` when given."""
+    """Record ``cert`` (when given) for the webhook and remove ``user`` from every binding;
+    group bindings stay as they are."""
     moment = now or dt.datetime.now(dt.UTC)
     groups = tuple(cert.groups) if cert is not None else ()
     warnings: list[str] = []
@@ -117,27 +126,31 @@ def revoke(
         if g in UNREVOKABLE_GROUPS:
             warnings.append(
                 _(
-                    "group {group} bypasses RBAC: this certificate keeps full access until it expires ({date})"
+                    "group {group} is allowed before any authorizer: this certificate keeps full "
+                    "access until it expires ({date})"
                 ).format(group=g, date=cert.not_after.date() if cert else "?")
             )
-    removable = [g for g in groups if g not in keep_groups and g not in IMPLICIT_GROUPS]
-    kept = tuple(g for g in groups if g in keep_groups)
-    for g in kept:
+    is_enforced = enforced(host)
+    if cert is None:
         warnings.append(
-            _("group {group} was kept: the certificate keeps what that group is granted").format(
-                group=g
-            )
+            _("no certificate recorded: the webhook does not refuse {user}").format(user=user)
         )
-    subjects = [Subject("User", user), *(Subject("Group", g) for g in removable)]
-    # recorded first: the audit watcher flags the certificate even if a removal fails midway
+    elif not is_enforced and groups:
+        warnings.append(
+            _(
+                "the authorization webhook is not set up here (podsec rbac enforce-revocation): "
+                "until it is, the certificate keeps what groups {groups} are granted"
+            ).format(groups=", ".join(groups))
+        )
+    # recorded first: the webhook refuses the user at once, even if a removal fails midway
     path = record(host, cert, user, moment) if cert is not None else None
-    changes = bindings.remove_subjects(api, subjects)
+    changes = bindings.remove_subjects(api, [Subject("User", user)])
     return Revocation(
         cn=user,
         serial=str(cert.serial) if cert is not None else "",
         groups=groups,
         changes=tuple(changes),
         record_file=host.unroot(path) if path else "",
-        kept_groups=kept,
+        enforced=is_enforced,
         warnings=tuple(warnings),
     )

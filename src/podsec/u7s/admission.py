@@ -19,23 +19,18 @@ static pods' mirror pods while the webhook itself is down.
 
 from __future__ import annotations
 
-import datetime
-import http.server
-import ipaddress
-import json
 import socket
 import socketserver
-import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podsec.errors import NotFoundError, PodsecError
-from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.u7s import admission_cache
+from podsec.webhook import server, tls
 
 if TYPE_CHECKING:
     from podsec.trust.policy import Policy, Requirement
@@ -60,52 +55,14 @@ class AdmissionError(PodsecError):
 def make_certificates(directory: Path, addresses: list[str], uid: int, gid: int) -> bytes:
     """A CA and a server certificate for the webhook (re-used when present); returns the CA
     certificate (PEM) for the webhook registration's caBundle."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    ca_file, crt_file, key_file = (directory / n for n in ("ca.crt", "tls.crt", "tls.key"))
-    if ca_file.exists() and crt_file.exists() and key_file.exists():
-        return ca_file.read_bytes()
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podsec u7s admission CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
+    return tls.serving_certificates(
+        directory,
+        ca_name="podsec u7s admission CA",
+        name=NAME,
+        addresses=addresses,
+        uid=uid,
+        gid=gid,
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    for a in addresses:
-        sans.append(x509.IPAddress(ipaddress.ip_address(a)))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    files.atomic_write(key_file, key_pem, mode=0o600, owner=uid, group=gid)
-    files.atomic_write(crt_file, cert.public_bytes(pem), mode=0o644, owner=uid, group=gid)
-    files.atomic_write(ca_file, ca.public_bytes(pem), mode=0o644, owner=uid, group=gid)
-    return ca.public_bytes(pem)
 
 
 # --- the decision -----------------------------------------------------------------------
@@ -229,44 +186,6 @@ def _requirements(pol: Policy) -> list[Requirement]:
 # --- servers ------------------------------------------------------------------------------
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    decide: Callable[[str, dict[str, Any]], dict[str, Any]]
-    # keep-alive: the API server reuses its connection instead of a TLS handshake per pod
-    protocol_version = "HTTP/1.1"
-    timeout = 120  # an idle kept-alive connection is closed after this
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def address_string(self) -> str:
-        return "local"
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-            out = type(self).decide(self.path, body)
-            data, status = json.dumps(out).encode(), 200
-        except (ValueError, KeyError) as exc:
-            data, status = json.dumps({"error": str(exc)}).encode(), 400
-        # status line, headers and body in one write (one TLS record, one segment): a body
-        # sent apart waits for the peer's delayed ACK (40 ms a pod, measured)
-        head = (
-            f"HTTP/1.1 {status} {'OK' if status == 200 else 'Bad Request'}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-        )
-        self.wfile.write(head.encode() + data)
-
-
-class _TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        conn, addr = super().get_request()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, addr
-
-
 def webhook_server(
     cert_dir: Path, listener: socket.socket, verify: Verify
 ) -> socketserver.BaseServer:
@@ -278,14 +197,7 @@ def webhook_server(
             raise KeyError(path)
         return review(body, verify)
 
-    handler = type("WebhookHandler", (_Handler,), {"decide": staticmethod(decide)})
-    server = _TLSServer(listener.getsockname()[:2], handler, bind_and_activate=False)
-    server.socket.close()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert_dir / "tls.crt", cert_dir / "tls.key")
-    server.socket = ctx.wrap_socket(listener, server_side=True)
-    return server
+    return server.https_server(cert_dir, listener, decide)
 
 
 def node_webhook(
@@ -303,15 +215,23 @@ def node_webhook(
     return webhook_server(host.path(str(layout.admission_dir)), listener, verifier)
 
 
-def listener_from_namespace(layout: Layout, port: int, timeout: float = 60.0) -> socket.socket:
-    """A TCP socket listening on ``port`` in the node's network namespace."""
+def listener_from_namespace(
+    layout: Layout,
+    port: int,
+    timeout: float = 60.0,
+    *,
+    address: str = "0.0.0.0",  # noqa: S104 - the API server dials the node IP
+    box_name: str = LISTEN_SOCKET,
+) -> socket.socket:
+    """A TCP socket listening on ``address``:``port`` in the node's network namespace
+    (``box_name``: the hand-over socket in the node's runtime dir, one per webhook)."""
     import sys
     import time
 
     from podsec.host import run as hostrun
     from podsec.u7s import nsenter
 
-    box_path = layout.runtime_dir / LISTEN_SOCKET
+    box_path = layout.runtime_dir / box_name
     box_path.unlink(missing_ok=True)
     fds: list[int] = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as box:
@@ -328,6 +248,7 @@ def listener_from_namespace(layout: Layout, port: int, timeout: float = 60.0) ->
                     "podsec.cli.daemon",
                     "admission-listen",
                     f"port={port}",
+                    f"address={address}",
                     f"to={box_path}",
                 ],
             ),
@@ -357,15 +278,16 @@ def listener_from_namespace(layout: Layout, port: int, timeout: float = 60.0) ->
     return socket.socket(fileno=fds[0])
 
 
-def send_listener(port: int, to: Path) -> None:
-    """Inside the node's namespaces: listen on ``port`` and hand the socket to ``to``."""
-    server = socket.create_server(("0.0.0.0", port), backlog=128)  # noqa: S104 - the API server dials the node IP
+def send_listener(port: int, to: Path, address: str = "0.0.0.0") -> None:  # noqa: S104
+    """Inside the node's namespaces: listen on ``address``:``port`` and hand the socket to
+    ``to``."""
+    listener = socket.create_server((address, port), backlog=128)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(str(to))
-            socket.send_fds(conn, [b"listener"], [server.fileno()])
+            socket.send_fds(conn, [b"listener"], [listener.fileno()])
     finally:
-        server.close()
+        listener.close()
 
 
 # --- registration -------------------------------------------------------------------------
