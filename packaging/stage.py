@@ -154,7 +154,7 @@ def stage(dest: Path, site: Path, pyproject: Path, zsh_dir: str = ZSH_DIR) -> No
                 "-c",
                 "import sys; from pathlib import Path; "
                 "from podsec.host.paths import Host; from podsec.monitor import install; "
-                "install.install(Host(Path(sys.argv[1])))",
+                "install.install(Host(Path(sys.argv[1])), bindir='/usr/bin')",
                 tmp,
             ],
         )

@@ -106,7 +106,7 @@ def test_forbidden_requests_reported_and_mailed(
         and e.get("user", {}).get("username") == f"bob-{tag}"
     }
     assert not_found  # the 404 is in the audit log ...
-    assert not not_found & {x["audit_id"] for x in records}  # ... and not reported
+    assert not_found <= {x["audit_id"] for x in records}  # ... and reported: the seed's > 400
     mallory_rec = next(x for x in mine if x["user"] == f"mallory-{tag}")
     assert mallory_rec["revoked"] is True
     assert any(x["code"] == 401 for x in records)
@@ -131,9 +131,9 @@ def test_forbidden_requests_reported_and_mailed(
     )  # fmt: skip
     assert r.returncode != 0 and "mail" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
     assert not (state / "forbidden.log.1").exists()
-    # -m with the server up: mailed, then rotated
+    # no option (the seed's cron line) with the server up: mailed, then rotated
     r = run_prog(
-        "podsec-inotify-check-kubeapi", "-m", "-M", "sec@example.org",
+        "podsec-inotify-check-kubeapi", "-M", "sec@example.org",
         "--smtp", smtp_server.address, env=env,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -144,11 +144,35 @@ def test_forbidden_requests_reported_and_mailed(
     assert not (state / "forbidden.log").exists() or (state / "forbidden.log").stat().st_size == 0
 
 
-def test_usage_needs_exactly_one_mode(tmp_path: Path) -> None:
-    r = run_prog("podsec-inotify-check-kubeapi", env={"PODSEC_ROOT": str(tmp_path)})
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+def test_usage_one_mode_at_most(tmp_path: Path) -> None:
     r = run_prog("podsec-inotify-check-kubeapi", "-d", "-m", env={"PODSEC_ROOT": str(tmp_path)})
-    assert r.returncode == 2
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    r = run_prog("podsec-inotify-check-kubeapi", "-d", "--codes", "200")
+    assert r.returncode == 2 and "outside 401-599" in r.stderr
+
+
+def test_no_option_mails_the_log_and_starts_it_afresh(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The seed: `podsec-inotify-check-kubeapi` with no argument mails forbidden.log to root
+    and empties it (podsec demanded -m)."""
+    from podsec.monitor.audit_events import Record
+
+    state = tmp_path / "var/lib/podsec/u7s/log/kubeapi"
+    state.mkdir(parents=True)
+    rec = Record(
+        "2026-12-03T10:00:00Z", "eve", ("dev",), "get", "secrets", "ns", "s", 404, "", "10.0.0.9",
+        "/api/v1/namespaces/ns/secrets/s", "id-1", False,
+    )  # fmt: skip
+    (state / "forbidden.log").write_text(rec.to_json() + "\n")
+    r = run_prog(
+        "podsec-inotify-check-kubeapi", "--smtp", smtp_server.address,
+        env={"PODSEC_ROOT": str(tmp_path), "MAILTO": ""},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(smtp_server.messages) == 1 and smtp_server.envelopes[0][1] == ["root"]
+    assert "eve" in smtp_server.messages[0].get_payload()
+    assert not (state / "forbidden.log").exists() or not (state / "forbidden.log").read_text()
 
 
 def test_daemon_follows_the_live_log(

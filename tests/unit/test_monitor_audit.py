@@ -63,9 +63,35 @@ def test_extract_403_fields() -> None:
     assert audit_events.Record.from_json(r.to_json()) == r
 
 
-@pytest.mark.parametrize("code", [200, 201, 404, 409, 500])
-def test_other_codes_are_not_forbidden(code: int) -> None:
+@pytest.mark.parametrize("code", [200, 201, 304, 400])
+def test_codes_up_to_400_are_not_reported(code: int) -> None:
     assert audit_events.extract(event(1, code)) is None
+
+
+@pytest.mark.parametrize("code", [401, 403, 404, 409, 500, 503])
+def test_the_seeds_codes_above_400_are_reported(code: int) -> None:
+    """The seed counts every code > 400 (issue 16); --codes 401,403 narrows it."""
+    r = audit_events.extract(event(1, code))
+    assert r is not None and r.code == code
+    narrow = audit_events.parse_codes("401,403")
+    assert narrow == audit_events.FORBIDDEN_CODES
+    assert (audit_events.extract(event(1, code), codes=narrow) is None) == (code not in narrow)
+
+
+def test_codes_option_and_needles() -> None:
+    assert audit_events.parse_codes("401-599") == audit_events.SEED_CODES
+    assert audit_events.parse_codes("404, 500-502") == {404, 500, 501, 502}
+    for bad in ("200", "400", "abc", "450-420", "401-600"):
+        with pytest.raises(ValidationError):
+            audit_events.parse_codes(bad)
+    wide = audit_events.candidate_needles((), audit_events.SEED_CODES)
+    assert [(n.literal, n.then) for n in wide] == [(b'"code":4', b""), (b'"code":5', b"")]
+    narrow = audit_events.candidate_needles((), audit_events.FORBIDDEN_CODES)
+    assert [(n.literal, n.then) for n in narrow] == [(b'"code":40', b"13")]
+    mixed = audit_events.candidate_needles((), audit_events.parse_codes("403,418,500"))
+    assert [(n.literal, n.then) for n in mixed] == [
+        (b'"code":40', b"3"), (b'"code":41', b"8"), (b'"code":50', b"0"),
+    ]  # fmt: skip
 
 
 def test_401_and_revoked_user() -> None:
@@ -122,7 +148,7 @@ def test_garbage_lines_are_skipped_and_counted(tmp_path: Path) -> None:
             '{"truncated": "responseStatus":{"code":403}',
             "\x00\xff garbage",
             '["code":403,',
-            event(2, 404),
+            event(2, 200),
             event(3, 403),
         ],
     )

@@ -256,20 +256,33 @@ def _warn(text: str) -> None:
     "watch-kubeapi",
     context_settings=PLUGIN_SETTINGS,
     help=_(
-        "Report forbidden (403) and unauthenticated (401) Kubernetes API requests from the "
-        "apiserver audit log: -d follows the log, -m mails the digest."
+        "Report Kubernetes API requests answered with a code above 400 (as the seed; --codes "
+        "narrows it, e.g. to 401,403) from the apiserver audit log: -d follows the log, -m "
+        "(also with no option, as the seed) mails the digest."
     ),
     epilog=_(
         "-d writes each record to syslog and /var/lib/podsec/u7s/log/kubeapi/forbidden.log and "
-        "keeps its place (inode + offset) across restarts and log rotation. -m mails "
-        "forbidden.log and rotates it only after the mail was accepted.\n\n"
+        "keeps its place (inode + offset) across restarts and log rotation. -m (the default) "
+        "mails forbidden.log to root and starts it afresh, only after the mail was accepted.\n\n"
         "Examples:\n\n  podsec monitor watch-kubeapi -d\n\n"
+        "  podsec monitor watch-kubeapi -d --codes 401,403\n\n"
+        "  podsec monitor watch-kubeapi            # mail the digest (cron, every 10 minutes)\n\n"
         "  podsec monitor watch-kubeapi -m -M security@example.org\n\n"
         "  podsec monitor watch-kubeapi --install"
     ),
 )
 @click.option("-d", "--daemon", is_flag=True, help=_("Follow the audit log."))
-@click.option("-m", "--mail-digest", is_flag=True, help=_("Mail the collected records."))
+@click.option(
+    "-m", "--mail-digest", is_flag=True, help=_("Mail the collected records (the default).")
+)
+@click.option(
+    "--codes",
+    "codes_text",
+    default="401-599",
+    show_default=True,
+    metavar="LIST",
+    help=_("With -d: the response codes to report (codes and ranges, e.g. 401,403)."),
+)
 @click.option("--once", is_flag=True, help=_("With -d: process what is there, then exit."))
 @click.option(
     "--install",
@@ -306,17 +319,23 @@ def watch_kubeapi_cmd(
     log_path: str,
     mailto: str | None,
     json_output: bool,
+    codes_text: str,
     syslog_socket: str,
     smtp: str,
 ) -> None:
-    from podsec.errors import UsageError
+    from podsec.errors import PodsecError, UsageError
+    from podsec.monitor import audit_events, sinks
     from podsec.monitor import kubeapi_audit as ka
-    from podsec.monitor import sinks
     from podsec.monitor.audit_events import Record
     from podsec.monitor.daemon import Watcher, run_watcher
 
-    if sum((daemon, mail_digest, install)) != 1:
-        raise UsageError(_("give exactly one of -d, -m or --install"))
+    if sum((daemon, mail_digest, install)) > 1:
+        raise UsageError(_("give only one of -d, -m or --install"))
+    mail_digest = mail_digest or not (daemon or install)  # the seed: no option mails
+    try:
+        codes = audit_events.parse_codes(codes_text)
+    except PodsecError as exc:
+        raise UsageError(exc.message) from None
     env = context.get(ctx)
     if install:
         from podsec.monitor import audit_install
@@ -351,7 +370,7 @@ def watch_kubeapi_cmd(
             syslog.log(priority, text)
             click.echo(f"{ka.TAG}: {text}", err=True)
 
-        return ka.Watch(ka.follower(paths, sink, notice), forbidden, once=once)
+        return ka.Watch(ka.follower(paths, sink, notice, codes=codes), forbidden, once=once)
 
     run_watcher(ka.TAG, syslog_socket, watcher, warn=_warn)
 

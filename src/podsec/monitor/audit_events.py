@@ -1,9 +1,9 @@
 """Kubernetes audit events: which ones podsec reports, and the record it keeps of each.
 
 A line of the apiserver's audit log (JSON, audit.k8s.io/v1 ``Event``) becomes a
-:class:`Record` when its response was 401 or 403 (404 and 409 are not "forbidden"; the
-original's ``>= 400`` caught them), or when a revoked certificate's CN made it — whatever
-the answer. :func:`candidate_patterns` are the bytes prefilters :mod:`podsec.host.logscan`
+:class:`Record` when its response code is above 400, as the seed counts them ("код более
+400"; ``--codes 401,403`` narrows it to the refusals proper), or when a revoked certificate's
+CN made it — whatever the answer. :func:`candidate_patterns` are the bytes prefilters :mod:`podsec.host.logscan`
 runs over the raw log so only candidate lines are parsed as JSON.
 """
 
@@ -20,7 +20,25 @@ from podsec.errors import ValidationError
 from podsec.host import logscan
 from podsec.i18n import _
 
-FORBIDDEN_CODES = (401, 403)
+SEED_CODES = frozenset(range(401, 600))  # the seed's "> 400"
+FORBIDDEN_CODES = frozenset((401, 403))  # unauthenticated and forbidden only
+
+
+def parse_codes(text: str) -> frozenset[int]:
+    """``401,403`` or ``401-499,503`` → the set of HTTP status codes (400 < code < 600)."""
+    out: set[int] = set()
+    for item in (t.strip() for t in text.split(",")):
+        lo, dash, hi = item.partition("-")
+        try:
+            a, b = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise ValidationError(
+                _("--codes: {item!r} is not a status code or a range A-B").format(item=item)
+            ) from None
+        if not 400 < a <= b < 600:
+            raise ValidationError(_("--codes: {item!r} is outside 401-599").format(item=item))
+        out.update(range(a, b + 1))
+    return frozenset(out)
 
 
 class Record(NamedTuple):
@@ -65,7 +83,7 @@ class Record(NamedTuple):
 
     def message(self) -> str:
         """The syslog line (``Critical: ...`` so nagwad's rule maps it to CRITICAL)."""
-        kind = _("Unauthorized") if self.code == 401 else _("Forbidden")
+        kind = {401: _("Unauthorized"), 403: _("Forbidden")}.get(self.code) or _("Refused")
         who = self.user or _("(anonymous)")
         text = _(
             "{kind} ({code}): user {user} groups [{groups}] {verb} {what} from {ip} at {ts}"
@@ -120,7 +138,9 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def extract(line: bytes | str, revoked: frozenset[str] = frozenset()) -> Record | None:
+def extract(
+    line: bytes | str, revoked: frozenset[str] = frozenset(), codes: frozenset[int] = SEED_CODES
+) -> Record | None:
     """The record for one audit log line, or None when it is not one to report.
 
     Raises ValueError for a line that is not a JSON object (the caller counts those).
@@ -138,7 +158,7 @@ def extract(line: bytes | str, revoked: frozenset[str] = frozenset()) -> Record 
     if type(username) is not str:
         username = ""
     is_revoked = username in revoked if username else False
-    if not is_revoked and (code not in FORBIDDEN_CODES or get("stage") == "RequestReceived"):
+    if not is_revoked and (code not in codes or get("stage") == "RequestReceived"):
         return None
     obj = _dict(get("objectRef"))
     reason = _str(_dict(get("annotations")).get("authorization.k8s.io/reason"))
@@ -169,7 +189,7 @@ def extract(line: bytes | str, revoked: frozenset[str] = frozenset()) -> Record 
 def load_revoked(path: Path, notice: Callable[[int, str], None] | None = None) -> frozenset[str]:
     """Common names from the RBAC denylist (:mod:`podsec.revocations`); a missing file means
     nothing is revoked. A broken file is reported through ``notice`` and revokes nothing:
-    the watcher keeps reporting 401/403 rather than stopping."""
+    the watcher keeps reporting refusals rather than stopping."""
     try:
         return frozenset(r.cn for r in revocations.read(path))
     except ValidationError as exc:
@@ -178,13 +198,25 @@ def load_revoked(path: Path, notice: Callable[[int, str], None] | None = None) -
         return frozenset()
 
 
-def candidate_needles(revoked: Iterable[str] = ()) -> list[logscan.Needle]:
-    """Lines that may be 401/403, or made by a revoked user.
+def candidate_needles(
+    revoked: Iterable[str] = (), codes: frozenset[int] = SEED_CODES
+) -> list[logscan.Needle]:
+    """Lines that may carry one of ``codes``, or made by a revoked user.
 
-    The apiserver writes compact JSON (``"code":403``): one needle for both codes, the digit
-    after it picks 1 or 3. The parse decides; a needle only has to miss nothing.
+    The apiserver writes compact JSON (``"code":403``). A hundred that is almost all wanted
+    gets one needle on its first digit (the seed's > 400: ``"code":4``, ``"code":5``);
+    otherwise one needle per ten, the last digit picked after it (401/403: ``"code":40``
+    then 1 or 3). The parse decides; a needle only has to miss nothing.
     """
-    needles = [logscan.Needle(b'"code":40', b"13")]
+    needles: list[logscan.Needle] = []
+    for hundred in sorted({c // 100 for c in codes}):
+        in_hundred = sorted(c for c in codes if c // 100 == hundred)
+        if len(in_hundred) >= 90:
+            needles.append(logscan.Needle(b'"code":%d' % hundred))
+            continue
+        for ten in sorted({c // 10 for c in in_hundred}):
+            last = bytes(sorted({ord("0") + c % 10 for c in in_hundred if c // 10 == ten}))
+            needles.append(logscan.Needle(b'"code":%d' % ten, last))
     for name in sorted(set(revoked)):
         quoted = json.dumps(name)[1:-1].encode()
         needles.append(logscan.Needle(b'"username":"' + quoted + b'"'))
@@ -192,13 +224,16 @@ def candidate_needles(revoked: Iterable[str] = ()) -> list[logscan.Needle]:
 
 
 def scanner(
-    revoked: frozenset[str] = frozenset(), *, parallel: bool = True
+    revoked: frozenset[str] = frozenset(),
+    *,
+    parallel: bool = True,
+    codes: frozenset[int] = SEED_CODES,
 ) -> logscan.Scanner[Record]:
     """A log scanner for audit events: the prefilters, :func:`extract`, and each request
     reported once (by audit ID)."""
     return logscan.Scanner(
-        candidate_needles(revoked),
-        functools.partial(extract, revoked=revoked),
+        candidate_needles(revoked, codes),
+        functools.partial(extract, revoked=revoked, codes=codes),
         key=_audit_id,
         parallel=parallel,
     )

@@ -1,7 +1,7 @@
 """Forbidden and unauthenticated Kubernetes API requests from the apiserver's audit log.
 
 ``watch-kubeapi -d`` follows ``/etc/kubernetes/audit/audit.log`` (JSON lines, audit.k8s.io/v1
-``Event``) across rotation with a persisted cursor and writes one record per 401/403 — and
+``Event``) across rotation with a persisted cursor and writes one record per code > 400 (the seed's; ``--codes`` narrows) — and
 per request made with a revoked certificate — to syslog and to ``forbidden.log``. The pieces:
 :mod:`~podsec.monitor.audit_events` (which events, the record), :mod:`podsec.host.logscan`
 (the bytes prefilter over the raw log), :mod:`podsec.host.logfollow` (cursor and rotation),
@@ -103,14 +103,16 @@ def follower(
     notice: Callable[[int, str], None] | None = None,
     *,
     save_interval: float = 1.0,
+    codes: frozenset[int] = audit_events.SEED_CODES,
 ) -> Follower[Record]:
-    """The audit log's follower: forbidden and revoked-certificate requests go to ``sink``."""
+    """The audit log's follower: requests answered with one of ``codes`` (default the
+    seed's > 400) and revoked-certificate requests go to ``sink``."""
     revoked = audit_events.load_revoked(paths.revoked, notice)
     return Follower(
         paths.log,
         paths.cursor,
         sink,
-        audit_events.scanner(revoked),
+        audit_events.scanner(revoked, codes=codes),
         notice,
         label=_("audit log"),
         save_interval=save_interval,
