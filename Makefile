@@ -9,7 +9,8 @@ PYTEST_REAL ?= -q
 PYTEST_PKG ?= -q
 
 .PHONY: help deps deps-debian deps-kubernetes deps-images venv locale lint test test-unit \
-        test-real test-packaging test-systemd deb bench demo demo-clean clean
+        test-real test-packaging test-systemd deb bench demo demo-clean clean \
+        _test-real _test-packaging
 
 help:
 	@echo "make demo   - set up this machine and run the main job"
@@ -53,11 +54,17 @@ test-unit: venv
 REAL_TESTS = $(if $(filter tests/%,$(PYTEST_REAL)),,tests/integration tests/e2e)
 
 test-real: deps
+	@$(MAKE) --no-print-directory _test-real
+
+_test-real:
 	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} scripts/test-env $(BIN)/pytest $(PYTEST_REAL) $(REAL_TESTS)
 
 # wheel + sdist, man pages, completion, the .debs (lintian) and the ALT spec; nothing as root
 # outside temporary directories (tests/packaging, without the Debian-tree tests)
 test-packaging: deps-debian venv
+	@$(MAKE) --no-print-directory _test-packaging
+
+_test-packaging:
 	PODSEC_REQUIRE_ALL=$${PODSEC_REQUIRE_ALL:-1} $(BIN)/pytest $(PYTEST_PKG) -m "not debtree" tests/packaging
 
 # the .debs installed in a Debian 12 tree (mmdebstrap, cached), systemd booted in it
@@ -67,14 +74,22 @@ test-systemd: deps
 deb: deps-debian
 	scripts/build-deb
 
-test: deps lint test-unit test-packaging test-real
+# The suites that run real programs as root run inside the clean-room guard
+# (tests/machine_guard.py): it lists /etc, /usr, /var, /root, /home, /opt and the node's /run
+# directories before and after them and fails the run naming every path they created, removed
+# or changed outside their sandboxes (declared caches such as /var/cache/podsec-dev aside).
+GUARD := $(BIN)/python -m tests.machine_guard run --
+
+test: deps lint test-unit
+	$(GUARD) $(MAKE) --no-print-directory _test-packaging _test-real
 
 # Every benchmark, then benchmarks/RESULTS.md (one table); BENCH='kubeapi u7s_node' runs some.
 bench: deps
 	$(BIN)/python benchmarks/run.py $(BENCH)
 
+# the demo inside the guard too: its teardown must leave the machine as it found it
 demo: deps
-	$(BIN)/python scripts/demo.py
+	$(GUARD) $(BIN)/python scripts/demo.py
 
 demo-clean: venv
 	$(BIN)/python scripts/demo.py --clean

@@ -12,10 +12,15 @@
 5. node Ready, a pod from a signed image Running, a pod from an unsigned image refused,
    `kubectl get nodes -o wide` and the process tree; then everything is torn down.
 
-The machine's /etc, /var, /root, /run and /usr/libexec are not modified: the demo runs in a
-private mount namespace with overlays over them (this is a shared machine; on a dedicated node
-the same commands run on the real tree). `make demo-clean` (`--clean`) kills whatever an
-interrupted demo left and removes its state directory.
+The machine is not modified: the demo runs in a private mount namespace with the node sandbox
+of tests/fixtures/sandbox.py — overlays over /etc, /var, /root, /home, /run and /usr/libexec,
+every node-state path (/etc/kubernetes, /var/lib/podsec, /usr/libexec/kubernetes ...) empty,
+whatever an earlier run left — so it shows what `make demo` does on a fresh machine (on a
+dedicated node the same commands run on the real tree). The parent process stays outside the
+namespace and tears down after it: processes left in the sandbox are killed, /dev/net/tun gets
+its mode back, and /tmp/podsec-demo is removed after a passing run (a failed run keeps its logs
+there). `make demo-clean` (`--clean`) kills whatever an interrupted demo left, restores
+/dev/net/tun and removes /tmp/podsec-demo.
 """
 
 from __future__ import annotations
@@ -31,13 +36,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.fixtures import sandbox  # noqa: E402 - the node sandbox the e2e tests use too
+
 VENV_BIN = REPO / ".venv" / "bin"
 PODSEC = str(VENV_BIN / "podsec")
 STATE = Path("/tmp/podsec-demo")
 CACHE = Path(os.environ.get("PODSEC_DEV_CACHE", "/var/cache/podsec-dev"))
 K8S_BIN = CACHE / "kubernetes/v1.20.2/current/bin"
 IMAGES = CACHE / "images/v1.20.2"
-OVERLAID = ("/etc", "/var", "/root", "/home", "/run", "/usr/libexec")
 REGISTRY_IP = "127.77.0.1"
 MAKER = "demo-maker"
 U7S_BIN = "/usr/libexec/podsec/u7s/bin"
@@ -84,35 +91,6 @@ def env() -> dict[str, str]:
     return e
 
 
-def sandbox() -> None:
-    STATE.mkdir(parents=True, exist_ok=True)
-    (STATE / "mntns").write_text(os.readlink("/proc/self/ns/mnt"))
-    for d in OVERLAID:
-        name = d.strip("/").replace("/", "_")
-        up, work = STATE / f"{name}.up", STATE / f"{name}.work"
-        up.mkdir(exist_ok=True)
-        work.mkdir(exist_ok=True)
-        run(
-            [
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={d},upperdir={up},workdir={work}",
-                d,
-            ],
-            show=False,
-        )
-    home = STATE / "home"
-    home.mkdir(exist_ok=True)
-    Path("/var/lib/u7s-admin").mkdir(parents=True, exist_ok=True)
-    run(["mount", "--bind", str(home), "/var/lib/u7s-admin"], show=False)
-    tun = Path("/dev/net/tun")
-    (STATE / "tun-mode").write_text(oct(tun.stat().st_mode & 0o777))
-    tun.chmod(0o666)  # slirp4netns as u7s-admin needs it (restored by --clean)
-
-
 POD = """apiVersion: v1
 kind: Pod
 metadata: {{name: {name}}}
@@ -152,10 +130,10 @@ def demo() -> None:
     refs = (IMAGES / "images.txt").read_text().split()
     say(f"    {len(refs)} images in {IMAGES / 'oci'}")
 
-    step(
-        "A private view of /etc, /var, /root, /home, /run, /usr/libexec (the machine stays untouched)"
-    )
-    sandbox()
+    step(f"A private view of {', '.join(sandbox.OVERLAID)} (the machine stays untouched)")
+    sb = sandbox.enter(STATE)
+    for path in sb.emptied:
+        say(f"    {path} exists on this machine: the demo starts it empty")
 
     step("Container trust: registry.local, sigstore.local, reject-by-default policy")
     run([PODSEC, "policy", "create", REGISTRY_IP, "--registry-node"], env=e)
@@ -300,31 +278,66 @@ def teardown() -> None:
         os.killpg(int((STATE / "services.pid").read_text()), signal.SIGTERM)
 
 
-def _demo_namespace(pid: str, seen: dict[str, bool]) -> bool:
-    """True when the process's mount namespace has the demo's overlays (namespace inode
-    numbers are reused, the overlays' upper directories are not)."""
-    try:
-        ns = os.readlink(f"/proc/{pid}/ns/mnt")
-        if ns not in seen:
-            seen[ns] = f"upperdir={STATE}/" in Path(f"/proc/{pid}/mountinfo").read_text()
-    except OSError:
-        return False
-    return seen[ns]
+def _leftovers() -> list[int]:
+    """Processes an earlier or interrupted demo left: those whose mount namespace has the
+    sandbox's overlays, and every process in a user namespace one of them made (the node's
+    containers: their own mount namespaces show only the node's paths)."""
+    me = os.getpid()
+    init_userns = str(Path("/proc/1/ns/user").readlink())
+    procs: dict[int, str] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and int(p.name) != me:
+            with contextlib.suppress(OSError):
+                procs[int(p.name)] = str((p / "ns/user").readlink())
+    marked = {pid for pid in procs if sandbox.in_sandbox(pid, STATE)}
+    userns = {procs[pid] for pid in marked} - {init_userns}
+    return sorted(marked | {pid for pid, ns in procs.items() if ns in userns})
+
+
+def kill_leftovers() -> int:
+    pids = _leftovers()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
 
 
 def clean() -> None:
-    """Kill every process left in the demo's mount namespace, restore /dev/net/tun, remove
-    the state directory."""
-    seen: dict[str, bool] = {}
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit() and int(p.name) != os.getpid() and _demo_namespace(p.name, seen):
-            with contextlib.suppress(OSError):
-                os.kill(int(p.name), signal.SIGKILL)
-    with contextlib.suppress(OSError, ValueError):
-        Path("/dev/net/tun").chmod(int((STATE / "tun-mode").read_text(), 8))
+    """Kill every process an earlier demo left, restore /dev/net/tun, remove the state
+    directory (mounts live only in the demo's namespace: from here it is a plain tree)."""
+    killed = kill_leftovers()
+    if killed:
+        print(f"demo: killed {killed} processes an earlier demo left")
+    sandbox.restore_tun(STATE)
     if STATE.exists():
         subprocess.run(["rm", "-rf", "--one-file-system", str(STATE)], check=False)
-    print("demo: cleaned")
+    if STATE.exists():
+        raise SystemExit(f"demo: could not remove {STATE}")
+    print(f"demo: cleaned ({STATE} removed)")
+
+
+def outside() -> int:
+    """The parent: run the demo in a private mount namespace, then tear down what it left."""
+    if STATE.exists():
+        clean()
+    # Ctrl-C reaches the demo too, which tears its node down; the parent waits for it (a
+    # Python handler, not SIG_IGN, so that the child gets the default disposition back)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    child = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, *sys.argv],
+        env={**os.environ, "PODSEC_DEMO_NS": "1"},
+    )
+    rc = child.wait()
+    left = kill_leftovers()
+    if left:
+        print(f"demo: the teardown left {left} processes (killed)", file=sys.stderr)
+    if rc == 0 and not left:
+        sandbox.restore_tun(STATE)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(STATE)], check=False)
+        return 0
+    sandbox.restore_tun(STATE)
+    print(f"demo: failed; its logs are in {STATE} (make demo-clean removes them)", file=sys.stderr)
+    return rc or 1
 
 
 def main() -> None:
@@ -339,12 +352,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("demo: run as root (make demo)")
     if not os.environ.get("PODSEC_DEMO_NS"):
-        if (STATE / "mntns").exists():
-            clean()
-        os.environ["PODSEC_DEMO_NS"] = "1"
-        os.execvp(
-            "unshare", ["unshare", "--mount", "--propagation", "private", sys.executable, *sys.argv]
-        )
+        raise SystemExit(outside())
     try:
         demo()
     finally:

@@ -2,9 +2,10 @@
 a worker, and its NodePorts exposed by `ports sync`.
 
 Every "machine" is a network namespace on one bridge; a u7s node's machine also gets its own
-mount namespace with overlays over /etc, /var/lib, /root and /run (as the u7s e2e does), so
-its u7s-admin (a uid of its own), /etc/kubernetes and etcd exist only there and nodes never
-collide with each other or with another test's node on this host.
+mount namespace with the node sandbox of tests/fixtures/sandbox.py (as the u7s e2e and the demo:
+overlays, every node-state path empty), so its u7s-admin (a uid of its own), /etc/kubernetes and
+etcd exist only there and nodes never collide with each other, with another test's node on
+this host or with what an earlier run left.
 
     ha      10.214.N.21 + VIP .100  haproxy rendered by `podsec lb haproxy` (the seed's single
                                     haproxy, the endpoint an extra address on its interface)
@@ -49,7 +50,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.rootless]
 
 REPO = Path(__file__).resolve().parents[2]
 PODSEC = [sys.executable, "-m", "podsec.cli"]
-OVERLAID = ("/etc", "/var/lib", "/root", "/run")
 ROLES = {"cp1": 11, "cp2": 12, "w1": 31, "ha": 21, "client": 41}
 USER = "u7s-admin"
 
@@ -145,12 +145,14 @@ def lab(work: Path) -> Iterator[Lab]:
 
 
 def _u7s_machine(the_lab: Lab, role: str, uid: int) -> Machine:
-    """Give ``role`` a private mount namespace with overlays, u7s-admin (a uid of its own) and
-    the environment the u7s e2e uses (offline images, bridge CNI)."""
+    """Give ``role`` a private mount namespace with the node sandbox (state in the lab's
+    ``role`` directory), u7s-admin (a uid of its own) and the environment the u7s e2e uses
+    (offline images, bridge CNI)."""
     m = the_lab.machines[role]
     work = the_lab.work / role
     work.mkdir()
-    # not `ip netns exec`: it remounts /sys, and the kubelet then finds no cgroup mounts
+    # not `ip netns exec`: it remounts /sys, and the kubelet then finds no cgroup mounts;
+    # the network namespace is entered before the sandbox hides /run/netns' mounts
     m.holder = lb_env.start(
         [
             "unshare",
@@ -159,39 +161,25 @@ def _u7s_machine(the_lab: Lab, role: str, uid: int) -> Machine:
             "private",
             "nsenter",
             f"--net=/run/netns/{m.netns}",
+            sys.executable,
+            "-m",
+            "tests.fixtures.sandbox",
+            str(work),
+            "--",
             "sleep",
             "infinity",
         ],
         work / "holder.log",
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert wait_until(
         lambda: (
             _leaf(m.holder.pid) != m.holder.pid
             and Path(f"/proc/{_leaf(m.holder.pid)}/comm").read_text().strip() == "sleep"
         ),
-        10,
-    )  # type: ignore[union-attr]
-    hosts = Path("/etc/hosts").read_text()
-    for d in OVERLAID:
-        name = d.strip("/").replace("/", "_")
-        upper, wd = work / f"{name}.up", work / f"{name}.work"
-        upper.mkdir()
-        wd.mkdir()
-        m.run(
-            "mount",
-            "-t",
-            "overlay",
-            "overlay",
-            "-o",
-            f"lowerdir={d},upperdir={upper},workdir={wd}",
-            d,
-        )
-    m.run("sh", "-c", "cat > /etc/hosts", input=hosts)
+        20,
+    ), (work / "holder.log").read_text()  # type: ignore[union-attr]
     m.run("sh", "-c", f'printf "%s\\n" "{role}" > /etc/hostname')
-    home = work / "home"
-    home.mkdir()
-    m.run("mkdir", "-p", "/var/lib/u7s-admin")
-    m.run("mount", "--bind", str(home), "/var/lib/u7s-admin")
     # a uid nobody else on this host uses: other tests kill their u7s-admin's processes by uid
     m.run(
         "useradd",
@@ -205,7 +193,6 @@ def _u7s_machine(the_lab: Lab, role: str, uid: int) -> Machine:
         "/bin/sh",
         USER,
     )
-    Path("/dev/net/tun").chmod(0o666)  # slirp4netns as u7s-admin (doctor asks for the same)
     m.env = dict(os.environ)
     m.env.update(
         PATH=f"{K8S_BIN}:{REPO / '.venv/bin'}:{m.env.get('PATH', '/usr/bin:/bin')}",
@@ -258,7 +245,8 @@ def _diagnose(m: Machine, port: int, kubectl, work: Path) -> str:  # type: ignor
 
 
 def _stop_node(m: Machine, uid: int) -> None:
-    """Stop a u7s machine; everything it wrote is in its overlays (no reset needed)."""
+    """Stop a u7s machine; everything it wrote is in its sandbox (no reset needed), which
+    goes with its holder at the lab's teardown."""
     m.run(*PODSEC, "u7s", "stop", check=False, timeout=120)
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -266,8 +254,6 @@ def _stop_node(m: Machine, uid: int) -> None:
                 if p.stat().st_uid == uid:
                     os.kill(int(p.name), signal.SIGKILL)
     time.sleep(1)
-    for d in ["/var/lib/u7s-admin", *reversed(OVERLAID)]:
-        m.run("umount", "-l", d, check=False)
 
 
 def test_rootless_ha_control_plane_behind_haproxy(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 The node runs as u7s-admin in rootlesskit's namespaces with the local v1.20.2 images (the OCI
 layout built by scripts/build-images, imported offline — this machine has no registry with
-Kubernetes images). The machine's real /etc, /var/lib, /root and /run are untouched: the module
-runs under scripts/test-env (a private mount namespace) and mounts overlays over them, so
-u7s-admin, /etc/kubernetes, the etcd data and the kubeconfigs exist only for this module.
-/dev/net/tun is made 0666 for slirp4netns (a device node cannot be overlaid; this is the one
-change to the machine, and podsec's doctor asks for the same).
+Kubernetes images). The machine is untouched: the module runs under scripts/test-env (a
+private mount namespace) in the node sandbox of tests/fixtures/sandbox.py — overlays over /etc,
+/var, /root, /home, /run and /usr/libexec, every node-state path empty whatever an earlier run
+left — so u7s-admin, /etc/kubernetes, the etcd data and the kubeconfigs exist only for this
+module, and the node is set up as on a fresh machine. /dev/net/tun is made 0666 for slirp4netns
+(a device node cannot be overlaid; this is the one change to the machine, and podsec's doctor
+asks for the same). The worker is a nested sandbox over the machine's own directories.
 """
 
 from __future__ import annotations
@@ -18,19 +20,20 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import IMAGES_DIR, K8S_BIN, missing, require_path, require_root, require_tool
+from tests.fixtures import sandbox as node_sandbox
 from tests.fixtures.images import GnupgHome, Registry, Sigstore, require_real_names, skopeo_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rootless]
 
 REPO = Path(__file__).resolve().parents[2]
 PODSEC = [str(REPO / ".venv/bin/python"), "-m", "podsec.cli"]
-OVERLAID = ("/etc", "/var/lib", "/root", "/run")
 USER = "u7s-admin"
 NODE = "u7s-e2e"
 
@@ -48,43 +51,11 @@ def _sh(
 
 @contextlib.contextmanager
 def sandbox(tmp: Path) -> Iterator[dict[str, str]]:
-    """Overlays over the system directories the node writes, in this private mount namespace."""
+    """The control plane's node sandbox (``tmp/cp``) in scripts/test-env's private mount
+    namespace, and the environment podsec's commands run with."""
     if not os.environ.get("PODSEC_TEST_NS"):
         missing("the u7s e2e needs scripts/test-env (a private mount namespace)")
-    hosts = Path("/etc/hosts").read_text()
-    (tmp / "hosts").write_text(hosts)
-    mounted: list[str] = []
-    try:
-        # the untouched system directories, for the worker's own overlays
-        for d in OVERLAID:
-            real = tmp / "real" / d.strip("/").replace("/", "_")
-            real.mkdir(parents=True)
-            _sh("mount", "--bind", d, str(real))
-            mounted.append(str(real))
-        for d in OVERLAID:
-            name = d.strip("/").replace("/", "_")
-            upper, work = tmp / f"{name}.up", tmp / f"{name}.work"
-            upper.mkdir()
-            work.mkdir()
-            _sh(
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={d},upperdir={upper},workdir={work}",
-                d,
-            )
-            mounted.append(d)
-        Path("/etc/hosts").write_text(hosts)  # keep test-env's names in the overlay
-        # the node's home (image store, kubelet dirs) on a plain filesystem: overlayfs
-        # snapshots cannot live on an overlay upper directory
-        home = tmp / "home"
-        home.mkdir()
-        Path("/var/lib/u7s-admin").mkdir()
-        _sh("mount", "--bind", str(home), "/var/lib/u7s-admin")
-        mounted.append("/var/lib/u7s-admin")
-        Path("/dev/net/tun").chmod(0o666)
+    with node_sandbox.sandbox(tmp / "cp"):
         env = dict(os.environ)
         env.update(
             PATH=f"{K8S_BIN}:{REPO / '.venv/bin'}:{env.get('PATH', '/usr/bin:/bin')}",
@@ -95,15 +66,12 @@ def sandbox(tmp: Path) -> Iterator[dict[str, str]]:
             KUBECONFIG="/etc/kubernetes/admin.conf",
         )
         yield env
-    finally:
-        for d in reversed(mounted):
-            subprocess.run(["umount", "-l", d], check=False)
 
 
 def _uid_processes(uid: int, tmp: Path) -> list[int]:
     """Processes of ``uid`` that belong to this module's nodes: their mount namespace has our
     overlays (other runs on this machine may have a u7s-admin with the same uid)."""
-    mark = f"upperdir={tmp}/"
+    mark = node_sandbox.mark(tmp)
     pids = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -540,19 +508,11 @@ def test_duplicated_docker_reference_refused(cluster: dict[str, object]) -> None
 
 
 WORKER = "u7s-e2e-worker"
-WORKER_SCRIPT = r"""
-set -e
-for d in etc var/lib root run; do
-  n=$(echo "$d" | tr / _)
-  mkdir -p "$T/w_$n.up" "$T/w_$n.work"
-  mount -t overlay overlay -o "lowerdir=$T/real/$n,upperdir=$T/w_$n.up,workdir=$T/w_$n.work" "/$d"
-done
-cat "$T/hosts" > /etc/hosts
-cp -a "$T/etc.up/containers/." /etc/containers/   # the same trust as the control plane
-mkdir -p /var/lib/u7s-admin "$T/whome"
-mount --bind "$T/whome" /var/lib/u7s-admin
-exec "$@"
-"""
+WORKER_STATE = "worker"  # the worker's nested sandbox, below the module's tmp
+
+
+def _worker_pidfile(tmp: Path) -> Path:
+    return node_sandbox.Sandbox(tmp / WORKER_STATE).upper("/run/podsec/u7s/supervisor.pid")
 
 
 def _join_argv(init_output: str) -> list[str]:
@@ -586,7 +546,6 @@ def worker(cluster: dict[str, object]) -> Iterator[dict[str, object]]:
         ):
             _sh("ip", "netns", "exec", netns, *cmd)
         join = _join_argv(cluster["init"].stdout)  # type: ignore[attr-defined]
-        env["T"] = str(tmp)
         r = subprocess.run(
             [
                 # nsenter --net, not `ip netns exec`: that remounts /sys and hides the cgroup mounts
@@ -596,10 +555,14 @@ def worker(cluster: dict[str, object]) -> Iterator[dict[str, object]]:
                 "--mount",
                 "--propagation",
                 "private",
-                "bash",
-                "-c",
-                WORKER_SCRIPT,
-                "worker",
+                # over the machine's own directories, with the control plane's trust
+                sys.executable,
+                "-m",
+                "tests.fixtures.sandbox",
+                str(tmp / WORKER_STATE),
+                f"--lower={tmp / 'cp' / 'real'}",
+                "--inherit=/etc/containers",
+                "--",
                 *PODSEC,
                 "u7s",
                 "kubeadm",
@@ -607,6 +570,7 @@ def worker(cluster: dict[str, object]) -> Iterator[dict[str, object]]:
                 f"--node-name={WORKER}",
             ],
             env=env,
+            cwd=REPO,
             text=True,
             capture_output=True,
             timeout=600,
@@ -614,7 +578,7 @@ def worker(cluster: dict[str, object]) -> Iterator[dict[str, object]]:
         )
         yield {"join": r, "address": f"{net}.2", "env": env, "tmp": tmp}
     finally:
-        pidfile = tmp / "w_run.up/podsec/u7s/supervisor.pid"
+        pidfile = _worker_pidfile(tmp)
         if pidfile.exists():
             pid = pidfile.read_text().strip()
             for args in (["u7s", "kubeadm", "reset"], ["u7s", "stop"]):
@@ -651,7 +615,7 @@ def test_pod_runs_on_the_worker(cluster: dict[str, object], worker: dict[str, ob
     """The control plane's apiserver reaches the worker's kubelet (logs) through the worker's
     forwarded port; the image enters the worker's store through its policy."""
     env = cluster["env"]
-    pid = (Path(worker["tmp"]) / "w_run.up/podsec/u7s/supervisor.pid").read_text().strip()  # type: ignore[arg-type]
+    pid = _worker_pidfile(Path(worker["tmp"])).read_text().strip()  # type: ignore[arg-type]
     # the worker's mount namespace (its store, policy view) but the host's network, where
     # this run's registry.local listens
     _sh(
@@ -693,12 +657,14 @@ def test_reset_stops_everything_and_removes_podsec_state(cluster: dict[str, obje
     )  # type: ignore[arg-type]
     assert r.returncode == 0, r.stderr
 
+    worker = Path(tmp) / WORKER_STATE  # type: ignore[arg-type]
+
     def control_plane_gone() -> bool:
         mine = [
             p
-            for p in _uid_processes(uid, tmp)
-            if "w_etc.up" not in Path(f"/proc/{p}/mountinfo").read_text()
-        ]  # type: ignore[arg-type]
+            for p in _uid_processes(uid, tmp)  # type: ignore[arg-type]
+            if not node_sandbox.in_sandbox(p, worker)
+        ]
         return not mine
 
     wait_for("no process of the control-plane node left", control_plane_gone, timeout=60)

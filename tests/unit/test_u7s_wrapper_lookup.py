@@ -119,3 +119,26 @@ def test_help_through_the_wrapper_adds_podsecs_part(wrapper_dir: Path, tmp_path:
     assert upstream < ours
     for word in ("--force", "U7S_REGISTRY", "U7S_KUBEVERSION", "Examples:", "kubeadm join"):
         assert word in r.stdout[ours:], word
+
+
+def test_help_without_the_real_kubeadm_names_what_is_missing(wrapper_dir: Path) -> None:
+    """`kubeadm --help` and `podsec u7s kubeadm --help` on a node without the real kubeadm
+    (issue 12): podsec's part of the help, then, last, what is missing; exit 0 (it exited 2
+    with only "the real kubeadm is not installed")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("U7S_", "PODSEC", "LC_"))}
+    # only the wrapper: its entry point names its interpreter, nothing else is needed
+    env.update(PATH=str(wrapper_dir), LANG="C", PODSEC_U7S_USER="nosuchu7s")
+    podsec = str(Path(sys.executable).parent / "podsec")
+    for argv in (
+        [str(wrapper_dir / "kubeadm"), "--help"],
+        [str(wrapper_dir / "kubeadm"), "init", "--help"],
+        [podsec, "u7s", "kubeadm", "--help"],
+    ):
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (argv, r.stderr)
+        out = r.stdout
+        assert "podsec's wrapper" in out and "--force" in out and "U7S_REGISTRY" in out, out
+        last = out.rstrip().splitlines()[-1]
+        assert last.startswith("Not shown: kubeadm's own help"), last
+        assert "the real kubeadm is not installed" in last and "kubernetes-kubeadm" in last
+        assert "Traceback" not in r.stderr

@@ -177,11 +177,7 @@ def kubeadm_cmd(argv: tuple[str, ...]) -> int:
         rest = [a for a in args.raw if a not in ("reset", "-f", "--force")]
         return node.reset(host, layout, rest, _StepProgress())
     if args.help:
-        # upstream's help first (as the seed showed it), then what podsec adds
-        rc = _passthrough(host, args.passthrough_argv())
-        sys.stdout.flush()
-        click.echo(wrapper.podsec_help())
-        return rc
+        return _kubeadm_help(host, args.passthrough_argv())
     if not args.planned:
         return _passthrough(host, args.passthrough_argv())
     _need_root()
@@ -249,6 +245,28 @@ def _need_root() -> None:
 
     if os.geteuid() != 0:
         raise PodsecError(_("kubeadm init, join and reset must be run as root"))
+
+
+def _kubeadm_help(host: Host, argv: list[str]) -> int:
+    """`kubeadm --help` through the wrapper: upstream's help first (as the seed showed it),
+    then what podsec adds. Without the real kubeadm (a node before kubernetes-kubeadm is
+    installed) podsec's part is still shown, and what is missing is named at the end: help
+    is what a user asks for to find that out."""
+    from podsec.errors import NotFoundError
+    from podsec.u7s import wrapper
+
+    try:
+        rc = _passthrough(host, argv)
+    except NotFoundError as exc:
+        click.echo(wrapper.podsec_help())
+        missing = _("Not shown: kubeadm's own help — {problem}").format(
+            problem=exc.message.rstrip(".")
+        )
+        click.echo(f"{missing}: {exc.hint}." if exc.hint else f"{missing}.")
+        return 0
+    sys.stdout.flush()
+    click.echo(wrapper.podsec_help())
+    return rc
 
 
 def _passthrough(host: Host, argv: list[str]) -> int:
