@@ -10,6 +10,7 @@ from podsec.errors import UsageError
 from podsec.registry import naming
 from podsec.registry.archive import group_layers
 from podsec.registry.compress import Member, segments
+from podsec.trust import reference
 
 
 def test_arches_every_element_validated() -> None:
@@ -139,7 +140,7 @@ def test_segments_cut_after_the_split_indexes() -> None:
     ],
 )
 def test_plain_http(host: str, plain: bool) -> None:
-    assert naming.plain_http(host) is plain
+    assert reference.plain_http(host) is plain
     from podsec.registry import client
 
     assert client.base_url(host).startswith("http://" if plain else "https://")

@@ -214,6 +214,7 @@ def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_ou
                 "requirements": [r.to_json() for r in v.requirements],
                 "keys": list(v.keys),
                 "lookaside_url": v.lookaside_url,
+                "sigstore_attachments": v.attachments,
                 "signatures": list(v.signatures),
                 "accepted": v.accepted,
                 "reason": v.reason,
@@ -235,6 +236,8 @@ def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_ou
         lines += [_("requirement:  {v}").format(v=_req_text(r)) for r in v.requirements]
         if v.lookaside_url:
             lines.append(_("signatures:   {v}/signature-N").format(v=v.lookaside_url))
+        if v.attachments:
+            lines.append(_("attachments:  {v} (sigstore)").format(v=v.attachments))
         for s in v.signatures:
             lines.append(f"  signature-{s.index} [{'ok' if s.ok else '--'}] {s.reason}")
             lines.append("    " + _claims_text(s.claims))

@@ -1,13 +1,16 @@
 """``podsec images audit``: is every image in registry.local signed by the right key?
 
 For every repository and tag of the registry the manifest digest is checked by digest
-reference (``registry.local/REPO@sha256:…``) against the system policy: at least one
-signature in the lookaside must verify with the key bound to the repository's scope. The
-local signature directory is then scanned for signature dirs whose image no longer exists.
+reference (``registry.local/REPO@sha256:…``) against the system policy: the signatures the
+scope requires (GPG in the lookaside, sigstore attachments in the registry) must verify with
+the keys bound to the repository's scope. Attachment tags (``sha256-<hex>.sig``) are not
+images; one whose image no longer exists is an orphan, as are local signature dirs whose
+image is gone.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,27 +62,13 @@ def audit(
     trust = view.effective(host, None)
     policy, conf = trust.policy, trust.regd
     client = RegistryClient(f"http://{registry}")
-    repos = client.catalog()
-    by_digest: dict[tuple[str, str], list[str]] = {}
-    progress.start(_("reading the registry"), total=len(repos))
-    for repo in repos:
-        for tag in client.tags(repo) or []:
-            try:
-                body = client.manifest(repo, tag)[0]
-            except NotFoundError:
-                continue
-            # what signatures sign: the manifest's own digest, not Docker-Content-Digest
-            digest = manifest.digest(body)
-            if digest:
-                by_digest.setdefault((repo, digest), []).append(tag)
-        progress.advance(_("reading the registry"))
-    progress.finish(_("reading the registry"))
+    by_digest, attached = _read_registry(client, progress)
     items = []
     progress.start(_("checking signatures"), total=len(by_digest))
     for (repo, digest), tags in sorted(by_digest.items()):
         ref = f"{registry}/{repo}@{digest}"
         try:
-            v = verify.check_image(host, ref, digest, policy, conf)
+            v = verify.check_image(host, ref, digest, policy, conf, registry=lambda _h: client)
         except PodsecError as exc:
             items.append(AuditItem(repo, digest, tuple(tags), UNCHECKED, exc.message, "?"))
             continue
@@ -103,13 +92,17 @@ def audit(
         )
         progress.advance(_("checking signatures"))
     progress.finish(_("checking signatures"))
-    orphans: list[str] = []
+    orphans: list[str] = [
+        f"{repo}:{tag}"
+        for (repo, digest), tag in sorted(attached.items())
+        if (repo, digest) not in by_digest
+    ]
     notes: list[str] = []
     sig_root = signatures_dir or host.path(setup.SIGNATURES_DIR)
     if sig_root is not None:
         if sig_root.is_dir():
             known = {(repo, digest) for repo, digest in by_digest}
-            orphans = _orphans(sig_root, known)
+            orphans += _orphans(sig_root, known)
         else:
             notes.append(
                 _("{path} does not exist here: orphaned signatures not checked").format(
@@ -117,6 +110,43 @@ def audit(
                 )
             )
     return AuditReport(registry, trust.policy_shown, tuple(items), tuple(orphans), tuple(notes))
+
+
+def _read_registry(
+    client: RegistryClient, progress: Progress
+) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
+    """{(repo, digest): tags} of the images, {(repo, digest): tag} of attachment tags."""
+    repos = client.catalog()
+    by_digest: dict[tuple[str, str], list[str]] = {}
+    progress.start(_("reading the registry"), total=len(repos))
+    attached: dict[tuple[str, str], str] = {}
+    for repo in repos:
+        for tag in client.tags(repo) or []:
+            target = attachment_target(tag)
+            if target is not None:  # sigstore signatures of that digest, not an image
+                attached[(repo, target)] = tag
+                continue
+            try:
+                body = client.manifest(repo, tag)[0]
+            except NotFoundError:
+                continue
+            # what signatures sign: the manifest's own digest, not Docker-Content-Digest
+            digest = manifest.digest(body)
+            if digest:
+                by_digest.setdefault((repo, digest), []).append(tag)
+        progress.advance(_("reading the registry"))
+    progress.finish(_("reading the registry"))
+    return by_digest, attached
+
+
+_ATTACHMENT_TAG = re.compile(r"sha256-([0-9a-f]{64})\.(sig|att|sbom)")
+
+
+def attachment_target(tag: str) -> str | None:
+    """The digest a cosign attachment tag (``sha256-<hex>.sig``/``.att``/``.sbom``)
+    belongs to; None for an image tag."""
+    m = _ATTACHMENT_TAG.fullmatch(tag)
+    return f"sha256:{m.group(1)}" if m else None
 
 
 def _orphans(sig_root: Path, known: set[tuple[str, str]]) -> list[str]:

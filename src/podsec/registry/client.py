@@ -23,8 +23,8 @@ from typing import Any
 
 from podsec.errors import NotFoundError, PodsecError
 from podsec.i18n import _
-from podsec.registry import naming
 from podsec.trust import manifest as trust_manifest
+from podsec.trust import reference
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -55,10 +55,10 @@ def digest_of(data: bytes) -> str:
 
 
 def base_url(host: str) -> str:
-    """``http://`` or ``https://`` + host, by :func:`naming.plain_http`."""
+    """``http://`` or ``https://`` + host, by :func:`reference.plain_http`."""
     if host == "docker.io":
         host = "registry-1.docker.io"
-    return f"{'http' if naming.plain_http(host) else 'https'}://{host}"
+    return f"{'http' if reference.plain_http(host) else 'https'}://{host}"
 
 
 class RegistryClient:

@@ -6,7 +6,6 @@ tested function (reference §3.8, §3.9, §10.3).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,22 +198,3 @@ def parse_target(text: str) -> Reference:
 def platform_of(ref_name: str) -> str:
     """The first path component of an archive ref (the original's platform check)."""
     return parse_reference(ref_name).repo.split("/", 1)[0]
-
-
-def plain_http(host: str) -> bool:
-    """Whether registry ``host`` (``name[:port]``, ``[v6]:port``) is spoken to over plain
-    HTTP: podsec's own ``registry.local``, ``localhost``, and loopback or private address
-    literals (a registry on the LAN, as the original used it). Any other name or a public
-    address gets HTTPS."""
-    name = host
-    if name.startswith("["):
-        name = name[1:].partition("]")[0]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    if name in (REGISTRY_HOST, "localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_private

@@ -11,11 +11,13 @@ policy and registries.d scopes are matched against :meth:`DockerRef.identity` an
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from podsec.errors import UsageError
 from podsec.i18n import _
+from podsec.names import REGISTRY_HOST
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -251,3 +253,22 @@ def valid_name(text: str) -> bool:
 def is_valid_repo_path(path: str) -> bool:
     """A repository path (namespaces/name, no host, tag or digest)."""
     return bool(_PATH_RE.fullmatch(path))
+
+
+def plain_http(host: str) -> bool:
+    """Whether registry ``host`` (``name[:port]``, ``[v6]:port``) is spoken to over plain
+    HTTP: podsec's own ``registry.local``, ``localhost``, and loopback or private address
+    literals (a registry on the LAN, as the original used it). Any other name or a public
+    address gets HTTPS."""
+    name = host
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name in (REGISTRY_HOST, "localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private

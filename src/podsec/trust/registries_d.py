@@ -321,6 +321,19 @@ def _chosen(conf: RegistriesD, image_ref: str, write: bool) -> tuple[Section, st
     return None
 
 
+def use_sigstore_attachments(conf: RegistriesD, image_ref: str) -> bool:
+    """containers/image's ``useSigstoreAttachments``: the most specific scope that sets
+    ``use-sigstore-attachments``, then default-docker; false when none does."""
+    ref = reference.parse(image_ref)
+    for scope in (ref.identity(), *ref.namespaces()):
+        section = conf.docker.get(scope)
+        if section is not None and section.use_sigstore_attachments is not None:
+            return section.use_sigstore_attachments
+    if conf.default_docker is not None and conf.default_docker.use_sigstore_attachments is not None:
+        return conf.default_docker.use_sigstore_attachments
+    return False
+
+
 def url_problem(url: str) -> str | None:
     """None if Go's url.Parse accepts ``url`` (what containers/image checks when it looks a
     scope's lookaside up), else its reason. The scheme is checked only when reading."""
@@ -403,7 +416,13 @@ def signature_url(base: str, repository_path: str, digest: str, index: int) -> s
     return storage_url(base_url(base, repository_path), digest, index - 1)
 
 
-def render_section(lookaside: str | None, staging: str | None = None, *, indent: int = 2) -> str:
+def render_section(
+    lookaside: str | None,
+    staging: str | None = None,
+    *,
+    indent: int = 2,
+    attachments: bool | None = None,
+) -> str:
     """YAML lines of a section with the current AND the legacy key names."""
     pad = " " * indent
     out = []
@@ -411,6 +430,8 @@ def render_section(lookaside: str | None, staging: str | None = None, *, indent:
         out += [f"{pad}lookaside: {lookaside}", f"{pad}sigstore: {lookaside}"]
     if staging:
         out += [f"{pad}lookaside-staging: {staging}", f"{pad}sigstore-staging: {staging}"]
+    if attachments is not None:
+        out.append(f"{pad}use-sigstore-attachments: {'true' if attachments else 'false'}")
     return "\n".join(out) + "\n"
 
 
@@ -419,10 +440,14 @@ def render(conf: RegistriesD, header: str = "") -> str:
     out = f"# {header}\n" if header else ""
     if conf.default_docker is not None:
         d = conf.default_docker
-        out += "default-docker:\n" + render_section(d.lookaside, d.lookaside_staging)
+        out += "default-docker:\n" + render_section(
+            d.lookaside, d.lookaside_staging, attachments=d.use_sigstore_attachments
+        )
     if conf.docker:
         out += "docker:\n"
         for scope in sorted(conf.docker):
             s = conf.docker[scope]
-            out += f"  {scope}:\n" + render_section(s.lookaside, s.lookaside_staging, indent=4)
+            out += f"  {scope}:\n" + render_section(
+                s.lookaside, s.lookaside_staging, indent=4, attachments=s.use_sigstore_attachments
+            )
     return out

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.trust import identity, reference, signature
+from podsec.trust import attachments, identity, reference, signature
 from podsec.trust.policy import (
     ACCEPT,
     GPG_KEYS,
@@ -35,6 +35,7 @@ from podsec.trust.policy import (
     scope_for,
 )
 from podsec.trust.registries_d import RegistriesD, lookaside_for, signature_dir_url
+from podsec.trust.registries_d import use_sigstore_attachments as rd_use_attachments
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Verdict:
     reason: str
     transport: str = "docker"
     signatures: tuple[SignatureCheck, ...] = field(default_factory=tuple)
+    attachments: str | None = None  # REPO:sha256-<hex>.sig when sigstore attachments are read
 
 
 SignatureSource = Callable[[], Sequence[bytes]]
@@ -283,6 +285,9 @@ def host_url(host: Host, url: str) -> str:
     return "file://" + str(host.path(path)) + ("/" if url.endswith("/") else "")
 
 
+AttachmentSources = Callable[[str], attachments.Source]
+
+
 def check_image(
     host: Host,
     image_ref: str,
@@ -291,9 +296,12 @@ def check_image(
     registries_d: RegistriesD,
     *,
     transport: str = "docker",
+    registry: AttachmentSources | None = None,
 ) -> Verdict:
     """Evaluate ``policy`` for ``image_ref`` (whose manifest has ``manifest_digest``),
-    reading its signatures from the lookaside registries.d names for it."""
+    reading its signatures from the lookaside registries.d names for it and, where
+    registries.d sets ``use-sigstore-attachments``, its sigstore attachments from the
+    registry (``registry``: a source per registry host; default the stdlib reader)."""
     if transport != "docker":
         scope, reqs = scope_for(policy, transport, image_ref)
         if any(r.type in (SIGNED_BY, SIGSTORE_SIGNED) for r in reqs):
@@ -321,9 +329,20 @@ def check_image(
         else None
     )
 
-    def fetch() -> Sequence[bytes]:
-        return signature.fetch_signatures(host_url(host, base), ref.path, manifest_digest)
+    attached = (
+        f"{ref.domain}/{ref.path}:{attachments.tag_for(manifest_digest)}"
+        if sig_dir is not None and rd_use_attachments(registries_d, str(ref))
+        else None
+    )
 
-    return evaluate(
+    def fetch() -> Sequence[bytes]:
+        found = signature.fetch_signatures(host_url(host, base), ref.path, manifest_digest)
+        if attached is not None:  # containers/image: lookaside first, then attachments
+            source = (registry or attachments.HttpSource)(ref.domain)
+            found = [*found, *attachments.read(source, ref.path, manifest_digest)]
+        return found
+
+    verdict = evaluate(
         host, policy, str(ref), manifest_digest, fetch, transport=transport, lookaside_url=sig_dir
     )
+    return replace(verdict, attachments=attached)

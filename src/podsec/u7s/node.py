@@ -17,7 +17,8 @@ from podsec.kube import apply, kubeconfig
 from podsec.kube.client import RBAC, APIError, Client, Unreachable, path
 from podsec.names import ADMIN_CONF
 from podsec.progress import Progress
-from podsec.registry import k8s_images, naming
+from podsec.registry import k8s_images
+from podsec.trust import reference
 from podsec.u7s import nsenter as ns
 from podsec.u7s import runtime, supervisor
 from podsec.u7s.plan import PLAN_FILE, NodePlan
@@ -514,7 +515,7 @@ def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -
         archive = tmp / "image.tar"
         # the policy is checked on the source; an archive cannot hold the signatures
         argv = ["skopeo", "copy", "--quiet", "--remove-signatures"]
-        if naming.plain_http(ref.split("/", 1)[0]):
+        if reference.plain_http(ref.split("/", 1)[0]):
             argv.append("--src-tls-verify=false")
         try:
             hostrun.run([*argv, f"docker://{ref}", f"oci-archive:{archive}:{ref}"], timeout=900)
