@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import click
 
 from podsec.cli import archives, context, output
+from podsec.errors import UsageError
 from podsec.i18n import _
 from podsec.names import REGISTRY_HOST
 
@@ -77,4 +79,104 @@ def audit_cmd(ctx: click.Context, registry: str, signatures_dir: str, json_outpu
             output.info(n)
         output.result(_("{n} finding(s)").format(n=report.findings))
     if report.findings:
+        ctx.exit(1)
+
+
+# ------------------------------------------------------------------------------ images sign
+@images.command(
+    "sign",
+    help=_(
+        "Sign images that are already in a registry, in Python: --sigstore makes a cosign key "
+        "signature with your sigstore key and pushes it as an attachment (sha256-<hex>.sig); "
+        "--sign-by KEY writes a GPG simple signature into your registries.d lookaside-staging. "
+        "Each image is then checked against the policy; exit 1 if one is not accepted."
+    ),
+    epilog=_(
+        "Examples:\n\n"
+        "  podsec images sign --sigstore registry.local/k8s-p10/myimg:1\n\n"
+        "  podsec images sign --sigstore --key ~/keys/old.key --passphrase-file ~/.pass IMG\n\n"
+        "  podsec images sign --sign-by alice@registry.local registry.local/k8s-p10/myimg:1"
+    ),
+)
+@click.argument("images_", metavar="IMAGE...", nargs=-1, required=True)
+@click.option("--sigstore", "use_sigstore", is_flag=True, help=_("Make sigstore signatures."))
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=_("sigstore private key (default ~/.config/podsec/sigstore.key)."),
+)
+@click.option("--sign-by", metavar="KEY", help=_("GPG key to sign with (simple signatures)."))
+@click.option(
+    "--passphrase-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=_("File with the key's passphrase (sigstore: default empty; GPG: else gpg-agent)."),
+)
+@click.option(
+    "--registry-url", metavar="URL", help=_("Registry base URL (default: from the image name).")
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
+@click.pass_context
+def sign_cmd(  # noqa: PLR0917 - click passes every option
+    ctx: click.Context,
+    images_: tuple[str, ...],
+    use_sigstore: bool,
+    key_path: Path | None,
+    sign_by: str | None,
+    passphrase_file: Path | None,
+    registry_url: str | None,
+    json_output: bool,
+) -> None:
+    import os
+
+    from podsec.registry import sign
+    from podsec.trust.sigstore_keys import USER_PRIVATE_KEY
+
+    env = context.with_json(ctx, json_output)
+    if use_sigstore == bool(sign_by):
+        raise UsageError(_("give either --sigstore or --sign-by KEY"))
+    if key_path is not None and not use_sigstore:
+        raise UsageError(_("--key is the sigstore private key: use it with --sigstore"))
+    passphrase = ""
+    if passphrase_file is not None:
+        try:
+            passphrase = passphrase_file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise UsageError(
+                _("{path}: cannot read: {err}").format(path=passphrase_file, err=exc.strerror)
+            ) from exc
+    home = Path.home()
+    if use_sigstore and key_path is None:
+        key_path = home / USER_PRIVATE_KEY
+    gnupg = os.environ.get("GNUPGHOME")
+    request = sign.SignRequest(
+        images=images_,
+        sigstore_key=key_path if use_sigstore else None,
+        passphrase=passphrase,
+        sign_by=sign_by,
+        gnupg_home=Path(gnupg) if gnupg else None,
+        home=None if os.geteuid() == 0 else home,
+        registry_url=registry_url,
+    )
+    with output.progress(not env.json) as prog:
+        done = sign.sign_images(env.host, request, progress=prog)
+    if env.json:
+        output.emit_json([d.as_dict() for d in done])
+    else:
+        output.table(
+            _("signed images"),
+            [_("image"), _("digest"), _("kind"), _("new"), _("verdict")],
+            [
+                (
+                    d.image,
+                    d.digest[:19],
+                    d.kind,
+                    _("yes") if d.added else _("no"),
+                    (_("accepted") if d.accepted else _("REFUSED: "))
+                    + ("" if d.accepted else d.reason),
+                )
+                for d in done
+            ],
+        )
+    if not all(d.accepted for d in done):
         ctx.exit(1)

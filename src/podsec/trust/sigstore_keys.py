@@ -22,6 +22,7 @@ from podsec.trust.sigstore import SigstoreError, load_public_key, pem_block, pub
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+USER_PRIVATE_KEY = ".config/podsec/sigstore.key"  # an image maker's key, under their home
 COSIGN_PEM_TYPE = "ENCRYPTED COSIGN PRIVATE KEY"
 SIGSTORE_PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 

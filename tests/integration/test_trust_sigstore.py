@@ -1,0 +1,152 @@
+"""Sigstore key signatures against a real docker-registry: podsec signs in Python, pushes the
+attachment (sha256-<hex>.sig) and verifies it as containers/image would; a tampered
+attachment is refused. Debian's own skopeo is asked too: it reads the attachment but
+refuses to verify or make sigstore signatures ("Debian-local change: sigstore disabled")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from podsec.host.paths import Host
+from podsec.registry import sign
+from podsec.registry.client import RegistryClient
+from podsec.trust import attachments, sigstore, sigstore_keys, verify, view
+
+pytestmark = pytest.mark.integration
+
+
+def _node(root: Path, registry_host: str, pub: Path, lookaside: Path) -> Host:
+    """A node tree: policy requiring a sigstore signature for REGISTRY/sig (the key in the
+    tree's /var/sigstore/keys), attachments on for that scope."""
+    policy = {
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker": {
+                f"{registry_host}/sig": [
+                    {"type": "sigstoreSigned", "keyPath": "/var/sigstore/keys/maker.pub"}
+                ],
+            }
+        },
+    }
+    (root / "var/sigstore/keys").mkdir(parents=True)
+    (root / "var/sigstore/keys/maker.pub").write_bytes(pub.read_bytes())
+    (root / "etc/containers/registries.d").mkdir(parents=True)
+    (root / "etc/containers/policy.json").write_text(json.dumps(policy))
+    (root / "etc/containers/registries.d/default.yaml").write_text(
+        f"default-docker:\n  lookaside: file://{lookaside}\n"
+        f"docker:\n  {registry_host}/sig:\n    use-sigstore-attachments: true\n"
+    )
+    return Host(root)
+
+
+def _push(test_images, registry, path: str) -> None:
+    subprocess.run(
+        ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+         test_images.ref("alpha"), registry.ref(path)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_sign_push_verify_and_tamper(registry, test_images, tmp_path: Path) -> None:
+    pair = sigstore_keys.generate(b"pass")
+    (tmp_path / "maker.key").write_bytes(pair.private_key)
+    pub = tmp_path / "maker.pub"
+    pub.write_bytes(pair.public_key)
+    lookaside = tmp_path / "lookaside"
+    lookaside.mkdir()
+    host = _node(tmp_path / "root", registry.host, pub, lookaside)
+    _push(test_images, registry, "sig/app:1")
+    image = f"{registry.host}/sig/app:1"
+    trust = view.effective(host, None)
+    client = RegistryClient(registry.url)
+    digest = client.head_manifest("sig/app", "1")
+    assert digest is not None
+
+    before = verify.check_image(host, image, digest, trust.policy, trust.regd)
+    assert not before.accepted
+    assert before.reason == "A signature was required, but no signature exists"
+
+    req = sign.SignRequest(
+        images=(image,), sigstore_key=tmp_path / "maker.key", passphrase="pass",
+        registry_url=registry.url,
+    )  # fmt: skip
+    (done,) = sign.sign_images(host, req)
+    assert done.added and done.accepted, done.reason
+    assert attachments.tag_for(digest) in (client.tags("sig/app") or [])
+    # through the stdlib reader the plugins and the webhook use
+    after = verify.check_image(host, image, digest, trust.policy, trust.regd)
+    assert after.accepted, after.reason
+    assert after.attachments == f"{registry.host}/sig/app:{attachments.tag_for(digest)}"
+    (again,) = sign.sign_images(host, req)
+    assert not again.added and again.accepted  # nothing added twice
+
+    # another key's policy refuses it
+    other = tmp_path / "other.pub"
+    other.write_bytes(sigstore_keys.generate(b"x").public_key)
+    wrong = _node(tmp_path / "root2", registry.host, other, lookaside)
+    t2 = view.effective(wrong, None)
+    refused = verify.check_image(wrong, image, digest, t2.policy, t2.regd)
+    assert not refused.accepted
+    assert "cryptographic signature verification failed" in refused.reason
+
+    # a tampered payload (same signature annotation) is refused
+    (blob,) = attachments.read(client, "sig/app", digest)
+    good = sigstore.from_blob(blob)
+    assert good is not None
+    forged_payload = good.payload.replace(b"sig/app:1", b"sig/app:2")
+    forged = sigstore.Sigstore(good.mime_type, forged_payload, good.annotations)
+    _push(test_images, registry, "sig/app:2")
+    assert sign.push_sigstore(client, "sig/app", digest, [forged])
+    v = verify.check_image(host, f"{registry.host}/sig/app:2", digest, trust.policy, trust.regd)
+    assert not v.accepted
+    assert "cryptographic signature verification failed" in v.reason
+
+
+def test_debian_skopeo_refuses_sigstore(registry, test_images, tmp_path: Path) -> None:
+    """What Debian 12's skopeo can do with these signatures: nothing — verifying refuses
+    (sigstore compiled out), and so does signing. Recorded as a fact for the README."""
+    pair = sigstore_keys.generate(b"")
+    pub = tmp_path / "k.pub"
+    pub.write_bytes(pair.public_key)
+    (tmp_path / "k.key").write_bytes(pair.private_key)
+    lookaside = tmp_path / "lookaside"
+    lookaside.mkdir()
+    host = _node(tmp_path / "root", registry.host, pub, lookaside)
+    _push(test_images, registry, "sig/deb:1")
+    image = f"{registry.host}/sig/deb:1"
+    (done,) = sign.sign_images(
+        host,
+        sign.SignRequest(
+            images=(image,), sigstore_key=tmp_path / "k.key", registry_url=registry.url
+        ),
+    )
+    assert done.accepted, done.reason
+    root = tmp_path / "root/etc/containers"
+    # skopeo reads the key path as written: point it at the tree's copy
+    (root / "policy.json").write_text(
+        (root / "policy.json")
+        .read_text()
+        .replace("/var/sigstore", str(tmp_path / "root/var/sigstore"))
+    )
+    copy = subprocess.run(
+        ["skopeo", "--policy", str(root / "policy.json"), "--registries.d",
+         str(root / "registries.d"), "copy", "--src-tls-verify=false",
+         f"docker://{image}", f"dir:{tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert copy.returncode != 0
+    assert "sigstore disabled" in copy.stderr, copy.stderr
+    (tmp_path / "empty-passphrase").write_text("")
+    signing = subprocess.run(
+        ["skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
+         "--sign-by-sigstore-private-key", str(tmp_path / "k.key"),
+         "--sign-passphrase-file", str(tmp_path / "empty-passphrase"),
+         test_images.ref("beta"), registry.ref("sig/deb-signed:1")],
+        capture_output=True, text=True, timeout=120, input="\n",
+    )  # fmt: skip
+    assert signing.returncode != 0
+    assert "sigstore disabled" in signing.stderr, signing.stderr
