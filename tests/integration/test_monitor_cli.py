@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tests.unit.test_monitor_policy import GOOD_POLICY, LOOKASIDE, add_user
 
 pytestmark = pytest.mark.integration
 FIXTURES = (smtp_server, syslog_server)  # imported fixtures, used by name
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -148,6 +150,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
     src = install.data_dir() / "systemd"
     bindir = Path(program("podsec-inotify-check-policy")).parent
+    units = tmp_path / "units"
+    units.mkdir()
     for name in install.unit_names():
         text = (src / name).read_text()
         for line in text.splitlines():
@@ -156,13 +160,32 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         if name.endswith(".service"):
             assert "NoNewPrivileges=yes" in text and "SyslogIdentifier=podsec-inotify-" in text
             assert "\nRuntimeMaxSec=" not in text
-        (tmp_path / name).write_text(text.replace("/usr/bin/", f"{bindir}/"))
+        (units / name).write_text(text.replace("/usr/bin/", f"{bindir}/"))
+    # verify runs `man` for each Documentation=man:…: the pages are generated as the packages
+    # do (they are not installed on this machine), so a unit naming a page that does not
+    # exist still fails
+    man = tmp_path / "man"
+    gen = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "podsec.cli.manpage",
+            f"--pyproject={REPO / 'pyproject.toml'}",
+            f"--man={man / 'man1'}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert gen.returncode == 0, gen.stderr
     r = subprocess.run(
-        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())],
+        ["systemd-analyze", "verify", *sorted(str(p) for p in units.iterdir())],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
+        env={**os.environ, "MANPATH": str(man)},
     )
     problems = [
         line
