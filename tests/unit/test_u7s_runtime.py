@@ -192,6 +192,10 @@ def test_one_description_two_supervisors() -> None:
         assert ">" not in text.replace("->", "") and "|" not in text  # no shell redirections
     kubelet_unit = units["/etc/systemd/user/kubelet.service"]
     assert "BindsTo=rootlesskit.service" in kubelet_unit
+    # u7s.service stops the target: every service must go with it
+    for path, text in units.items():
+        if path.startswith("/etc/systemd/user/") and path.endswith(".service"):
+            assert "PartOf=u7s.target" in text, path
     assert "u7s service kubelet" in kubelet_unit
     assert {s.name for s in supervisor.services_for(make_plan(role="join-worker"))} == {
         "rootlesskit",

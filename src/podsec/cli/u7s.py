@@ -278,7 +278,7 @@ def _passthrough(host: Host, argv: list[str]) -> int:
     kubeadm = k8s_images.real_kubeadm()
     if runtime.user_exists(runtime.user_name()):
         layout = runtime.layout_for(host)
-        if supervisor.running_pid(host, layout) is not None:
+        if supervisor.running(host, layout):
             return node.in_namespace(
                 host, layout, [kubeadm, *argv], capture=False, check=False, timeout=None
             ).returncode

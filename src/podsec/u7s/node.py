@@ -77,7 +77,7 @@ def status(host: Host, layout: Layout) -> dict[str, Any]:
         services[svc.name] = entry
     child = runtime.child_pid(layout)
     return {
-        "running": supervisor.running_pid(host, layout) is not None,
+        "running": supervisor.running(host, layout),
         "supervisor": state.get("supervisor"),
         "user": layout.user,
         "uid": layout.uid,
@@ -330,7 +330,7 @@ def deploy(
     """``kubeadm init|join`` on this host: everything up to a running node; returns kubeadm's
     exit status (its output goes straight to our stdout so the join commands appear as
     kubeadm prints them)."""
-    if supervisor.running_pid(host, layout) is not None:
+    if supervisor.running(host, layout):
         raise NodeError(
             _("the u7s node is already running"),
             hint=_("run `kubeadm reset` first to initialise it again"),
@@ -407,7 +407,7 @@ def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool) -> None
     import contextlib
 
     with contextlib.suppress(PodsecError):
-        if kubeadm_ran and supervisor.running_pid(host, layout) is not None:
+        if kubeadm_ran and supervisor.running(host, layout):
             in_namespace(
                 host,
                 layout,
@@ -422,6 +422,7 @@ def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool) -> None
             )
     with contextlib.suppress(PodsecError):
         supervisor.stop(host, layout)
+        supervisor.disable(host)
     if kubeadm_ran:
         clean_kube_state(host)
     from podsec.u7s import wrapper
@@ -449,7 +450,7 @@ def clean_kube_state(host: Host) -> None:
 def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> int:
     """``kubeadm reset`` inside the namespace, stop the node, remove podsec's state."""
     code = 0
-    if supervisor.running_pid(host, layout) is not None:
+    if supervisor.running(host, layout):
         progress.start("kubeadm reset")
         argv = [k8s_images.real_kubeadm(), "reset", "-f", *extra]
         if not any(a.startswith("--cri-socket") for a in extra):
@@ -462,6 +463,7 @@ def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> i
         code = r.returncode
         progress.finish("kubeadm reset")
         supervisor.stop(host, layout)
+    supervisor.disable(host)
     clean_kube_state(host)
     # the image store (_var_lib_containerd) stays: a cache, like the original's CRI-O storage
     for name in ("_var_lib_kubelet", "_var_lib_cni", "_var_log"):
@@ -538,7 +540,7 @@ def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -
 
 def start_required(host: Host, layout: Layout) -> None:
     """Refuse with a clear message when the node's namespace is not running."""
-    if supervisor.running_pid(host, layout) is None:
+    if not supervisor.running(host, layout):
         raise ns.NotRunning(
             _("the u7s namespace of {user} is not running").format(user=layout.user),
             hint=_("start it with `podsec u7s start` (or `podsec u7s kubeadm init`)"),

@@ -80,6 +80,8 @@ def systemd_units(layout: Layout, plan: NodePlan) -> dict[str, str]:
         unit_sections: list[tuple[str, str]] = [("Description", svc.description)]
         for dep in svc.after:
             unit_sections += [("After", f"{dep}.service"), ("BindsTo", f"{dep}.service")]
+        # stopping the target (u7s.service's ExecStop) stops every service of the node
+        unit_sections.append(("PartOf", "u7s.target"))
         service_sections = [
             ("Type", "simple"),
             ("ExecStart", _exec_start(svc.name)),
@@ -287,6 +289,24 @@ def running_pid(host: Host, layout: Layout) -> int | None:
     return pid if b"u7s" in cmdline else None
 
 
+def systemd_unit_installed(host: Host) -> bool:
+    """The host runs systemd and u7s.service is installed: systemd runs the node."""
+    return systemd.running(host) and host.path(f"{systemd.SYSTEM_DIR}/u7s.service").exists()
+
+
+def systemd_active(host: Host) -> bool:
+    """u7s.service is active (systemd runs the node and it is up)."""
+    if not systemd_unit_installed(host):
+        return False
+    r = hostrun.run(["systemctl", "is-active", "--quiet", "u7s.service"], check=False, timeout=60)
+    return r.returncode == 0
+
+
+def running(host: Host, layout: Layout) -> bool:
+    """Whether the node runs, under the built-in supervisor or under systemd."""
+    return running_pid(host, layout) is not None or systemd_active(host)
+
+
 def read_state(host: Host, layout: Layout) -> dict[str, object]:
     try:
         data = json.loads((host.path(str(layout.run_dir)) / STATEFILE).read_text())
@@ -297,10 +317,10 @@ def read_state(host: Host, layout: Layout) -> dict[str, object]:
 
 def stop(host: Host, layout: Layout, timeout: float = 90.0) -> bool:
     """SIGTERM the supervisor and wait for it; return False when none was running."""
-    if systemd.running(host) and host.path(f"{systemd.SYSTEM_DIR}/u7s.service").exists():
-        from podsec.host.run import run
-
-        run(["systemctl", "stop", "u7s.service"], timeout=timeout)
+    if systemd_unit_installed(host):
+        if not systemd_active(host):
+            return False
+        hostrun.run(["systemctl", "stop", "u7s.service"], timeout=timeout)
         return True
     pid = running_pid(host, layout)
     if pid is None:
@@ -397,8 +417,22 @@ def install_units(host: Host, layout: Layout, plan: NodePlan) -> list[Path]:
     return written
 
 
+def disable(host: Host) -> None:
+    """Under systemd: u7s.service no longer starts at boot (the node was reset)."""
+    if systemd_unit_installed(host):
+        hostrun.run(["systemctl", "disable", "--quiet", "u7s.service"], check=False, timeout=60)
+
+
 def restart_service(host: Host, layout: Layout, name: str) -> bool:
-    """Make the built-in supervisor restart one service (it restarts whatever exits)."""
+    """Restart one service of the node: its user unit under systemd, else through the
+    built-in supervisor (it restarts whatever exits)."""
+    if systemd_active(host):
+        r = hostrun.run(
+            ["systemctl", "--user", "-M", f"{layout.user}@", "restart", f"{name}.service"],
+            check=False,
+            timeout=120,
+        )
+        return r.returncode == 0
     services = read_state(host, layout).get("services")
     entry = services.get(name) if isinstance(services, dict) else None
     pid = entry.get("pid") if isinstance(entry, dict) else None
