@@ -89,11 +89,6 @@ def sandbox(tmp: Path) -> Iterator[dict[str, str]]:
         sh("mount", "--bind", str(tmp / "home"), "/var/lib/u7s-admin")
         mounted.append("/var/lib/u7s-admin")
         tun.chmod(0o666)  # slirp4netns as u7s-admin
-        # kubeadm's controller-manager mounts this hostPath (DirectoryOrCreate), which
-        # u7s-admin cannot create (issue 12); made here, in the overlay, until podsec does
-        Path("/usr/libexec/kubernetes/kubelet-plugins/volume/exec").mkdir(
-            parents=True, exist_ok=True
-        )
         env = dict(os.environ)
         env.update(
             PATH=f"{K8S_BIN}:{REPO / '.venv/bin'}:{env.get('PATH', '/usr/bin:/bin')}",
