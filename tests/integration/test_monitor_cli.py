@@ -206,13 +206,13 @@ def test_install_writes_configs_idempotently(host_root: Path) -> None:
     )
     icinga = (host_root / "etc/icinga2/conf.d/podsec.conf").read_text()
     assert (
-        icinga.count("apply Service") == 6
+        icinga.count("apply Service") == 7
         and 'vars.nagwad_filter = "podsec-inotify-check-kubeapi"' in icinga
     )
     nagios = (host_root / "etc/nagios/templates/podsec-services.cfg").read_text()
     assert (
         "Alerts detected via Kubernetes API audit" in nagios
-        and nagios.count("define service {") == 6
+        and nagios.count("define service {") == 7
     )
     r = run_prog("podsec", "--root", str(host_root), "monitor", "install")
     assert r.returncode == 0 and r.stdout == ""

@@ -22,6 +22,7 @@ PLUGINS = {
     "podsec-inotify-check-images": ("check_images_main", []),
     "podsec-inotify-check-vuln": ("check_vuln_main", []),
     "podsec-inotify-check-kubeapi": ("check_kubeapi_main", ["-d", "--once"]),
+    "podsec-inotify-check-authz": ("check_authz_main", []),
 }
 PROBE = """
 import atexit, json, os, sys
@@ -53,7 +54,35 @@ def tree(root: Path, registries_d_file: bool) -> Path:
     (root / "etc/group").write_text("root:x:0:\nwheel:x:10:\npodman:x:500:\npodman_dev:x:501:\n")
     (root / "etc/kubernetes/audit").mkdir(parents=True)
     (root / "etc/kubernetes/audit/audit.log").write_text("")
+    (root / "etc/kubernetes/podsec-authz").mkdir()
+    (root / "etc/kubernetes/podsec-authz/webhook.kubeconfig").write_text(
+        json.dumps(
+            {
+                "clusters": [
+                    {
+                        "name": "podsec-authz",
+                        "cluster": {
+                            "server": "https://127.0.0.1:9/authorize",
+                            "certificate-authority-data": _ca_b64(root),
+                        },
+                    }
+                ]
+            }
+        )
+    )
     return root
+
+
+def _ca_b64(root: Path) -> str:
+    """A CA certificate for the check-authz kubeconfig (made here: the plugin never does)."""
+    import base64
+
+    from podsec.webhook import tls
+
+    pem = tls.serving_certificates(
+        root / "ca-only", ca_name="t", name="t", addresses=["127.0.0.1"], uid=-1, gid=-1
+    )
+    return base64.b64encode(pem).decode()
 
 
 def imported(plugin: str, root: Path, tmp: Path) -> set[str]:
@@ -120,6 +149,8 @@ def test_the_plugin_modules_import_graph_has_no_heavy_library() -> None:
         "podsec.monitor.vuln",
         "podsec.monitor.kubeapi_audit",
         "podsec.monitor.plugin",
+        "podsec.monitor.authz_check",
+        "podsec.webhook.authz",
         # imported by check-policy and check-images as soon as they look at a user
         "podsec.trust.view",
         "podsec.monitor.storage",

@@ -111,9 +111,22 @@ def test_init_documents_per_api(api: str) -> None:
         "audit-log-path": "/etc/kubernetes/audit/audit.log",
         "audit-log-maxsize": "500",
         "audit-log-maxbackup": "3",
+        "authorization-mode": "Node,Webhook,RBAC",
+        "authorization-webhook-config-file": "/etc/kubernetes/podsec-authz/webhook.kubeconfig",
+        "authorization-webhook-version": "v1",
+        "authorization-webhook-cache-authorized-ttl": "5m0s",
+        "authorization-webhook-cache-unauthorized-ttl": "0s",
     }
     assert apis["extraVolumes"][0]["hostPath"] == "/etc/kubernetes/audit"
     assert apis["extraVolumes"][0]["pathType"] == "DirectoryOrCreate"
+    # the revocation webhook's kubeconfig, and nothing else of its directory
+    assert apis["extraVolumes"][1] == {
+        "name": "podsec-authz",
+        "hostPath": "/etc/kubernetes/podsec-authz/webhook.kubeconfig",
+        "mountPath": "/etc/kubernetes/podsec-authz/webhook.kubeconfig",
+        "readOnly": True,
+        "pathType": "File",
+    }
     assert {"127.0.0.1", "192.168.122.80", "lb.example"} <= set(apis["certSANs"])
     proxy = d["KubeProxyConfiguration"]
     assert proxy["conntrack"] == {

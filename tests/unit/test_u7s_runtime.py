@@ -205,6 +205,11 @@ def test_one_description_two_supervisors() -> None:
     }
     assert "admission" in {s.name for s in supervisor.services_for(make_plan())}
     assert "admission" not in {s.name for s in supervisor.services_for(make_plan(cri="crio"))}
+    # every API server asks the revocation webhook: every control-plane node runs one
+    for plan in (make_plan(), make_plan(cri="crio"), make_plan(role="join-control-plane")):
+        assert "authz" in {s.name for s in supervisor.services_for(plan)}
+    authz_unit = units["/etc/systemd/user/authz.service"]
+    assert "u7s service authz" in authz_unit and "BindsTo=rootlesskit.service" in authz_unit
 
 
 def _review(images: list[str], bad: set[str]) -> dict[str, object]:
@@ -444,3 +449,23 @@ def test_prepare_makes_the_flexvolume_dir_in_the_nodes_tree(host_root: Path) -> 
     assert not (host_root / "usr").exists()
     runtime.prepare(Host(host_root), make_plan(role="join-worker"), layout)  # idempotent
     assert made.is_dir()
+
+
+def test_prepare_sets_up_the_revocation_webhook_on_control_plane_nodes(host_root: Path) -> None:
+    # the API server's manifest (kubeadm_config) mounts this kubeconfig: it exists before
+    # kubeadm runs, owned by the node's account like the webhook that reads its key
+    from podsec.host.paths import Host
+    from podsec.webhook import authz
+
+    (host_root / "etc/subuid").write_text("u7s-admin:100000:65536\n")
+    (host_root / "etc/subgid").write_text("u7s-admin:100000:65536\n")
+    layout = replace(LAYOUT, home=Path("/var/lib/u7s-admin"))
+    kc = host_root / "etc/kubernetes/podsec-authz/webhook.kubeconfig"
+    runtime.prepare(Host(host_root), make_plan(role="join-worker"), layout)
+    assert not kc.exists()  # a worker runs no API server
+    runtime.prepare(Host(host_root), make_plan(cri="crio"), layout)
+    target = authz.read_kubeconfig(kc)
+    assert target.url == "https://127.0.0.1:9444/authorize"
+    key = kc.with_name("tls.key")
+    assert (key.stat().st_uid, key.stat().st_mode & 0o777) == (990, 0o600)
+    assert (kc.parent.stat().st_uid, kc.parent.stat().st_mode & 0o777) == (990, 0o700)

@@ -215,3 +215,22 @@ def test_revoke_leaves_group_bindings_alone(
     assert not res.enforced and any("not set up" in w for w in res.warnings)
     deny = authz.Denylist(tmp_path / "var/lib/podsec/rbac/revoked.json")
     assert deny.lookup("alice", NOW) is not None and deny.lookup("bob", NOW) is None
+
+
+def test_check_authz_is_critical_when_the_webhook_fails_open() -> None:
+    from podsec.monitor import authz_check, plugin
+
+    thresholds, _ = plugin.build_thresholds({})
+    down = authz_check.report(
+        authz_check.Result("https://127.0.0.1:9444/authorize", None, "refused"), thresholds
+    )
+    assert down.state == plugin.State.CRITICAL and "fail-open" in down.summary
+    assert down.render().endswith("| 'time'=U;;;0\n")
+    blind = authz_check.report(
+        authz_check.Result("u", 1.0, evaluation_error="revoked.json: not JSON"), thresholds
+    )
+    assert blind.state == plugin.State.CRITICAL and "revocation list" in blind.summary
+    ok = authz_check.report(authz_check.Result("u", 2.5), thresholds)
+    assert ok.state == plugin.State.OK and "'time'=2.5ms;;100;0" in ok.render()
+    slow, _ = plugin.build_thresholds({"w": "1"})
+    assert authz_check.report(authz_check.Result("u", 2.5), slow).state == plugin.State.WARNING

@@ -187,6 +187,29 @@ def check_images_cmd(ctx: click.Context, options: PluginOptions, json_output: bo
     _run_plugin(ctx, images_check.ImagesCheck(), options, json_output)
 
 
+@monitor.command(
+    "check-authz",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Check that the revocation webhook answers (podsec rbac enforce-revocation, u7s "
+        "control-plane nodes): ask it what the API server asks, at the URL and with the "
+        "pinned CA of /etc/kubernetes/podsec-authz/webhook.kubeconfig. CRITICAL when it does "
+        "not answer or cannot read revoked.json: Kubernetes then lets revoked certificates "
+        "through (an unreachable webhook is 'no opinion', RBAC decides alone). The metric "
+        "is the answer's time in ms."
+    ),
+    epilog=_(
+        "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (not set up here).\n\n"
+        "Examples:\n\n  podsec monitor check-authz\n\n  podsec-inotify-check-authz -w 20 -c 500"
+    ),
+)
+@_plugin_options
+def check_authz_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
+    from podsec.monitor import authz_check
+
+    _run_plugin(ctx, authz_check.AuthzCheck(), options, json_output)
+
+
 # ------------------------------------------------------------------------ watch-containers
 @monitor.command(
     "watch-containers",
@@ -505,6 +528,9 @@ check_policy_main = legacy(
 )
 check_images_main = legacy(
     "podsec.cli.monitor:check_images_cmd", "podsec-inotify-check-images", plugin=True
+)
+check_authz_main = legacy(
+    "podsec.cli.monitor:check_authz_cmd", "podsec-inotify-check-authz", plugin=True
 )
 check_vuln_main = legacy(
     "podsec.cli.monitor:check_vuln_cmd", "podsec-inotify-check-vuln", plugin=True

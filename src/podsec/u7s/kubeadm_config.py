@@ -28,8 +28,9 @@ import yaml
 
 from podsec.errors import UsageError
 from podsec.i18n import _
-from podsec.names import AUDIT_DIR, AUDIT_LOG, AUDIT_POLICY
+from podsec.names import AUDIT_DIR, AUDIT_LOG, AUDIT_POLICY, AUTHZ_KUBECONFIG
 from podsec.u7s.plan import ETCD_DATA_DIR, VOLUME_PLUGIN_DIR, Cri, Role
+from podsec.webhook import authz
 
 V1BETA2 = "kubeadm.k8s.io/v1beta2"
 V1BETA3 = "kubeadm.k8s.io/v1beta3"
@@ -201,6 +202,9 @@ def cluster_configuration(inp: ConfigInput) -> Doc:
                 "audit-log-path": AUDIT_LOG,
                 "audit-log-maxsize": "500",
                 "audit-log-maxbackup": "3",
+                # revoked certificates refused before RBAC (podsec.webhook.authz; the node's
+                # supervisor runs the webhook on 127.0.0.1 of the namespace)
+                **authz.apiserver_args("Node,RBAC"),
             },
         ),
         "extraVolumes": [
@@ -210,7 +214,14 @@ def cluster_configuration(inp: ConfigInput) -> Doc:
                 "mountPath": AUDIT_DIR,
                 "readOnly": False,
                 "pathType": "DirectoryOrCreate",
-            }
+            },
+            {  # the webhook's kubeconfig only: its serving key stays with the webhook
+                "name": "podsec-authz",
+                "hostPath": AUTHZ_KUBECONFIG,
+                "mountPath": AUTHZ_KUBECONFIG,
+                "readOnly": True,
+                "pathType": "File",
+            },
         ],
     }
     if api != V1BETA4:

@@ -15,7 +15,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube import apply, kubeconfig
 from podsec.kube.client import RBAC, APIError, Client, Unreachable, path
-from podsec.names import ADMIN_CONF
+from podsec.names import ADMIN_CONF, AUTHZ_DIR
 from podsec.progress import Progress
 from podsec.registry import k8s_images
 from podsec.trust import reference
@@ -439,7 +439,7 @@ def clean_kube_state(host: Host) -> None:
     for pattern in ("*.conf", "manifests/*.yaml"):
         for p in kube.glob(pattern):
             p.unlink()
-    for sub in ("pki",):
+    for sub in ("pki", Path(AUTHZ_DIR).name):  # the revocation webhook's (runtime.prepare)
         shutil.rmtree(kube / sub, ignore_errors=True)
     etcd = host.path("/var/lib/podsec/u7s/etcd")
     if etcd.is_dir():

@@ -21,7 +21,7 @@ from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.host.run import which
 from podsec.i18n import _
-from podsec.names import AUDIT_POLICY, GROUP_PODMAN, U7S_BIN, U7S_HOME, U7S_USER
+from podsec.names import AUDIT_POLICY, AUTHZ_DIR, GROUP_PODMAN, U7S_BIN, U7S_HOME, U7S_USER
 from podsec.u7s import containerd, crio, netconf
 from podsec.u7s.plan import ETCD_DATA_DIR, VOLUME_PLUGIN_DIR, NodePlan
 
@@ -236,6 +236,11 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
         admission.make_certificates(
             host.path(str(layout.admission_dir)), [str(plan.advertise_address)], uid, gid
         )
+    if wants_authz(plan):
+        from podsec.webhook import authz
+
+        # before kubeadm: the API server's manifest mounts the webhook's kubeconfig
+        authz.install_config(host.path(AUTHZ_DIR), uid=uid, gid=gid)
     for rel, value in SYSCTL_OVERRIDES.items():
         files.atomic_write(
             host.path(str(layout.config_dir / "sysctl" / rel.replace("/", "_"))),
@@ -243,6 +248,12 @@ def prepare(host: Host, plan: NodePlan, layout: Layout) -> None:
             owner=uid,
             group=gid,
         )
+
+
+def wants_authz(plan: NodePlan) -> bool:
+    """Every control-plane node runs an API server asking the revocation webhook (a joining
+    one gets the cluster's ClusterConfiguration, its flags included)."""
+    return plan.role in ("init", "join-control-plane")
 
 
 def wants_admission(plan: NodePlan) -> bool:

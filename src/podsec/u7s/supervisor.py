@@ -51,16 +51,18 @@ SERVICES: tuple[Service, ...] = (
     Service("port-sync", "service port forwarding of the u7s node", after=("kubelet",)),
     # host side; its port is opened in the namespace (podsec.u7s.admission.node_webhook)
     Service("admission", "signed-images admission webhook of the u7s node", after=("rootlesskit",)),
+    # host side too, its port on 127.0.0.1 of the namespace (podsec.webhook.authz)
+    Service("authz", "revocation authorization webhook of the u7s node", after=("rootlesskit",)),
 )
 ADMISSION = ("admission",)
+AUTHZ = ("authz",)
 
 
 def services_for(plan: NodePlan) -> tuple[Service, ...]:
-    from podsec.u7s.runtime import wants_admission
+    from podsec.u7s.runtime import wants_admission, wants_authz
 
-    if wants_admission(plan):
-        return SERVICES
-    return tuple(s for s in SERVICES if s.name not in ADMISSION)
+    left_out = (() if wants_admission(plan) else ADMISSION) + (() if wants_authz(plan) else AUTHZ)
+    return tuple(s for s in SERVICES if s.name not in left_out)
 
 
 def service_argv(name: str) -> list[str]:
@@ -398,6 +400,8 @@ def service_exec(host: Host, layout: Layout, name: str) -> list[str]:
         return portsync.command([sys.executable, "-m", "podsec.cli"], socket=layout.api_socket)
     if name == "admission":
         return [*_DAEMON, "admission"]
+    if name == "authz":
+        return [*_DAEMON, "authz", "node=1"]
     raise SupervisorError(_("unknown service {name}").format(name=name))
 
 

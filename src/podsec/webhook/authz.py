@@ -290,7 +290,10 @@ def read_kubeconfig(path: Path, shown: str | None = None) -> Target:
             _("{path} does not exist: the authorization webhook is not set up").format(path=name),
             hint=_("run `podsec rbac enforce-revocation` (or `podsec u7s kubeadm init`)"),
         )
-    doc = readers.parse_yaml(text, name)
+    try:
+        doc = readers.parse_json(text, name)  # as podsec writes it (the plugin needs no yaml)
+    except PodsecError:
+        doc = readers.parse_yaml(text, name)
     try:
         cluster = doc["clusters"][0]["cluster"]
         return Target(cluster["server"], base64.b64decode(cluster["certificate-authority-data"]))
@@ -318,6 +321,16 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+    def connect(self) -> None:
+        """Open the connection (TCP and the TLS handshake) before a timed question."""
+        try:
+            self.conn.connect()
+        except (OSError, ssl.SSLError) as exc:
+            self.conn.close()
+            raise AuthzError(
+                _("the authorization webhook does not answer: {err}").format(err=exc)
+            ) from exc
 
     def ask(self, user: str, groups: tuple[str, ...] = (), path: str = "/healthz") -> Answer:
         body = json.dumps(
