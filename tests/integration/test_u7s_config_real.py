@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,24 +134,30 @@ def test_wrong_registry_real(tmp_path: Path) -> None:
 
 
 def _sandboxed(argv: list[str], tmp_path: Path) -> list[str]:
-    """argv run in a private mount namespace with overlays on /etc and /var/lib."""
-    dirs = {n: tmp_path / n for n in ("eu", "ew", "vu", "vw")}
-    for d in dirs.values():
-        d.mkdir(exist_ok=True)
-    script = (
-        "set -e; mount --make-rprivate /; "
-        f"mount -t overlay o -o lowerdir=/etc,upperdir={dirs['eu']},workdir={dirs['ew']} /etc; "
-        f"mount -t overlay o -o lowerdir=/var/lib,upperdir={dirs['vu']},workdir={dirs['vw']} /var/lib; "
-        'exec "$@"'
-    )
-    return ["unshare", "-m", "sh", "-c", script, "sh", *argv]
+    """argv run in a private mount namespace with the node sandbox (tests/fixtures/sandbox.py:
+    overlays, node-state paths empty as on a fresh machine)."""
+    repo = Path(__file__).resolve().parents[2]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "env",
+        f"PYTHONPATH={repo}",
+        sys.executable,
+        "-m",
+        "tests.fixtures.sandbox",
+        str(tmp_path / "sandbox"),
+        "--",
+        *argv,
+    ]
 
 
 def test_generated_v1beta2_init_config_passes_kubeadm_dry_run(
     k8s_registry: str, tmp_path: Path
 ) -> None:
-    """The whole `kubeadm init --dry-run` with our config, in a private mount namespace whose
-    /etc and /var/lib are overlays, so the host is untouched."""
+    """The whole `kubeadm init --dry-run` with our config, in the node sandbox, so the host is
+    untouched and a leftover /etc/kubernetes cannot change the outcome."""
     require_root()
     require_tool("unshare")
     existed = Path("/etc/kubernetes").exists()
