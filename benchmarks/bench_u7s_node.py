@@ -425,7 +425,7 @@ def main() -> int:
         return 0
     un.reexec_private()
     with (
-        tempfile.TemporaryDirectory(prefix="podsec-bench-node-", dir="/var/tmp") as t,
+        tempfile.TemporaryDirectory(prefix="podsec-bench-node-", dir="/tmp") as t,
         un.sandbox(Path(t)) as env,
         harness.CpuGroup("node") as cpu,
     ):

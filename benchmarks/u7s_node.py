@@ -1,9 +1,9 @@
 """A rootless u7s node for benchmarks: a private view of the machine, init, Ready, reset.
 
 The benchmark process runs in its own mount namespace (it re-executes itself under
-``unshare --mount``) and mounts overlays over the directories a node writes, so u7s-admin,
-/etc/kubernetes, the etcd data and the kubeconfigs exist only for the run; /dev/net/tun's mode
-is restored at the end. Everything the node runs is started inside one :class:`CpuGroup`, so
+``unshare --mount``) with the node sandbox of tests/fixtures/sandbox.py (the demo's and the
+e2e tests'), so u7s-admin, /etc/kubernetes, the etcd data and the kubeconfigs exist only for
+the run and every node-state path starts empty; /dev/net/tun's mode is restored at the end. Everything the node runs is started inside one :class:`CpuGroup`, so
 its CPU time is known whoever reaps the processes.
 """
 
@@ -30,10 +30,12 @@ from typing import Any
 import harness
 
 REPO = harness.REPO
+sys.path.insert(0, str(REPO))
+from tests.fixtures import sandbox as node_sandbox  # noqa: E402 - one sandbox for every node
+
 K8S_BIN = Path("/var/cache/podsec-dev/kubernetes/v1.20.2/current/bin")
 IMAGES = Path("/var/cache/podsec-dev/images/v1.20.2/oci")
 PODSEC = [str(REPO / ".venv/bin/python"), "-m", "podsec.cli"]
-OVERLAID = ("/etc", "/var/lib", "/root", "/run", "/usr/libexec")
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 LOG_DIR = Path("/var/lib/podsec/u7s/log")
 
@@ -64,31 +66,9 @@ def missing_prerequisites() -> str | None:
 
 @contextlib.contextmanager
 def sandbox(tmp: Path) -> Iterator[dict[str, str]]:
-    """Overlays over what the node writes; the environment podsec's commands run with."""
-    mounted: list[str] = []
-    tun = Path("/dev/net/tun")
-    mode = tun.stat().st_mode & 0o777
-    try:
-        for d in OVERLAID:
-            name = d.strip("/").replace("/", "_")
-            (tmp / f"{name}.up").mkdir()
-            (tmp / f"{name}.work").mkdir()
-            sh(
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={d},upperdir={tmp}/{name}.up,workdir={tmp}/{name}.work",
-                d,
-            )
-            mounted.append(d)
-        # the node's image store on a plain filesystem (no overlayfs on an overlay upper dir)
-        (tmp / "home").mkdir()
-        Path("/var/lib/u7s-admin").mkdir()
-        sh("mount", "--bind", str(tmp / "home"), "/var/lib/u7s-admin")
-        mounted.append("/var/lib/u7s-admin")
-        tun.chmod(0o666)  # slirp4netns as u7s-admin
+    """The node sandbox (state in ``tmp``, which must not be below an overlaid directory:
+    /tmp, not /var/tmp); the environment podsec's commands run with."""
+    with node_sandbox.sandbox(tmp):
         env = dict(os.environ)
         env.update(
             PATH=f"{K8S_BIN}:{REPO / '.venv/bin'}:{env.get('PATH', '/usr/bin:/bin')}",
@@ -98,11 +78,10 @@ def sandbox(tmp: Path) -> Iterator[dict[str, str]]:
             PODSEC_U7S_OCI_IMAGES=str(IMAGES),
             KUBECONFIG=ADMIN_CONF,
         )
-        yield env
-    finally:
-        tun.chmod(mode)
-        for d in reversed(mounted):
-            subprocess.run(["umount", "-l", d], check=False)
+        try:
+            yield env
+        finally:
+            node_sandbox.restore_tun(tmp)
 
 
 # --- the API, without kubectl's start-up cost --------------------------------------------
