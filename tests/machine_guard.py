@@ -13,7 +13,8 @@ target. A directory's mtime is not compared: it only says an entry came or went,
 itself is reported (a test may create and remove a file in /var/tmp and leave nothing).
 
 Deliberately not watched (:data:`IGNORED`, each with its reason): the declared development
-cache /var/cache/podsec-dev, apt's and dpkg's own state and logs, pip's cache. /tmp is the
+cache /var/cache/podsec-dev, apt's and dpkg's own state and logs, pip's cache; nor the empty
+/run/netns and /run/user a tool made (:data:`EMPTY_OK`). /tmp is the
 tests' scratch space (pytest's tmp_path), /dev, /proc and /sys are not trees of files, and /run
 outside the node's directories holds other programs' sockets and pid files.
 
@@ -56,6 +57,11 @@ IGNORED: Mapping[str, str] = {
     "/var/log/alternatives.log": "dpkg's own log (update-alternatives)",
     "/var/cache/debconf": "debconf's cache, written by dpkg",
     "/root/.cache/pip": "pip's cache (make venv)",
+}
+# directories a tool makes and never removes: left empty, they are not a change
+EMPTY_OK: Mapping[str, str] = {
+    "/run/netns": "made by `ip netns add`, kept by `ip netns del`; /run is volatile",
+    "/run/user": "systemd-logind's; /run is volatile",
 }
 FAILED = 3
 SHOWN = 40  # paths named in a report; the rest are counted
@@ -177,7 +183,9 @@ def compare(before: Snapshot, after: Snapshot, ignored: Iterable[str] = IGNORED)
     # /root/.cache for /root/.cache/pip is pip's own state too
     ignored = tuple(ignored)
     comings = [
-        c for c in comings if c.below or not any(i.startswith(c.path + "/") for i in ignored)
+        c
+        for c in comings
+        if c.below or not (c.path in EMPTY_OK or any(i.startswith(c.path + "/") for i in ignored))
     ]
     return [*comings, *changed]
 

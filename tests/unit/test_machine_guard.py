@@ -108,3 +108,13 @@ def test_the_declared_caches_are_pruned_from_the_walk() -> None:
     argv = guard._find_argv("/var", guard.IGNORED)
     assert "/var/cache/podsec-dev" in argv and "/root/.cache/pip" not in argv
     assert argv[argv.index("-prune") - 1] == ")"
+
+
+def test_an_empty_run_directory_a_tool_made_is_not_a_change(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    netns = tmp_path / "netns"
+    monkeypatch.setattr(guard, "EMPTY_OK", {str(netns): "ip netns"})
+    assert _changes(tmp_path, netns.mkdir) == []
+    # a namespace's file left in it is
+    assert _changes(tmp_path, lambda: (netns / "leaked").write_text("")) == [
+        f"created  {netns}/leaked"
+    ]
