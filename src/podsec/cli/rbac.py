@@ -5,9 +5,7 @@ The core (podsec.rbac) is imported inside each command: ``roles`` must start fas
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
@@ -18,7 +16,8 @@ from podsec.i18n import _
 
 if TYPE_CHECKING:
     from podsec.host.paths import Host
-    from podsec.kube.client import Client
+    from podsec.kube.kubeconfig import Connection
+    from podsec.rbac.issue import Issued
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,16 +72,10 @@ def _issue_options(func: F) -> F:
     )(func)
 
 
-def _admin(host: Host, kubeconfig: str | None, kube_context: str | None) -> Any:
+def _admin(host: Host, kubeconfig: str | None, kube_context: str | None) -> Connection:
     from podsec.kube import kubeconfig as kc
 
     return kc.admin_connection(kubeconfig, host, kube_context)
-
-
-def _api(host: Host, kubeconfig: str | None, kube_context: str | None, timeout: float) -> Client:
-    from podsec.kube.client import Client
-
-    return Client(_admin(host, kubeconfig, kube_context), timeout=timeout)
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -112,7 +105,7 @@ def create_user_cmd(ctx: click.Context, user: str, json_output: bool) -> None:
     env = context.with_json(ctx, json_output)
     res = account.create_user(env.host, user)
     if env.json:
-        output.emit_json(res.__dict__)
+        output.emit_json(res)
     elif res.created:
         output.result(_("user {name} created ({home})").format(name=user, home=res.home))
     elif res.changed:
@@ -122,7 +115,7 @@ def create_user_cmd(ctx: click.Context, user: str, json_output: bool) -> None:
 
 
 # --------------------------------------------------------------------------- create-kubeconfig
-def _issued_lines(res: Any) -> None:
+def _issued_lines(res: Issued) -> None:
     output.result(
         _("{path}: context {context}, certificate CN={user} O={groups}, valid until {date}").format(
             path=res.path,
@@ -134,39 +127,22 @@ def _issued_lines(res: Any) -> None:
     )
 
 
-def _human(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if (seconds >= size and seconds % size == 0) or seconds >= 10 * size:
-            return f"{round(seconds / size)}{unit}"
-    return f"{seconds}s"
-
-
-def _expiration_warning(res: Any) -> None:
+def _expiration_warning(res: Issued) -> None:
     """On stderr in every output mode: the certificate lives longer or shorter than asked."""
+    from podsec.rbac.certs import human_duration
+
     if not res.expiration_honoured:
+        assert res.requested_seconds is not None  # honoured when nothing was asked
         output.info(
             _(
                 "warning: the cluster signed the certificate for {got} instead of the requested "
                 "{want} (Kubernetes < 1.22 ignores expirationSeconds; the signer's "
                 "--cluster-signing-duration decides)"
-            ).format(got=_human(res.lifetime_seconds), want=_human(res.requested_seconds))
+            ).format(
+                got=human_duration(res.lifetime_seconds),
+                want=human_duration(res.requested_seconds),
+            )
         )
-
-
-def _issued_json(res: Any) -> dict[str, Any]:
-    return {
-        "user": res.user,
-        "groups": list(res.groups),
-        "path": res.path,
-        "context": res.context,
-        "cluster": res.cluster,
-        "server": res.server,
-        "serial": str(res.serial),
-        "notAfter": res.not_after.isoformat(),
-        "requestedSeconds": res.requested_seconds,
-        "lifetimeSeconds": res.lifetime_seconds,
-        "expirationHonoured": res.expiration_honoured,
-    }
 
 
 @rbac.command(
@@ -235,7 +211,7 @@ def create_kubeconfig_cmd(
         )
     _expiration_warning(res)
     if env.json:
-        output.emit_json(_issued_json(res))
+        output.emit_json(res)
     else:
         _issued_lines(res)
 
@@ -297,14 +273,7 @@ def renew_cmd(
     if res.issued is not None:
         _expiration_warning(res.issued)
     if env.json:
-        data: dict[str, Any] = {
-            "user": user,
-            "renewed": res.renewed,
-            "notAfter": res.not_after.isoformat(),
-        }
-        if res.issued is not None:
-            data.update(_issued_json(res.issued))
-        output.emit_json(data)
+        output.emit_json(res)
     elif res.issued is not None:
         _issued_lines(res.issued)
     else:
@@ -368,17 +337,12 @@ def create_remoteplace_cmd(
     keep_server: bool,
     json_output: bool,
 ) -> None:
-    import pwd
-
     from podsec.rbac import remoteplace
 
     env = context.with_json(ctx, json_output)
-    login = remote_user or pwd.getpwuid(os.getuid()).pw_name
-    home = Path(os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir)
     res = remoteplace.create_remoteplace(
         address,
-        remote_user=login,
-        home=home,
+        remote_user=remote_user,
         port=port,
         remote_path=remote_path,
         identity=identity,
@@ -386,7 +350,7 @@ def create_remoteplace_cmd(
         keep_server=keep_server,
     )
     if env.json:
-        output.emit_json(res.__dict__)
+        output.emit_json(res)
     else:
         output.result(
             _("{path}: context {context} from {source}, server {server}").format(
@@ -396,26 +360,6 @@ def create_remoteplace_cmd(
 
 
 # --------------------------------------------------------------------------- bind / unbind
-def _subject(host: Host, name: str, group: bool, any_user: bool) -> Any:
-    from podsec.errors import NotFoundError
-    from podsec.host import accounts
-    from podsec.rbac import names
-    from podsec.rbac.bindings import Subject
-
-    names.subject(name)
-    if group:
-        return Subject("Group", name)
-    # like the original: a user must exist here unless it is a system: identity
-    if not any_user and not name.startswith("system:"):
-        accounts.check_name(name)
-        if accounts.get_user(host, name) is None:
-            raise NotFoundError(
-                _("user {name} does not exist").format(name=name),
-                hint=_("create it with podsec rbac create-user, or pass --any-user"),
-            )
-    return Subject("User", name)
-
-
 _BIND_HELP_TAIL = _(
     "ROLE_TYPE is role (a Role in NAMESPACE), role=clusterrole (a ClusterRole granted in "
     "NAMESPACE) or clusterrole (cluster-wide; no NAMESPACE). BINDING is the RoleBinding or "
@@ -487,24 +431,26 @@ def _run_binding(
     json_output: bool,
     force: bool = False,
 ) -> None:
-    from podsec.rbac import bindings, revoke
+    from podsec.rbac import grant
 
     env = context.with_json(ctx, json_output)
-    target = bindings.target(role_type, role, binding, namespace)
-    subject = _subject(env.host, user, is_group, any_user)
-    if not unbind and not force:
-        revoke.refuse_rebinding(env.host, subject.kind, subject.name)
-    with _api(env.host, kubeconfig, kube_context, request_timeout) as api:
-        change = (bindings.unbind if unbind else bindings.bind)(api, subject, target)
+    change = grant.change(
+        env.host,
+        unbind=unbind,
+        user=user,
+        role_type=role_type,
+        role=role,
+        binding=binding,
+        namespace=namespace,
+        group=is_group,
+        any_user=any_user,
+        force=force,
+        kubeconfig=kubeconfig,
+        context=kube_context,
+        api_timeout=request_timeout,
+    )
     if env.json:
-        output.emit_json(
-            {
-                "subject": subject.to_api(),
-                "binding": {"kind": target.binding_kind, "name": binding, "namespace": namespace},
-                "role": {"kind": target.role_kind, "name": role},
-                "action": change.action,
-            }
-        )
+        output.emit_json(change)
         return
     messages = {
         "created": _("{binding} created with {subject}"),
@@ -515,7 +461,8 @@ def _run_binding(
     }
     output.result(
         messages[change.action].format(
-            binding=target.describe(), subject=f"{subject.kind} {subject.name}"
+            binding=change.target.describe(),
+            subject=f"{change.subject.kind} {change.subject.name}",
         )
     )
 
@@ -531,18 +478,6 @@ def unbind_cmd(ctx: click.Context, **kwargs: Any) -> None:
 
 
 # --------------------------------------------------------------------------- roles
-def _cert_groups(host: Host, user: str) -> tuple[str, ...]:
-    """Groups in the user's certificate, when its kubeconfig is here and readable."""
-    from podsec.errors import PodsecError
-    from podsec.rbac import issue
-
-    try:
-        cert, _config, _kube = issue.current_cert(host, user)
-    except PodsecError:
-        return ()
-    return cert.groups
-
-
 @rbac.command(
     "roles",
     help=_(
@@ -591,7 +526,7 @@ def roles_cmd(
     request_timeout: float,
 ) -> None:
     from podsec.errors import UsageError
-    from podsec.rbac import names, roles
+    from podsec.rbac import roles
 
     if show_rules_arg is not None:
         if show_rules_arg != "showRules":
@@ -601,14 +536,17 @@ def roles_cmd(
                 )
             )
         show_rules = True
-    names.subject(user)
     env = context.get(ctx)
-    if no_groups:
-        groups = ()
-    elif not groups:
-        groups = _cert_groups(env.host, user)
-    with _api(env.host, kubeconfig, kube_context, request_timeout) as api:
-        doc = roles.user_roles(api, user, groups, show_rules=show_rules)
+    doc = roles.for_user(
+        env.host,
+        user,
+        groups,
+        no_groups=no_groups,
+        show_rules=show_rules,
+        kubeconfig=kubeconfig,
+        context=kube_context,
+        api_timeout=request_timeout,
+    )
     if fmt == "json":
         output.emit_json(doc)
         return
@@ -660,52 +598,22 @@ def revoke_cmd(
     no_cert: bool,
     json_output: bool,
 ) -> None:
-    from podsec.errors import NotFoundError, UsageError
-    from podsec.rbac import certs, issue, names, revoke
+    from podsec.rbac import revoke
 
     env = context.with_json(ctx, json_output)
-    names.subject(user)
-    cert: certs.CertInfo | None = None
-    if no_cert and cert_file:
-        raise UsageError(_("--cert and --no-cert exclude each other"))
-    if no_cert:
-        pass
-    elif cert_file:
-        try:
-            cert = certs.info(Path(cert_file).read_bytes())
-        except OSError as exc:
-            raise NotFoundError(
-                _("cannot read {path}: {err}").format(path=cert_file, err=exc.strerror)
-            ) from exc
-    else:
-        cert = issue.current_cert(env.host, user)[0]
-    with _api(env.host, kubeconfig, kube_context, request_timeout) as api:
-        res = revoke.revoke(env.host, api, user, cert)
+    res = revoke.revoke_user(
+        env.host,
+        user,
+        cert_file=cert_file,
+        no_cert=no_cert,
+        kubeconfig=kubeconfig,
+        context=kube_context,
+        api_timeout=request_timeout,
+    )
     for warning in res.warnings:
         output.info(_("warning: {text}").format(text=warning))
     if env.json:
-        output.emit_json(
-            {
-                "cn": res.cn,
-                "serial": res.serial,
-                "groups": list(res.groups),
-                "enforced": res.enforced,
-                "recordFile": res.record_file,
-                "changes": [
-                    {
-                        "subject": c.subject.to_api(),
-                        "binding": {
-                            "kind": c.target.binding_kind,
-                            "name": c.target.binding,
-                            "namespace": c.target.namespace,
-                        },
-                        "action": c.action,
-                    }
-                    for c in res.changes
-                ],
-                "warnings": list(res.warnings),
-            }
-        )
+        output.emit_json(res)
         return
     for c in res.changes:
         output.result(
@@ -761,11 +669,18 @@ def who_can_cmd(
     from podsec.rbac import whocan
 
     env = context.with_json(ctx, json_output)
-    whocan.check_args(verb, resource, namespace)
-    with _api(env.host, kubeconfig, kube_context, request_timeout) as api:
-        grants = whocan.who_can(api, verb, resource, namespace, all_namespaces=all_namespaces)
+    grants = whocan.query(
+        env.host,
+        verb,
+        resource,
+        namespace,
+        all_namespaces=all_namespaces,
+        kubeconfig=kubeconfig,
+        context=kube_context,
+        api_timeout=request_timeout,
+    )
     if env.json:
-        output.emit_json([g.as_dict() for g in grants])
+        output.emit_json(grants)
         return
     rows = [
         (

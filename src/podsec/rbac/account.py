@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podsec.errors import NotFoundError
 from podsec.host import accounts, files
@@ -29,6 +30,15 @@ class UserResult:
     changed: bool
     home: str
     kube_dir: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "created": self.created,
+            "changed": self.changed,
+            "home": self.home,
+            "kube_dir": self.kube_dir,
+        }
 
 
 def _accounts_root(host: Host) -> Path | None:

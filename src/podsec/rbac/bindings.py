@@ -74,12 +74,26 @@ class Target:
         where = f" -n {self.namespace}" if self.namespace else ""
         return f"{self.binding_kind} {self.binding}{where}"
 
+    def binding_dict(self) -> dict[str, str | None]:
+        return {"kind": self.binding_kind, "name": self.binding, "namespace": self.namespace}
+
+    def role_dict(self) -> dict[str, str]:
+        return {"kind": self.role_kind, "name": self.role}
+
 
 @dataclass(frozen=True)
 class Change:
     target: Target
     subject: Subject
     action: Literal["created", "added", "unchanged", "removed", "deleted"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject.to_api(),
+            "binding": self.target.binding_dict(),
+            "role": self.target.role_dict(),
+            "action": self.action,
+        }
 
 
 def target(

@@ -44,6 +44,16 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
+def human_duration(seconds: int) -> str:
+    """Seconds → the largest unit that states them exactly or counts at least ten of them
+    (rounded): ``90d``, ``12h``, ``24h`` for a day and a second — for messages, the
+    reverse of :func:`parse_duration`."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if (seconds >= size and seconds % size == 0) or seconds >= 10 * size:
+            return f"{round(seconds / size)}{unit}"
+    return f"{seconds}s"
+
+
 def new_key(kind: str = "rsa") -> PrivateKey:
     if kind == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)

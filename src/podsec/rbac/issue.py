@@ -13,8 +13,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from podsec.errors import NotFoundError, UsageError, ValidationError
+from podsec.errors import NotFoundError, PodsecError, UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.host.run import run
 from podsec.i18n import _
@@ -51,6 +52,21 @@ class Issued:
             return True
         return abs(self.lifetime_seconds - self.requested_seconds) <= _EXPIRATION_SLACK
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "groups": list(self.groups),
+            "path": self.path,
+            "context": self.context,
+            "cluster": self.cluster,
+            "server": self.server,
+            "serial": str(self.serial),
+            "notAfter": self.not_after.isoformat(),
+            "requestedSeconds": self.requested_seconds,
+            "lifetimeSeconds": self.lifetime_seconds,
+            "expirationHonoured": self.expiration_honoured,
+        }
+
 
 @dataclass(frozen=True)
 class Renewal:
@@ -58,6 +74,16 @@ class Renewal:
     renewed: bool
     not_after: dt.datetime
     issued: Issued | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "user": self.user,
+            "renewed": self.renewed,
+            "notAfter": self.not_after.isoformat(),
+        }
+        if self.issued is not None:
+            out.update(self.issued.as_dict())
+        return out
 
 
 def split_user(spec: str) -> tuple[str, str]:
@@ -210,6 +236,15 @@ def current_cert(host: Host, user: str) -> tuple[certs.CertInfo, kubeconfig.Conf
         )
     cert_pem, _key = kubeconfig.user_credentials(config, user)
     return certs.info(cert_pem), config, kube
+
+
+def cert_groups(host: Host, user: str) -> tuple[str, ...]:
+    """Groups in the user's certificate, when its kubeconfig is here and readable."""
+    try:
+        cert, _config, _kube = current_cert(host, user)
+    except PodsecError:
+        return ()
+    return cert.groups
 
 
 def renew(

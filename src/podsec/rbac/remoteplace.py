@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podsec.errors import UsageError
 from podsec.host import files
@@ -36,6 +37,14 @@ class Remoteplace:
     context: str
     servers: tuple[str, ...]
     source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "context": self.context,
+            "servers": list(self.servers),
+            "source": self.source,
+        }
 
 
 def check_address(address: str) -> str:
@@ -94,11 +103,25 @@ def merge(local: kubeconfig.Config | None, remote: kubeconfig.Config) -> kubecon
     return out
 
 
+def local_login() -> str:
+    """The login name of the user running the command (the default remote login)."""
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def local_home() -> Path:
+    """``$HOME``, else the running user's home from the passwd database."""
+    import pwd
+
+    return Path(os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir)
+
+
 def create_remoteplace(
     address: str,
     *,
-    remote_user: str,
-    home: Path,
+    remote_user: str | None = None,
+    home: Path | None = None,
     port: int | None = None,
     remote_path: str = REMOTE_PATH,
     identity: str | None = None,
@@ -106,8 +129,11 @@ def create_remoteplace(
     keep_server: bool = False,
     timeout: float = 60.0,
 ) -> Remoteplace:
+    """Copy, repoint and merge the remote kubeconfig; ``remote_user`` defaults to the local
+    login, ``home`` to the local user's home."""
     address = check_address(address)
-    kube = home / ".kube"
+    remote_user = remote_user or local_login()
+    kube = (home or local_home()) / ".kube"
     files.ensure_dir(kube, mode=0o700)
     local_path = kube / "config"
     local = kubeconfig.read(local_path) if local_path.exists() else None

@@ -21,15 +21,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from podsec import revocations
-from podsec.errors import ValidationError
+from podsec.errors import NotFoundError, UsageError, ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube.client import Client
+from podsec.kube.kubeconfig import admin_connection
 from podsec.names import AUTHZ_KUBECONFIG, REVOKED_FILE
-from podsec.rbac import bindings, certs
+from podsec.rbac import bindings, certs, issue, names
 from podsec.rbac.bindings import Subject
 
 UNREVOKABLE_GROUPS = ("system:masters",)
@@ -44,6 +46,24 @@ class Revocation:
     record_file: str
     enforced: bool = False  # the authorization webhook is set up on this host
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cn": self.cn,
+            "serial": self.serial,
+            "groups": list(self.groups),
+            "enforced": self.enforced,
+            "recordFile": self.record_file,
+            "changes": [
+                {
+                    "subject": c.subject.to_api(),
+                    "binding": c.target.binding_dict(),
+                    "action": c.action,
+                }
+                for c in self.changes
+            ],
+            "warnings": list(self.warnings),
+        }
 
 
 def load_records(host: Host) -> tuple[revocations.Revoked, ...]:
@@ -154,3 +174,41 @@ def revoke(
         enforced=is_enforced,
         warnings=tuple(warnings),
     )
+
+
+def resolve_cert(
+    host: Host, user: str, cert_file: str | None = None, *, no_cert: bool = False
+) -> certs.CertInfo | None:
+    """The certificate to revoke: ``cert_file``, else the one in ``~USER/.kube/config``;
+    none with ``no_cert``."""
+    if no_cert and cert_file:
+        raise UsageError(_("--cert and --no-cert exclude each other"))
+    if no_cert:
+        return None
+    if cert_file:
+        try:
+            return certs.info(Path(cert_file).read_bytes())
+        except OSError as exc:
+            raise NotFoundError(
+                _("cannot read {path}: {err}").format(path=cert_file, err=exc.strerror)
+            ) from exc
+    return issue.current_cert(host, user)[0]
+
+
+def revoke_user(
+    host: Host,
+    user: str,
+    *,
+    cert_file: str | None = None,
+    no_cert: bool = False,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    api_timeout: float = 15.0,
+) -> Revocation:
+    """``podsec rbac revoke``: choose the certificate (:func:`resolve_cert`), then
+    :func:`revoke` through the administrator's connection."""
+    names.subject(user)
+    cert = resolve_cert(host, user, cert_file, no_cert=no_cert)
+    admin = admin_connection(kubeconfig, host, context)
+    with Client(admin, timeout=api_timeout) as api:
+        return revoke(host, api, user, cert)

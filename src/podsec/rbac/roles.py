@@ -21,7 +21,10 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from podsec.host.paths import Host
 from podsec.kube.client import RBAC, Client, path
+from podsec.kube.kubeconfig import admin_connection
+from podsec.rbac import issue, names
 
 LEGACY_UNBIND = "podsec-k8s-rbac-unbindrole"
 
@@ -134,3 +137,27 @@ def table_rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                         )
                     )
     return rows
+
+
+def for_user(
+    host: Host,
+    user: str,
+    groups: Sequence[str] = (),
+    *,
+    no_groups: bool = False,
+    show_rules: bool = False,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    api_timeout: float = 15.0,
+) -> dict[str, Any]:
+    """``podsec rbac roles``: the bindings reaching ``user`` directly or through ``groups``
+    (default: the groups of its certificate, when its kubeconfig is here; none with
+    ``no_groups``)."""
+    names.subject(user)
+    if no_groups:
+        groups = ()
+    elif not groups:
+        groups = issue.cert_groups(host, user)
+    admin = admin_connection(kubeconfig, host, context)
+    with Client(admin, timeout=api_timeout) as api:
+        return user_roles(api, user, groups, show_rules=show_rules)

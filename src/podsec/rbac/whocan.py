@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from podsec.errors import NotFoundError, UsageError
+from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube.client import RBAC, Client, path
+from podsec.kube.kubeconfig import admin_connection
 from podsec.rbac import names
 
 
@@ -156,3 +158,21 @@ def who_can(
                 )
     grants.sort(key=lambda g: (g.kind, g.name, g.binding_namespace or "", g.binding))
     return grants
+
+
+def query(
+    host: Host,
+    verb: str,
+    resource: str,
+    namespace: str | None = None,
+    *,
+    all_namespaces: bool = False,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    api_timeout: float = 15.0,
+) -> list[Grant]:
+    """``podsec rbac who-can``: the arguments checked before the API server is asked."""
+    check_args(verb, resource, namespace)
+    admin = admin_connection(kubeconfig, host, context)
+    with Client(admin, timeout=api_timeout) as api:
+        return who_can(api, verb, resource, namespace, all_namespaces=all_namespaces)
