@@ -318,15 +318,15 @@ def test_plan_forwards_are_added_and_foreign_ones_kept(tmp_path: Path) -> None:
 def test_fault_port_taken() -> None:
     import socket
 
-    from podsec.u7s import node
+    from podsec.u7s import deploy
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
         plan = make_plan(ports=(PortForward(port, 6443, host_ip="127.0.0.1"),))
-        with pytest.raises(node.NodeError, match=f"port {port}/tcp is already in use"):
-            node.check_ports(plan)
+        with pytest.raises(deploy.NodeError, match=f"port {port}/tcp is already in use"):
+            deploy.check_ports(plan)
 
 
 def test_fault_no_subuid_range(host_root: Path) -> None:
@@ -350,16 +350,40 @@ def test_fault_userns_disabled(tmp_path: Path) -> None:
 
 def test_existing_state_is_found(host_root: Path) -> None:
     from podsec.host.paths import Host
-    from podsec.u7s import node
+    from podsec.u7s import deploy
 
     (host_root / "etc/kubernetes/pki").mkdir(parents=True)
-    assert node.existing_state(Host(host_root)) == []
+    assert deploy.existing_state(Host(host_root)) == []
     (host_root / "etc/kubernetes/admin.conf").write_text("x")
     (host_root / "var/lib/podsec/u7s/etcd/member").mkdir(parents=True)
-    found = node.existing_state(Host(host_root))
+    found = deploy.existing_state(Host(host_root))
     assert "/etc/kubernetes/admin.conf" in found and "/var/lib/podsec/u7s/etcd/member" in found
-    node.clean_kube_state(Host(host_root))
-    assert node.existing_state(Host(host_root)) == []
+    deploy.clean_kube_state(Host(host_root))
+    assert deploy.existing_state(Host(host_root)) == []
+
+
+def test_existing_state_is_what_reset_removes(host_root: Path) -> None:
+    """One answer for "an earlier cluster is here": the prompt, the refusal and the cleanup
+    see the same files (the refusal's copy missed pki/etcd/* and the CA's other files)."""
+    from podsec.host.paths import Host
+    from podsec.u7s import deploy
+
+    host = Host(host_root)
+    member = host_root / "var/lib/podsec/u7s/etcd/member"
+    member.mkdir(parents=True)
+    etcd_pki = host_root / "etc/kubernetes/pki/etcd"
+    etcd_pki.mkdir(parents=True)
+    (etcd_pki / "ca.key").write_text("k")
+    (host_root / "etc/kubernetes/pki/sa.pub").write_text("p")
+    (host_root / "etc/kubernetes/admin.conf").write_text("x")
+    assert deploy.existing_state(host) == [
+        "/var/lib/podsec/u7s/etcd/member",
+        "/etc/kubernetes/admin.conf",
+        "/etc/kubernetes/pki/sa.pub",
+        "/etc/kubernetes/pki/etcd/ca.key",
+    ]
+    deploy.clean_kube_state(host)
+    assert deploy.existing_state(host) == []
 
 
 def test_the_docker_shim_ends_cadvisors_wait(tmp_path: Path) -> None:

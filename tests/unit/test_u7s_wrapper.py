@@ -356,26 +356,6 @@ def test_flannel_manifest_and_retag(host: Host) -> None:
     assert p.pause_image == f"{REPO}/pause:3.4.1"
 
 
-def test_refuse_destructive_never_deletes(host: Host) -> None:
-    assert wrapper.refuse_destructive(host, force=False) == []
-    member = host.path("/var/lib/podsec/u7s/etcd/member")
-    member.mkdir(parents=True)
-    (member / "snap").mkdir()
-    admin = host.path("/etc/kubernetes/admin.conf")
-    admin.parent.mkdir(parents=True)
-    admin.write_text("x")
-    with pytest.raises(
-        PodsecError, match=r"already has cluster state: /var/lib/podsec/u7s/etcd/member and 1 more"
-    ) as exc:
-        wrapper.refuse_destructive(host, force=False)
-    assert exc.value.hint and "--force" in exc.value.hint
-    assert wrapper.refuse_destructive(host, force=True) == [
-        "/var/lib/podsec/u7s/etcd/member",
-        "/etc/kubernetes/admin.conf",
-    ]
-    assert member.is_dir() and admin.read_text() == "x"  # nothing deleted
-
-
 def test_only_init_and_join_are_planned(host: Host) -> None:
     with pytest.raises(UsageError):
         wrapper.build_plan(config.Settings(), host, flags.parse(["reset"]), FakeProbe())

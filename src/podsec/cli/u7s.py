@@ -12,9 +12,7 @@ import click
 from podsec.cli import context, output
 from podsec.cli.main import legacy
 from podsec.cli.u7s_ports import ports
-from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.u7s.plan import PLAN_FILE
 
 
 @click.group(help=_("Rootless Kubernetes: every pod runs in the user namespace of u7s-admin."))
@@ -44,11 +42,11 @@ def run_cmd() -> int:
     epilog=_("Examples:\n\n  podsec u7s start\n\n  podsec u7s status"),
 )
 def start_cmd() -> None:
-    from podsec.u7s import node, runtime
+    from podsec.u7s import lifecycle, runtime
 
     env = context.get()
     layout = runtime.layout_for(env.host)
-    pid = node.start(env.host, layout)
+    pid = lifecycle.start(env.host, layout)
     output.info(_("u7s supervisor running (pid {pid})").format(pid=pid))
 
 
@@ -76,11 +74,11 @@ def stop_cmd() -> None:
 @click.option("--json", "json_output", is_flag=True, help=_("Print JSON."))
 @click.pass_context
 def status_cmd(ctx: click.Context, json_output: bool) -> int:
-    from podsec.u7s import node, runtime
+    from podsec.u7s import lifecycle, runtime
 
     env = context.with_json(ctx, json_output)
     layout = runtime.layout_for(env.host)
-    st = node.status(env.host, layout)
+    st = lifecycle.status(env.host, layout)
     if env.json:
         output.emit_json(st)
     else:
@@ -110,10 +108,10 @@ def status_cmd(ctx: click.Context, json_output: bool) -> int:
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def nsenter_cmd(timeout: float, command: tuple[str, ...]) -> int:
-    from podsec.u7s import node
+    from podsec.u7s import lifecycle
 
     env = context.get()
-    return node.nsenter(env.host, list(command), timeout=timeout)
+    return lifecycle.nsenter(env.host, list(command), timeout=timeout)
 
 
 @u7s.command("child", hidden=True)
@@ -165,56 +163,22 @@ KUBEADM_EPILOG = _(
 )
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def kubeadm_cmd(argv: tuple[str, ...]) -> int:
-    from podsec.errors import UsageError
-    from podsec.u7s import flags, node, probe, runtime, wrapper
+    from podsec.u7s import deploy
 
     env = context.get()
-    host = env.host
-    args = flags.parse(list(argv))
-    if args.command == "reset" and not args.help:
-        _need_root()
-        layout = runtime.layout_for(host)
-        rest = [a for a in args.raw if a not in ("reset", "-f", "--force")]
-        return node.reset(host, layout, rest, _StepProgress())
-    if args.help:
-        return _kubeadm_help(host, args.passthrough_argv())
-    if not args.planned:
-        return _passthrough(host, args.passthrough_argv())
-    _need_root()
-    found = wrapper.existing_state(host)
-    if found and not args.force:
-        if sys.stdin.isatty() and click.confirm(
-            _("{path} exists: remove the previous cluster state of this node?").format(
-                path=found[0]
-            ),
-            default=False,
-            err=True,
-        ):
-            args = flags.parse([*argv, "--force"])
-        else:
-            # --force (or yes) makes podsec remove the old state before init/join
-            raise node.NodeError(
-                _("this node is already initialised ({what})").format(what=", ".join(found[:3])),
-                hint=_("run `kubeadm reset`, or pass --force to remove it"),
-            )
-    # offline: the images come from an OCI layout (tests, the demo's local build)
-    oci = os.environ.get("PODSEC_U7S_OCI_IMAGES")
-    if oci and not Path(oci).is_dir():
-        raise UsageError(_("PODSEC_U7S_OCI_IMAGES={path} is not a directory").format(path=oci))
-    plan = wrapper.build_plan(
-        env.settings, host, args, probe=probe.HostProbe(host), verify_images=not oci
-    )
-    layout = runtime.ensure_account(host)
-    plan = node.runtime_phases(plan)
-    return node.deploy(
-        host,
-        plan,
-        layout=layout,
-        force=args.force,
+    return deploy.kubeadm(
+        env.settings,
+        env.host,
+        argv,
+        confirm=_confirm,
         progress=_StepProgress(),
-        oci_layout=Path(oci) if oci else None,
-        pull=not oci,
+        echo=click.echo,
     )
+
+
+def _confirm(question: str) -> bool:
+    """Asked only at a terminal: anywhere else the answer is no."""
+    return sys.stdin.isatty() and click.confirm(question, default=False, err=True)
 
 
 class _StepProgress:
@@ -238,51 +202,6 @@ class _StepProgress:
         output.info(
             _("[podsec {t:5.1f}s] {task} done").format(t=self._clock() - self._t0, task=task)
         )
-
-
-def _need_root() -> None:
-    from podsec.errors import PodsecError
-
-    if os.geteuid() != 0:
-        raise PodsecError(_("kubeadm init, join and reset must be run as root"))
-
-
-def _kubeadm_help(host: Host, argv: list[str]) -> int:
-    """`kubeadm --help` through the wrapper: upstream's help first (as the seed showed it),
-    then what podsec adds. Without the real kubeadm (a node before kubernetes-kubeadm is
-    installed) podsec's part is still shown, and what is missing is named at the end: help
-    is what a user asks for to find that out."""
-    from podsec.errors import NotFoundError
-    from podsec.u7s import wrapper
-
-    try:
-        rc = _passthrough(host, argv)
-    except NotFoundError as exc:
-        click.echo(wrapper.podsec_help())
-        missing = _("Not shown: kubeadm's own help — {problem}").format(
-            problem=exc.message.rstrip(".")
-        )
-        click.echo(f"{missing}: {exc.hint}." if exc.hint else f"{missing}.")
-        return 0
-    sys.stdout.flush()
-    click.echo(wrapper.podsec_help())
-    return rc
-
-
-def _passthrough(host: Host, argv: list[str]) -> int:
-    """Other subcommands: inside the namespace when it runs, else the real kubeadm here."""
-    from podsec.host import run as hostrun
-    from podsec.registry import k8s_images
-    from podsec.u7s import node, runtime, supervisor
-
-    kubeadm = k8s_images.real_kubeadm()
-    if runtime.user_exists(runtime.user_name()):
-        layout = runtime.layout_for(host)
-        if supervisor.running(host, layout):
-            return node.in_namespace(
-                host, layout, [kubeadm, *argv], capture=False, check=False, timeout=None
-            ).returncode
-    return hostrun.run([kubeadm, *argv], capture=False, check=False, timeout=None).returncode
 
 
 kubeadm_main = legacy("podsec.cli.u7s:kubeadm_cmd", "podsec-u7s-kubeadm")
@@ -355,17 +274,11 @@ def admission_check_cmd(image: str) -> int:
 )
 @click.argument("images", nargs=-1, required=True)
 def pull_cmd(images: tuple[str, ...]) -> None:
-    import tempfile
-    from dataclasses import replace
-
-    from podsec.u7s import node, runtime, supervisor
+    from podsec.u7s import node_images, runtime
 
     env = context.get()
     layout = runtime.layout_for(env.host)
-    plan = replace(supervisor.load_plan(env.host), images=images, env={})
-    node.start_required(env.host, layout)
-    with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
-        node.pull_images(layout, plan, _StepProgress(), Path(tmp))
+    node_images.pull(env.host, layout, images, _StepProgress())
 
 
 @u7s.command(
@@ -381,16 +294,11 @@ def pull_cmd(images: tuple[str, ...]) -> None:
     ),
 )
 def install_cmd() -> None:
-    from podsec.u7s import runtime, supervisor
+    from podsec.u7s import lifecycle
 
     env = context.get()
-    for path in runtime.install_bin(env.host):
+    for path in lifecycle.install(env.host):
         output.info(_("installed {path}").format(path=env.host.unroot(path)))
-    if runtime.user_exists(runtime.user_name()) and env.host.path(PLAN_FILE).exists():
-        layout = runtime.layout_for(env.host)
-        plan = supervisor.load_plan(env.host)
-        for path in supervisor.install_units(env.host, layout, plan):
-            output.info(_("installed {path}").format(path=env.host.unroot(path)))
 
 
 # `podsec u7s ports add|remove|list|sync` (the port-sync controller) lives in its own module

@@ -13,8 +13,7 @@ API for the CLI / node runtime (stable; the bodies land in later commits)::
     args.passthrough_argv()           # argv for the real kubeadm (reset / other subcommands)
 
     if args.planned:
-        wrapper.refuse_destructive(host, force=args.force)   # PodsecError if etcd member data or
-                                                             # /etc/kubernetes content exists
+        # the earlier cluster state is deploy.existing_state's (refused or removed there)
         plan = wrapper.build_plan(settings, host, args, probe=HostProbe(host))
         # real kubeadm inside the namespace:
         #   kubeadm <plan.role→init|join> *plan.kubeadm_args --config <file with plan.kubeadm_config>
@@ -51,7 +50,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from podsec.config import Settings
-from podsec.errors import PodsecError, UsageError
+from podsec.errors import UsageError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -59,7 +58,7 @@ from podsec.names import U7S_BIN, U7S_USER
 from podsec.registry import platform, versions
 from podsec.u7s import flags, images, kubeadm_config, network
 from podsec.u7s.flags import DNS_NAME_RE, KubeadmArgs
-from podsec.u7s.plan import ETCD_DATA_DIR, Cni, Cri, NodePlan, Role
+from podsec.u7s.plan import Cni, Cri, NodePlan, Role
 from podsec.u7s.probe import Probe
 
 ENV_FILE = "/etc/podsec/u7s/config/env"
@@ -98,36 +97,6 @@ def podsec_help() -> str:
         "  kubeadm reset\n"
         "See also: podsec u7s --help, man podsec-u7s-kubeadm\n"
     )
-
-
-def existing_state(host: Host) -> list[str]:
-    """What a previous cluster left on this node (paths as the node sees them)."""
-    found: list[str] = []
-    member = host.path(ETCD_DATA_DIR) / "member"
-    if member.exists():
-        found.append(host.unroot(member))
-    kube = host.path("/etc/kubernetes")
-    for pattern in ("*.conf", "manifests/*.yaml", "pki/*", "pki/etcd/*"):
-        found.extend(host.unroot(p) for p in sorted(kube.glob(pattern)) if p.is_file())
-    return found
-
-
-def refuse_destructive(host: Host, force: bool) -> list[str]:
-    """Refuse to initialise or join over a previous cluster unless ``force`` (then return
-    what will be overwritten, for the CLI to tell). podsec itself never deletes any of it."""
-    found = existing_state(host)
-    if found and not force:
-        more = len(found) - 1
-        raise PodsecError(
-            _("this node already has cluster state: {path}{more}").format(
-                path=found[0],
-                more=_(" and {n} more").format(n=more) if more else "",
-            ),
-            hint=_(
-                "run `kubeadm reset` first, or pass --force to let kubeadm overwrite it (podsec deletes nothing)"
-            ),
-        )
-    return found
 
 
 def _role(args: KubeadmArgs, user_cp: bool) -> Role:
@@ -510,11 +479,9 @@ def read_env_file(host: Host) -> dict[str, str]:
 __all__: Sequence[str] = (
     "ENV_FILE",
     "build_plan",
-    "existing_state",
     "flannel_manifest",
     "kubeadm_argv",
     "parse_env_file",
-    "refuse_destructive",
     "render_env_file",
     "retag_pairs",
 )

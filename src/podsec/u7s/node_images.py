@@ -1,0 +1,111 @@
+"""The node's image store (containerd's ``k8s.io`` namespace inside the node): what is
+there, imports from archives and OCI layouts, and pulls through skopeo so the host's
+signature policy decides what gets in."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from podsec.errors import PodsecError
+from podsec.host import run as hostrun
+from podsec.host.paths import Host
+from podsec.i18n import _
+from podsec.progress import Progress
+from podsec.trust import reference
+from podsec.u7s import lifecycle, supervisor
+from podsec.u7s.lifecycle import NodeError
+from podsec.u7s.plan import NodePlan
+from podsec.u7s.runtime import Layout
+
+
+def ctr(layout: Layout, *args: str, timeout: float = 600) -> hostrun.Result:
+    return hostrun.run(
+        ["ctr", f"--address={layout.cri_socket}", "-n", "k8s.io", *args], timeout=timeout
+    )
+
+
+def present_images(layout: Layout) -> set[str]:
+    out = ctr(layout, "images", "ls", "-q").stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def import_archive(layout: Layout, archive: Path) -> None:
+    """Import an OCI/docker archive into the node's image store (names from the archive)."""
+    ctr(layout, "images", "import", str(archive))
+
+
+def import_oci_layout(layout: Layout, oci_dir: Path, tmp: Path) -> None:
+    """Import every image of an OCI layout directory (tests, offline demo)."""
+    archive = tmp / "images.tar"
+    hostrun.run(["tar", "-C", str(oci_dir), "-cf", str(archive), "."], timeout=300)
+    try:
+        import_archive(layout, archive)
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -> None:
+    """Pull every planned image missing from the node's store, through skopeo, so the host's
+    signature policy (/etc/containers/policy.json, registries.d) is enforced on the way in."""
+    have = present_images(layout)
+    todo = [i for i in plan.images if i not in have]
+    progress.start("images", total=len(todo) or None)
+    for ref in todo:
+        archive = tmp / "image.tar"
+        # the policy is checked on the source; an archive cannot hold the signatures
+        argv = ["skopeo", "copy", "--quiet", "--remove-signatures"]
+        if reference.plain_http(ref.split("/", 1)[0]):
+            argv.append("--src-tls-verify=false")
+        try:
+            hostrun.run([*argv, f"docker://{ref}", f"oci-archive:{archive}:{ref}"], timeout=900)
+        except PodsecError as exc:
+            raise NodeError(
+                _("cannot pull {image}: {err}").format(image=ref, err=exc.message),
+                hint=_("check the registry (U7S_REGISTRY), the tag and the image's signature"),
+            ) from exc
+        try:
+            import_archive(layout, archive)
+        finally:
+            archive.unlink(missing_ok=True)
+        progress.advance("images")
+    from podsec.u7s import wrapper
+
+    for pulled, expected in wrapper.retag_pairs(plan):
+        ctr(layout, "images", "tag", "--force", pulled, expected)
+    progress.finish("images")
+
+
+def load(
+    plan: NodePlan,
+    layout: Layout,
+    progress: Progress,
+    *,
+    oci_layout: Path | None,
+    pull: bool,
+) -> None:
+    """Every image of ``plan`` into the node's store (from ``oci_layout``, else pulled unless
+    ``pull`` is false); refuse when one is still missing."""
+    with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
+        if oci_layout is not None:
+            progress.start("import")
+            import_oci_layout(layout, oci_layout, Path(tmp))
+            progress.finish("import")
+        elif pull:
+            pull_images(layout, plan, progress, Path(tmp))
+    missing_images = [i for i in plan.images if i not in present_images(layout)]
+    if missing_images:
+        raise NodeError(
+            _("image {image} is not available").format(image=missing_images[0]),
+            hint=_("check U7S_REGISTRY / U7S_PLATFORM and the registry's tags"),
+        )
+
+
+def pull(host: Host, layout: Layout, images: Sequence[str], progress: Progress) -> None:
+    """``podsec u7s pull``: ``images`` into the running node's store, through the policy."""
+    plan = replace(supervisor.load_plan(host), images=tuple(images), env={})
+    lifecycle.start_required(host, layout)
+    with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
+        pull_images(layout, plan, progress, Path(tmp))
