@@ -20,7 +20,6 @@ static pods' mirror pods while the webhook itself is down.
 from __future__ import annotations
 
 import socket
-import socketserver
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -186,9 +185,7 @@ def _requirements(pol: Policy) -> list[Requirement]:
 # --- servers ------------------------------------------------------------------------------
 
 
-def webhook_server(
-    cert_dir: Path, listener: socket.socket, verify: Verify
-) -> socketserver.BaseServer:
+def webhook_server(cert_dir: Path, listener: socket.socket, verify: Verify) -> server.Server:
     """The HTTPS webhook on ``listener`` (a listening TCP socket; call ``serve_forever``),
     deciding each pod with ``verify``."""
 
@@ -202,7 +199,7 @@ def webhook_server(
 
 def node_webhook(
     host: Host, layout: Layout, *, port: int = PORT, ttl: float = admission_cache.DEFAULT_TTL
-) -> socketserver.BaseServer:
+) -> server.Server:
     """The signed-images webhook of a containerd node, one process on the host side.
 
     The API server dials ``NODE_IP:9443`` inside the node's network namespace, while the

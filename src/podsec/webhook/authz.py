@@ -42,7 +42,6 @@ import base64
 import datetime as dt
 import json
 import socket
-import socketserver
 import ssl
 import threading
 import time
@@ -168,7 +167,7 @@ def review(
     return {"apiVersion": api, "kind": "SubjectAccessReview", "status": status}
 
 
-def serve(cert_dir: Path, listener: socket.socket, denylist: Denylist) -> socketserver.BaseServer:
+def serve(cert_dir: Path, listener: socket.socket, denylist: Denylist) -> server.Server:
     """The HTTPS webhook on ``listener`` (call ``serve_forever``)."""
 
     def decide(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +180,7 @@ def serve(cert_dir: Path, listener: socket.socket, denylist: Denylist) -> socket
 
 def host_webhook(
     host: Host, listener: socket.socket | None = None, *, address: str = ADDRESS, port: int = PORT
-) -> socketserver.BaseServer:
+) -> server.Server:
     """The webhook of ``host``: its revoked.json, its serving certificate in
     :data:`podsec.names.AUTHZ_DIR`, on ``listener`` (default: ``address``:``port``)."""
     if listener is None:
