@@ -219,3 +219,50 @@ def test_checks_fail_when_haproxy_is_gone(tmp_path: Path) -> None:
 def test_check_rejects_garbage() -> None:
     with pytest.raises(ValidationError, match="haproxy rejects"):
         haproxy.check("frontend x\n    bind *:notaport\n")
+
+
+HAND_WRITTEN = """global
+    log /dev/log local0
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend intranet
+    bind *:8080
+    default_backend wiki
+backend wiki
+    server wiki1 10.1.1.1:80
+"""
+
+
+def test_a_hand_written_haproxy_cfg_is_not_replaced_without_force(host_root: Path) -> None:
+    """issue 16: `lb haproxy` replaced an administrator's haproxy.cfg wholesale (its other
+    frontends gone, only a .podsec-bak left). Now it refuses, naming them; --force replaces
+    it and keeps the old file; the haproxy package's own file (global/defaults) is replaced."""
+    live = host_root / "etc/haproxy/haproxy.cfg"
+    live.parent.mkdir(parents=True)
+    live.write_text(HAND_WRITTEN)
+    r = podsec("--root", str(host_root), "lb", "haproxy", "--cluster", str(EXAMPLE))
+    assert r.returncode == 1, r.stderr
+    assert "frontend intranet, backend wiki" in r.stderr and "--force" in r.stderr
+    assert live.read_text() == HAND_WRITTEN
+    assert sorted(p.name for p in live.parent.iterdir()) == ["haproxy.cfg"]
+    r = podsec("--root", str(host_root), "lb", "haproxy", "--cluster", str(EXAMPLE), "--force")
+    assert r.returncode == 0, r.stderr
+    assert "backend apiserver" in live.read_text()
+    assert (live.parent / "haproxy.cfg.podsec-bak").read_text() == HAND_WRITTEN
+    # podsec's own file, edited by hand since: refused too
+    live.write_text(live.read_text() + "listen stats\n    bind *:9000\n")
+    r = podsec("--root", str(host_root), "lb", "haproxy", "--cluster", str(EXAMPLE))
+    assert r.returncode == 1 and "changed since podsec rendered it" in r.stderr
+
+
+def test_the_packages_default_haproxy_cfg_is_replaced(host_root: Path) -> None:
+    live = host_root / "etc/haproxy/haproxy.cfg"
+    live.parent.mkdir(parents=True)
+    default = HAND_WRITTEN.split("frontend", maxsplit=1)[0]
+    live.write_text(default)
+    r = podsec("--root", str(host_root), "lb", "haproxy", "--cluster", str(EXAMPLE))
+    assert r.returncode == 0, r.stderr
+    assert (live.parent / "haproxy.cfg.podsec-bak").read_text() == default

@@ -45,7 +45,8 @@ _CLUSTER_HELP = _("The cluster description (YAML: vip, lb_port, control_plane, i
         "Render /etc/haproxy/haproxy.cfg from the cluster description: frontend main "
         "(lb_port) → backend apiserver with /healthz checks, and frontend/backend http → the "
         "ingress nodes. The result is checked with `haproxy -c` before it replaces the live "
-        "file (the old one is kept as haproxy.cfg.podsec-bak)."
+        "file (the old one is kept as haproxy.cfg.podsec-bak); a haproxy.cfg podsec did not "
+        "write is replaced only with --force."
     ),
     epilog=_(
         "Examples:\n\n  podsec lb haproxy --cluster /etc/podsec/cluster.yaml\n\n"
@@ -62,9 +63,20 @@ _CLUSTER_HELP = _("The cluster description (YAML: vip, lb_port, control_plane, i
 )
 @click.option("--check", is_flag=True, help=_("Only render and validate; print, write nothing."))
 @click.option("--reload", is_flag=True, help=_("Reload haproxy through systemd afterwards."))
+@click.option(
+    "--force",
+    is_flag=True,
+    help=_("Replace a haproxy.cfg podsec did not write (kept as haproxy.cfg.podsec-bak)."),
+)
 @click.pass_context
 def haproxy_cmd(
-    ctx: click.Context, *, cluster_file: str, output_path: str | None, check: bool, reload: bool
+    ctx: click.Context,
+    *,
+    cluster_file: str,
+    output_path: str | None,
+    check: bool,
+    reload: bool,
+    force: bool,
 ) -> None:
     from podsec.lb import haproxy
 
@@ -76,7 +88,9 @@ def haproxy_cmd(
         output.result(text.rstrip("\n"))
         output.info(_("haproxy -c: the configuration is valid"))
         return
-    written = haproxy.install(env.host, c, output=Path(output_path) if output_path else None)
+    written = haproxy.install(
+        env.host, c, output=Path(output_path) if output_path else None, force=force
+    )
     _report_written(written.config, written.changed)
     _maybe_reload(env, reload)
 

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from podsec.errors import CommandError, UsageError, ValidationError
+from podsec.errors import CommandError, PodsecError, UsageError, ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
 from podsec.host.run import run
@@ -141,13 +141,68 @@ def description_path(config: Path) -> Path:
     return config.with_name(CLUSTER_FILE_NAME)
 
 
+def _sections(text: str) -> list[str]:
+    """``frontend main``, ``backend apiserver`` ... of a haproxy configuration."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in ("frontend", "backend", "listen"):
+            out.append(f"{words[0]} {words[1]}")
+    return out
+
+
+def refuse_foreign(config: Path, text: str) -> None:
+    """Refuse to replace a haproxy.cfg podsec did not render — one with frontends, backends or
+    listen sections of its own, or podsec's file edited since — : they would be lost. A file
+    with only ``global``/``defaults`` (the haproxy package's) is replaced, kept as
+    ``haproxy.cfg.podsec-bak``; ``--force`` replaces any."""
+    live = files.read_text(config)
+    if live is None or live == text:
+        return
+    desc = description_path(config)
+    stored = files.read_text(desc)
+    if stored is not None:
+        try:
+            edited = live != render(cl.parse(stored, str(desc)))
+        except PodsecError:
+            edited = True
+        if not edited:
+            return  # podsec's own earlier rendering
+        raise ValidationError(
+            _("{file} was changed since podsec rendered it; refusing to overwrite").format(
+                file=config
+            ),
+            hint=_("move your changes into the cluster description, or pass --force"),
+        )
+    foreign = _sections(live)
+    if not foreign:
+        return
+    raise ValidationError(
+        _("{file} was not written by podsec (it has {names}); refusing to replace it").format(
+            file=config, names=", ".join(foreign)
+        ),
+        hint=_(
+            "render to --output and merge by hand, or pass --force to replace it (the old "
+            "file is kept as haproxy.cfg.podsec-bak)"
+        ),
+    )
+
+
 def install(
-    host: Host, c: cl.Cluster, *, output: Path | None = None, program: str = "haproxy"
+    host: Host,
+    c: cl.Cluster,
+    *,
+    output: Path | None = None,
+    program: str = "haproxy",
+    force: bool = False,
 ) -> Written:
-    """Render, validate with ``haproxy -c``, then write haproxy.cfg and the description."""
+    """Render, validate with ``haproxy -c``, then write haproxy.cfg and the description.
+    A live haproxy.cfg podsec did not render is replaced only with ``force``."""
     config = output if output is not None else host.path(CONFIG)
     text = render(c)
     check(text, program=program)
+    if not force:
+        refuse_foreign(config, text)
     desc = description_path(config)
     changed = files.atomic_write(config, text, mode=0o644)
     # holds the VRRP password: readable by root only
@@ -194,7 +249,7 @@ def add_server(
     if any(s.name == name for s in c.control_plane + c.ingress_nodes):
         raise ValidationError(_("a server named {name} already exists").format(name=name))
     new = c.with_server(name, cl.check_address(address), port, ingress=ingress)
-    return install(host, new, output=config or host.path(CONFIG), program=program)
+    return install(host, new, output=config or host.path(CONFIG), program=program, force=force)
 
 
 def remove_server(
@@ -207,7 +262,11 @@ def remove_server(
 ) -> Written:
     c = load_installed(host, config=config, force=force)
     return install(
-        host, c.without_server(name), output=config or host.path(CONFIG), program=program
+        host,
+        c.without_server(name),
+        output=config or host.path(CONFIG),
+        program=program,
+        force=force,
     )
 
 
