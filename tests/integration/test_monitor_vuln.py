@@ -199,7 +199,22 @@ def test_stale_db_and_trivy_missing(host_root: Path, trivy: dict[str, Path]) -> 
     assert "should have been updated" in r.stdout
     env["PODSEC_TRIVY"] = str(host_root / "no-such-trivy")
     r = run_prog("podsec-inotify-check-vuln", env=env)
-    assert r.returncode == 3 and r.stdout.startswith("VULN UNKNOWN: trivy failed on all 1 image(s)")
+    assert r.returncode == 3 and r.stdout.startswith("VULN UNKNOWN: trivy not found"), r.stdout
+    assert "Traceback" not in r.stderr and "internal" not in r.stdout
+
+
+def test_trivy_missing_is_said_even_without_images(host_root: Path) -> None:
+    """issue 16: without trivy the check cannot work — UNKNOWN "trivy not found", whoever
+    runs it and whatever the storages hold (it said OK, or an internal error as a user)."""
+    env = {
+        "PODSEC_ROOT": str(host_root),
+        "PODSEC_TRIVY": "no-such-trivy-here",
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "PODSEC_SYSLOG_SOCKET": "/nonexistent",
+    }
+    r = run_prog("podsec-inotify-check-vuln", env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.startswith("VULN UNKNOWN: trivy not found (no-such-trivy-here)"), r.stdout
 
 
 def test_build_invulnerable_image_codes(tmp_path: Path, trivy: dict[str, Path]) -> None:

@@ -25,6 +25,15 @@ def test_arches_every_element_validated() -> None:
     assert naming.check_arch("aarch64") == "arm64"
 
 
+@pytest.mark.parametrize("arch", ["sparc", "all", "amd64,arm64"])
+def test_one_arch_hint_offers_only_what_is_accepted(arch: str) -> None:
+    """issue 16: load-sign's wrong-arch message offered `all` and comma lists it refuses."""
+    with pytest.raises(UsageError) as exc:
+        naming.check_arch(arch)
+    hint = exc.value.hint or ""
+    assert "amd64" in hint and "all" not in hint and "comma" not in hint
+
+
 @pytest.mark.parametrize(
     ("text", "host", "repo", "tag"),
     [

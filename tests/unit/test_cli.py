@@ -70,3 +70,11 @@ def test_doctor_json_exit_code_matches_failures(tmp_path: Path) -> None:
 )
 def test_groups_exist(group: str) -> None:
     assert run(group, "--help").returncode == 0
+
+
+def test_build_invulnerable_image_usage_shows_context_optional() -> None:
+    """issue 16: the usage said CONTEXT was required while its own example omits it."""
+    r = run("monitor", "build-invulnerable-image", "--help")
+    usage = " ".join(r.stdout.split("\n\n")[0].split())
+    assert "IMAGE [DOCKERFILE] [CONTEXT]" in usage, usage
+    assert "build-invulnerable-image registry.local/app:1\n" in r.stdout

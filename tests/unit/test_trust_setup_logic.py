@@ -131,3 +131,11 @@ def test_service_configs():
 def test_catalog_pagination_link():
     assert _next_link('</v2/_catalog?last=b&n=2>; rel="next"') == "/v2/_catalog?last=b&n=2"
     assert _next_link(None) is None
+
+
+def test_two_makers_on_one_path_are_told_about_user_at_path():
+    """issue 16: `create-imagemakeruser bob carol` said "path given twice" without the way out."""
+    with pytest.raises(UsageError) as exc:
+        users.parse_maker_specs(["bob", "carol"])
+    assert "bob, carol" in exc.value.message and "registry.local" in exc.value.message
+    assert "USER@PATH" in (exc.value.hint or "") and "bob@" in (exc.value.hint or "")

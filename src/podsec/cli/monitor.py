@@ -455,8 +455,9 @@ def check_vuln_cmd(
     "build-invulnerable-image",
     context_settings={**PLUGIN_SETTINGS, "ignore_unknown_options": True},
     help=_(
-        "Build IMAGE from DOCKERFILE (optional) with podman and scan it with trivy; a "
-        "vulnerable image built here is removed."
+        "Build IMAGE from DOCKERFILE (optional; CONTEXT defaults to the current directory) "
+        "with podman and scan it with trivy; without DOCKERFILE the existing IMAGE is only "
+        "scanned. A vulnerable image built here is removed."
     ),
     epilog=_(
         "Exit codes (as the original): 0 clean, 2 build failed, 3 trivy failed, 4 HIGH, "
@@ -467,7 +468,7 @@ def check_vuln_cmd(
 )
 @click.argument("image")
 @click.argument("dockerfile", required=False)
-@click.argument("build_context", metavar="CONTEXT", required=False)
+@click.argument("build_context", metavar="[CONTEXT]", required=False)
 @click.argument("build_opts", metavar="[PODMAN BUILD OPTIONS]...", nargs=-1, type=click.UNPROCESSED)
 @click.option("--server", metavar="HOST[:PORT]", help=_("Trivy server (default U7S_TRIVY_SERVER)."))
 @_sink_options

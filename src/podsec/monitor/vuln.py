@@ -213,12 +213,19 @@ class VulnResult:
     scans: list[Scan] = field(default_factory=list)
     db: DbAge | None = None
     errors: list[str] = field(default_factory=list)
+    trivy_missing: str = ""  # the program looked for, when it is not there
 
 
 def probe(host: Host, server: str, log: Log | None = None) -> VulnResult:
     """Scan every account's images with trivy (each user's as that user); each failed,
     CRITICAL or HIGH image is logged as it is found."""
     result = VulnResult()
+    program = trivy_program()
+    if host_run.which(program) is None:
+        # nothing can be scanned: say so before looking at anyone's storage (as a user,
+        # other homes and root's storage are not even readable)
+        result.trivy_missing = program
+        return result
     me = os.geteuid()
     for account, images in targets(host):
         if account.error:
@@ -282,6 +289,37 @@ class VulnCheck:
         return report(result, self.db_max_age_hours, verbosity, dt.datetime.now(dt.UTC))
 
 
+def _summary(
+    result: VulnResult,
+    state: State,
+    *,
+    critical: list[Scan],
+    high: list[Scan],
+    failed: list[Scan],
+    long: list[str],
+) -> str:
+    scans = result.scans
+    if result.trivy_missing:
+        summary = _("trivy not found ({program}): install trivy or set PODSEC_TRIVY").format(
+            program=result.trivy_missing
+        )
+    elif critical or high:
+        summary = _(
+            "{c} image(s) with CRITICAL and {h} with HIGH vulnerabilities of {n} scanned"
+        ).format(c=len(critical), h=len(high), n=len(scans))
+    elif failed and len(failed) == len(scans):
+        summary = _("trivy failed on all {n} image(s): {err}").format(
+            n=len(scans), err=failed[0].error
+        )
+    elif failed:
+        summary = _("trivy failed on {f} of {n} image(s)").format(f=len(failed), n=len(scans))
+    elif state == State.WARNING:
+        summary = long[0]
+    else:
+        summary = _("no HIGH or CRITICAL vulnerabilities in {n} image(s)").format(n=len(scans))
+    return summary
+
+
 def report(result: VulnResult, db_max_age_hours: float, verbosity: int, now: dt.datetime) -> Report:
     scans = result.scans
     critical = [s for s in scans if s.critical]
@@ -311,21 +349,10 @@ def report(result: VulnResult, db_max_age_hours: float, verbosity: int, now: dt.
                 hours=(now - next_update).total_seconds() / 3600
             )
         )
+    if result.trivy_missing:
+        states.append(State.UNKNOWN)
     state = worst(states)
-    if critical or high:
-        summary = _(
-            "{c} image(s) with CRITICAL and {h} with HIGH vulnerabilities of {n} scanned"
-        ).format(c=len(critical), h=len(high), n=len(scans))
-    elif failed and len(failed) == len(scans):
-        summary = _("trivy failed on all {n} image(s): {err}").format(
-            n=len(scans), err=failed[0].error
-        )
-    elif failed:
-        summary = _("trivy failed on {f} of {n} image(s)").format(f=len(failed), n=len(scans))
-    elif state == State.WARNING:
-        summary = long[0]
-    else:
-        summary = _("no HIGH or CRITICAL vulnerabilities in {n} image(s)").format(n=len(scans))
+    summary = _summary(result, state, critical=critical, high=high, failed=failed, long=long)
     for scan in critical + high:
         long.append(scan.summary())
         if verbosity >= 1:

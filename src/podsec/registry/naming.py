@@ -46,10 +46,15 @@ def parse_arches(text: str) -> tuple[str, ...]:
 
 
 def check_arch(arch: str) -> str:
-    arches = parse_arches(arch)
-    if len(arches) != 1:
-        raise UsageError(_("expected one architecture, got {arch!r}").format(arch=arch))
-    return arches[0]
+    """One architecture (load-sign): neither ``all`` nor a comma list is accepted, and the
+    hint does not offer them."""
+    name = _ARCH_ALIASES.get(arch.strip(), arch.strip())
+    if name not in ARCHES:
+        raise UsageError(
+            _("expected one architecture, got {arch!r}").format(arch=arch),
+            hint=_("one of: {choices}").format(choices=", ".join(ARCHES)),
+        )
+    return name
 
 
 @dataclass(frozen=True)

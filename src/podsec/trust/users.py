@@ -105,7 +105,15 @@ def parse_maker_specs(args: Sequence[str]) -> list[MakerSpec]:
     scopes = [s.scope for s in specs]
     dup = next((s for s in scopes if scopes.count(s) > 1), None)
     if dup is not None:
-        raise UsageError(_("repository path {scope} is given twice").format(scope=dup))
+        who = [s.user for s in specs if s.scope == dup]
+        raise UsageError(
+            _("{users}: all would sign the repository path {scope}").format(
+                users=", ".join(who), scope=dup
+            ),
+            hint=_(
+                "give each maker its own path as USER@PATH, e.g. {user}@k8s-p10 {other}@team/app"
+            ).format(user=who[0], other=who[1]),
+        )
     return specs
 
 
