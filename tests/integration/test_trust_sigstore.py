@@ -5,16 +5,23 @@ refuses to verify or make sigstore signatures ("Debian-local change: sigstore di
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import require_root, require_tool
+from tests.integration.test_archive_roundtrip import layout, saved  # noqa: F401 - fixtures
 
 from podsec.host.paths import Host
 from podsec.registry import sign
 from podsec.registry.client import RegistryClient
 from podsec.trust import attachments, sigstore, sigstore_keys, verify, view
+from podsec.trust import policy as pol
+from podsec.trust import registries_d as rd
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +157,109 @@ def test_debian_skopeo_refuses_sigstore(registry, test_images, tmp_path: Path) -
     )  # fmt: skip
     assert signing.returncode != 0
     assert "sigstore disabled" in signing.stderr, signing.stderr
+
+
+@pytest.fixture
+def node(host_root):
+    require_root()
+    require_tool("groupadd", "useradd", "lsattr", "chattr")
+    yield host_root
+    subprocess.run(["chattr", "-R", "-i", str(host_root / "home")], capture_output=True)
+
+
+def podsec(root: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "podsec.cli", "--root", str(root), *args],
+        input=stdin, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_create_imagemaker_sigstore(node: Path) -> None:
+    assert podsec(node, "policy", "create", "10.20.30.40", "--registry-node").returncode == 0
+    mk = f"mks{os.getpid() % 100000}"
+    r = podsec(
+        node, "users", "create-imagemaker", "--sigstore", f"{mk}@apps", "--passphrase-stdin",
+        "--json", stdin="pp\n",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (rep,) = json.loads(r.stdout)
+    pub = node / f"var/sigstore/keys/{mk}.pub"
+    assert rep["fingerprint"] == "sha256:" + hashlib.sha256(pub.read_bytes()).hexdigest()
+    p = pol.load(node / "etc/containers/policy.json")
+    (req,) = p.transports["docker"]["registry.local/apps"]
+    assert (req.type, req.key_path, req.signed_identity) == (
+        "sigstoreSigned", f"/var/sigstore/keys/{mk}.pub", None,
+    )  # fmt: skip
+    assert (node / "var/sigstore/keys/policy.json").read_bytes() == (
+        node / "etc/containers/policy.json"
+    ).read_bytes()
+    system = rd.load_dir(node / "etc/containers/registries.d")
+    assert rd.use_sigstore_attachments(system, "registry.local/apps/x:1")
+    assert not rd.use_sigstore_attachments(system, "registry.local/other/x:1")
+    own = rd.load_dir(node / f"home/{mk}/.config/containers/registries.d")
+    assert rd.use_sigstore_attachments(own, "registry.local/apps/x:1")
+    private = node / f"home/{mk}/.config/podsec/sigstore.key"
+    assert private.stat().st_mode & 0o777 == 0o600
+    key = sigstore_keys.load_private(private.read_bytes(), b"pp")
+    assert sigstore.public_key_pem(key.public_key()) == pub.read_bytes()
+    with pytest.raises(sigstore.SigstoreError, match="decrypt"):
+        sigstore_keys.load_private(private.read_bytes(), b"wrong")
+    # a re-run changes nothing; policy create keeps the sigstore maker and the attachments
+    before = {p: p.read_bytes() for p in node.rglob("*") if p.is_file() and ".gnupg" not in p.parts}
+    r = podsec(node, "users", "create-imagemaker", "--sigstore", f"{mk}@apps", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["changed"] == [], r.stdout
+    r = podsec(node, "policy", "create", "10.20.30.40", "--registry-node", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["changed"] == [], r.stdout
+    after = {p: p.read_bytes() for p in node.rglob("*") if p.is_file() and ".gnupg" not in p.parts}
+    assert after == before
+
+
+def test_load_sign_sigstore(registry, saved, tmp_path: Path) -> None:  # noqa: F811
+    """load-sign --sigstore: every image pushed with a sigstore attachment before its tag,
+    accepted by podsec's verifier; a re-run skips all and adds no attachment layer."""
+    pair = sigstore_keys.generate(b"pp")
+    key = tmp_path / "maker.key"
+    key.write_bytes(pair.private_key)
+    pub = tmp_path / "maker.pub"
+    pub.write_bytes(pair.public_key)
+    path = f"{registry.host}/sload{os.getpid()}"
+    home = tmp_path / "home"
+    conf = home / ".config/containers"  # what load-sign reads for this user
+    (conf / "registries.d").mkdir(parents=True)
+    policy = {
+        "default": [{"type": "reject"}],
+        "transports": {"docker": {path: [{"type": "sigstoreSigned", "keyPath": str(pub)}]}},
+    }
+    (conf / "policy.json").write_text(json.dumps(policy))
+    (conf / "registries.d/default.yaml").write_text(
+        f"docker:\n  {path}:\n    use-sigstore-attachments: true\n"
+    )
+    (tmp_path / "pass").write_text("pp\n")
+
+    def load() -> dict:
+        r = subprocess.run(
+            [sys.executable, "-m", "podsec.cli", "images", "load-sign", "--sigstore", str(saved),
+             "amd64", str(key), path, "--passphrase-file", str(tmp_path / "pass"),
+             "--policy", str(conf / "policy.json"), "--registry-url", registry.url, "--json"],
+            capture_output=True, text=True, timeout=600,
+            env={**os.environ, "HOME": str(home)},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    first = load()
+    assert {i["status"] for i in first["images"]} == {"pushed"}
+    client = RegistryClient(registry.url)
+    regd = rd.load_dir(conf / "registries.d")
+    pol_ = pol.load(conf / "policy.json")
+    for item in first["images"]:
+        repo = item["target"].split("/", 1)[1].rsplit(":", 1)[0]
+        (blob,) = attachments.read(client, repo, item["digest"])
+        assert sigstore.from_blob(blob) is not None
+        v = verify.check_image(Host(), item["target"], item["digest"], pol_, regd)
+        assert v.accepted, v.reason
+    again = load()
+    assert {i["status"] for i in again["images"]} == {"skipped"}
+    for item in again["images"]:
+        repo = item["target"].split("/", 1)[1].rsplit(":", 1)[0]
+        assert len(attachments.read(client, repo, item["digest"])) == 1

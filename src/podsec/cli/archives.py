@@ -411,6 +411,7 @@ def _run_load(
     jobs: int,
     yes: bool,
     json_output: bool,
+    sigstore_key: Path | None = None,
 ) -> None:
     from podsec.registry import load, load_plan, naming
 
@@ -431,6 +432,7 @@ def _run_load(
         arch=the_arch,
         target=target_ref,
         signer=signer,
+        sigstore_key=sigstore_key,
         gnupg_home=Path(gnupg) if gnupg else None,
         passphrase=passphrase,
         registry_url=registry_url,
@@ -454,14 +456,18 @@ def _run_load(
         "SIGNER_EMAIL's key (lookaside-staging), pushed under REGISTRY/PATH (default "
         "registry.local/<the archive's platform>) and checked against the policy before "
         "success is reported. Streams the archive (no unpacked copy); an interrupted load "
-        "resumes where it stopped; no image is ever visible unsigned."
+        "resumes where it stopped; no image is ever visible unsigned. With --sigstore, "
+        "SIGNER_EMAIL is the sigstore private key file instead ('-': "
+        "~/.config/podsec/sigstore.key) and the signatures are pushed as registry "
+        "attachments."
     ),
     epilog=_(
         "Examples:\n\n"
         "  podsec images load-sign /tmp/oci/amd64.tar.xz amd64 maker@example.org\n\n"
         "  podsec images load-sign amd64.tar.xz amd64 maker@example.org registry.local/c10f\n\n"
         "  podsec images load-sign amd64.tar.zst amd64 maker@example.org "
-        "--passphrase-file ~/.pass"
+        "--passphrase-file ~/.pass\n\n"
+        "  podsec images load-sign --sigstore amd64.tar.xz amd64 - registry.local/apps"
     ),
 )
 @click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
@@ -473,6 +479,12 @@ def _run_load(
     type=click.Path(path_type=Path, dir_okay=False),
     help=_("File with the key's passphrase (else gpg-agent/pinentry)."),
 )
+@click.option(
+    "--sigstore",
+    "use_sigstore",
+    is_flag=True,
+    help=_("Sign with a sigstore key (SIGNER_EMAIL is its file) into registry attachments."),
+)
 @_load_options
 @click.pass_context
 def load_sign_cmd(
@@ -483,6 +495,7 @@ def load_sign_cmd(
     signer: str,
     target: str | None,
     passphrase_file: Path | None,
+    use_sigstore: bool,
     policy_file: Path | None,
     registry_url: str | None,
     jobs: int,
@@ -490,12 +503,18 @@ def load_sign_cmd(
     json_output: bool,
 ) -> None:
     _check_maker()
+    sigstore_key = None
+    if use_sigstore:
+        from podsec.trust.sigstore_keys import USER_PRIVATE_KEY
+
+        sigstore_key = Path.home() / USER_PRIVATE_KEY if signer == "-" else Path(signer)
     _run_load(
         ctx,
         archive_path=archive_path,
         arch=arch,
         target=target,
-        signer=signer,
+        signer=None if use_sigstore else signer,
+        sigstore_key=sigstore_key,
         passphrase_file=passphrase_file,
         verify_bundle=False,
         policy_file=policy_file,

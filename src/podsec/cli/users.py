@@ -67,7 +67,11 @@ def _print_users(reports: Sequence[Any], json_out: bool) -> None:
         line = f"{r.name}: {state}"
         if r.lock:
             line += "; " + _("~/.config/containers locked: {kind}").format(kind=r.lock)
-        if r.fingerprint:
+        if r.fingerprint and r.sign_by is None:
+            line += "; " + _(
+                "sigstore key {pin} for {scope} (sign with podsec images sign --sigstore)"
+            ).format(pin=r.fingerprint, scope=r.scope)
+        elif r.fingerprint:
             line += "; " + _("key {fpr} for {scope} (sign with --sign-by {by})").format(
                 fpr=r.fingerprint, scope=r.scope, by=r.sign_by
             )
@@ -122,6 +126,8 @@ create_podmanusers_main = legacy("podsec.cli.users:create_podman_cmd", "podsec-c
         "Examples:\n\n  podsec users create-imagemaker alice@k8s-p10 bob@apps\n\n"
         "  printf 'passphrase\\n' | podsec users create-imagemaker alice --passphrase-stdin\n\n"
         "  then, as alice: podman push --sign-by alice@registry.local IMG registry.local/k8s-p10/IMG"
+        "\n\n  podsec users create-imagemaker --sigstore carol@apps\n\n"
+        "  then, as carol: podsec images sign --sigstore registry.local/apps/IMG:1"
     ),
 )
 @click.argument("specs", nargs=-1, metavar="[USER[@REPO_PATH]]...")
@@ -137,6 +143,16 @@ create_podmanusers_main = legacy("podsec.cli.users:create_podman_cmd", "podsec-c
     show_default=True,
     help=_("Key uid e-mail domain: USER@DOMAIN is what --sign-by takes."),
 )
+@click.option(
+    "--sigstore",
+    "use_sigstore",
+    is_flag=True,
+    help=_(
+        "A sigstore (cosign) key pair instead of a GPG key: ~/.config/podsec/sigstore.key "
+        "(encrypted with the passphrase, empty if none is given), /var/sigstore/keys/USER.pub, "
+        "a sigstoreSigned rule and use-sigstore-attachments for the scope."
+    ),
+)
 @click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
 @click.pass_context
 def create_imagemaker_cmd(
@@ -146,6 +162,7 @@ def create_imagemaker_cmd(
     password_stdin: bool,
     passphrase_stdin: bool,
     email_domain: str,
+    use_sigstore: bool,
     json_output: bool,
 ) -> None:
     from podsec.trust import users as tusers
@@ -161,6 +178,7 @@ def create_imagemaker_cmd(
             passwords=pw,
             passphrases=pp,
             email_domain=email_domain,
+            use_sigstore=use_sigstore,
             progress=prog,
         )
     _print_users(reports, env.json)

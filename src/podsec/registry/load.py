@@ -56,6 +56,7 @@ class LoadRequest:
     arch: str
     target: naming.Reference | None = None  # REGISTRY/PATH; None: registry.local/<platform>
     signer: str | None = None  # load-sign: the maker's key; None with verify_bundle
+    sigstore_key: Path | None = None  # load-sign --sigstore: the maker's private key file
     gnupg_home: Path | None = None
     passphrase: str | None = None
     registry_url: str | None = None  # default http://<target host>
@@ -125,7 +126,8 @@ class _Pass:
         if req.verify_bundle:
             load_plan.check_bundle(self.host, self.trust.policy, self.images, self.meta, contents)
         for image in self.images:  # every target needs a writable lookaside, checked first
-            image.staging = load_plan.staging_for(self.host, self.trust.regd, str(image.target))
+            if self.trust.sigstore_signer is None:  # sigstore signatures go to the registry
+                image.staging = load_plan.staging_for(self.host, self.trust.regd, str(image.target))
         self.planned_for(platform)
         self.planned = True
 
@@ -296,10 +298,17 @@ def load(host: Host, req: LoadRequest, progress: Progress = NULL_PROGRESS) -> Lo
     """Load (and sign) every image of ``req.archive``; see the module docstring."""
     started = time.monotonic()
     naming.check_arch(req.arch)
-    if req.signer is None and not req.verify_bundle:
+    if req.signer is None and req.sigstore_key is None and not req.verify_bundle:
         raise UsageError(_("a signer is needed unless the archive's signatures are used"))
     compress.detect(req.archive)  # a clear error for a missing or foreign file first
-    trust = load_plan.load_trust(req.registries_d, req.policy_path, req.signer, req.gnupg_home)
+    trust = load_plan.load_trust(
+        req.registries_d,
+        req.policy_path,
+        req.signer,
+        req.gnupg_home,
+        sigstore_key=req.sigstore_key,
+        passphrase=req.passphrase,
+    )
     try:
         if req.verify_bundle:
             # pass 1: every blob and signature checked before anything is sent

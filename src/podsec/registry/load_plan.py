@@ -60,6 +60,7 @@ class Trust:
     policy: trust_policy.Policy
     signer_key: Path | None
     workdir: tempfile.TemporaryDirectory[str]
+    sigstore_signer: Any = None  # the decrypted sigstore private key (load-sign --sigstore)
 
     def close(self) -> None:
         self.workdir.cleanup()
@@ -70,8 +71,12 @@ def load_trust(
     policy_path: Path | None,
     signer: str | None,
     gnupg_home: Path | None,
+    *,
+    sigstore_key: Path | None = None,
+    passphrase: str | None = None,
 ) -> Trust:
-    """The configuration checks, before anything is read or sent."""
+    """The configuration checks, before anything is read or sent (a sigstore key is
+    decrypted here: a wrong passphrase stops the load before the first byte)."""
     regd = registries_d.RegistriesD()
     if registries_dir is not None:
         regd = registries_d.load_dir(registries_dir)
@@ -83,6 +88,11 @@ def load_trust(
             hint=_("run podsec policy create first"),
         )
     policy = trust_policy.load(policy_path)
+    sigstore_signer = None
+    if sigstore_key is not None:
+        from podsec.registry import sign
+
+        sigstore_signer = sign.load_key(sigstore_key, passphrase or "")
     workdir = tempfile.TemporaryDirectory(prefix="podsec-load.")
     signer_key = None
     try:
@@ -100,7 +110,7 @@ def load_trust(
     except BaseException:
         workdir.cleanup()
         raise
-    return Trust(regd, policy, signer_key, workdir)
+    return Trust(regd, policy, signer_key, workdir, sigstore_signer)
 
 
 def staging_for(host: Host, regd: registries_d.RegistriesD, ref: str) -> Path:

@@ -16,12 +16,12 @@ from podsec.errors import NotFoundError, PodsecError, ValidationError
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.progress import Progress
-from podsec.registry import naming
+from podsec.registry import naming, sign
 from podsec.registry.client import RegistryClient
 from podsec.registry.load_plan import PlannedImage, State, Trust
 from podsec.trust import manifest as trust_manifest
 from podsec.trust import policy as trust_policy
-from podsec.trust import signature, verify
+from podsec.trust import signature, sigstore, verify
 
 
 class Publisher:
@@ -43,6 +43,7 @@ class Publisher:
         self.regd = trust.regd
         self.policy = trust.policy
         self.signer_key = trust.signer_key
+        self.sigstore_signer = trust.sigstore_signer
         self.client = client
         self.state = state
         self.progress = progress
@@ -71,8 +72,14 @@ class Publisher:
         list(pool.map(check, images))
 
     def verdict(self, image: PlannedImage) -> verify.Verdict:
+        client = self.client
         return verify.check_image(
-            self.host, str(image.target), image.entry.digest, self.policy, self.regd
+            self.host,
+            str(image.target),
+            image.entry.digest,
+            self.policy,
+            self.regd,
+            registry=lambda _host: client,
         )
 
     # -- signatures --------------------------------------------------------------------
@@ -83,6 +90,13 @@ class Publisher:
             for sig in image.bundle_sigs:
                 stored = self.store(image, sig)
             return stored
+        if self.sigstore_signer is not None:
+            # an attachment in the registry, pushed before the manifest makes the image visible
+            key = self.sigstore_signer
+            if not sign.has_sigstore_signature(self.client, image.repo, digest, ref, key):
+                attachment = sigstore.sign_image(key, ref, digest)
+                sign.push_sigstore(self.client, image.repo, digest, [attachment])
+            return None
         assert self.signer is not None and self.signer_key is not None
         existing = self.existing_signature(image)
         if existing is not None:
@@ -154,7 +168,8 @@ class Publisher:
                 ),
             )
         image.note = verdict.reason
-        if not any(r.type == trust_policy.SIGNED_BY for r in verdict.requirements):
+        signed = (trust_policy.SIGNED_BY, trust_policy.SIGSTORE_SIGNED)
+        if not any(r.type in signed for r in verdict.requirements):
             image.note = _("accepted, but the policy requires no signature for it")
         self.state.record(image.entry.ref, str(image.target), digest)
         self.progress.advance(self.task_images)

@@ -109,6 +109,16 @@ def signed_by(key_path: str | Iterable[str]) -> Requirement:
     return Requirement(SIGNED_BY, key_type=GPG_KEYS, key_paths=tuple(key_path))
 
 
+def sigstore_signed(key_path: str | Iterable[str]) -> Requirement:
+    """A sigstoreSigned requirement with public key file(s) (identity matchRepoDigestOrExact)."""
+    if isinstance(key_path, str):
+        return Requirement(SIGSTORE_SIGNED, key_path=key_path)
+    return Requirement(SIGSTORE_SIGNED, key_paths=tuple(key_path))
+
+
+SIGSTORE_KEY_SUFFIX = ".pub"  # podsec's key files: NAME.pub (sigstore), NAME.pgp (GPG)
+
+
 Scopes = dict[str, tuple[Requirement, ...]]
 
 
@@ -691,6 +701,11 @@ def path_identity(transport: str, ref: str) -> tuple[str, list[str]]:
 def _docker_scopes(policy: Policy, test: Callable[[Requirement], bool]) -> list[str]:
     scopes = policy.transports.get("docker", {})
     return [s for s in _sorted_scopes(scopes) if any(test(r) for r in scopes[s])]
+
+
+def sigstore_scopes(policy: Policy) -> list[str]:
+    """Docker scopes with a sigstoreSigned requirement (they need sigstore attachments)."""
+    return _docker_scopes(policy, lambda r: r.type == SIGSTORE_SIGNED)
 
 
 def signed_registries(policy: Policy) -> list[str]:

@@ -19,7 +19,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from podsec.errors import PodsecError, UsageError, ValidationError
@@ -61,7 +61,7 @@ LOCAL_TRANSPORTS = ("containers-storage",)
 FORMER_TRANSPORTS = ("dir", "docker-archive", "oci", "oci-archive")
 _FPR_RE = re.compile(r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$")
 _SHA_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_KEY_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+\.(pgp|gpg|asc)")  # fullmatch: no trailing newline
+_KEY_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+\.(pgp|gpg|asc|pub)")  # fullmatch: no trailing newline
 HEADER = "Written by podsec policy create; podsec keeps a .podsec-bak of what it replaces."
 
 
@@ -132,23 +132,32 @@ def is_local_address(address: str) -> bool:
 def base_policy(
     makers: dict[str, tuple[str, ...]] | None = None,
 ) -> pol.Policy:
-    """Reject by default; local transports accepted; each docker scope signedBy its keys."""
+    """Reject by default; local transports accepted; each docker scope signed by its keys:
+    ``signedBy`` its GPG keys (``*.pgp``), ``sigstoreSigned`` its sigstore keys (``*.pub``),
+    both when it has both kinds (containers/image then requires one signature of each)."""
     transports: dict[str, pol.Scopes] = {"docker": {}}
     for scope, key_paths in sorted((makers or {}).items()):
-        transports["docker"][scope] = (
-            pol.signed_by(key_paths[0] if len(key_paths) == 1 else key_paths),
-        )
+        gpg = [k for k in key_paths if not k.endswith(pol.SIGSTORE_KEY_SUFFIX)]
+        cosign = [k for k in key_paths if k.endswith(pol.SIGSTORE_KEY_SUFFIX)]
+        reqs = []
+        if gpg:
+            reqs.append(pol.signed_by(gpg[0] if len(gpg) == 1 else gpg))
+        if cosign:
+            reqs.append(pol.sigstore_signed(cosign[0] if len(cosign) == 1 else cosign))
+        transports["docker"][scope] = tuple(reqs)
     for t in LOCAL_TRANSPORTS:
         transports[t] = {"": (pol.accept(),)}
     return pol.Policy((pol.reject(),), transports)
 
 
 def signed_scopes(policy: pol.Policy) -> dict[str, tuple[str, ...]]:
-    """registry.local scopes and their key paths, from an existing podsec policy."""
+    """registry.local scopes and their key paths (GPG and sigstore), from an existing
+    podsec policy."""
     out: dict[str, tuple[str, ...]] = {}
     for scope, reqs in policy.transports.get("docker", {}).items():
         if scope == REGISTRY_HOST or scope.startswith(REGISTRY_HOST + "/"):
-            paths = tuple(k for r in reqs if r.type == pol.SIGNED_BY for k in r.keys)
+            kinds = (pol.SIGNED_BY, pol.SIGSTORE_SIGNED)
+            paths = tuple(k for r in reqs if r.type in kinds for k in r.keys)
             if paths:
                 out[scope] = paths
     return out
@@ -213,9 +222,10 @@ def write_policy(host: Host, policy: pol.Policy, *, publish: bool) -> list[str]:
     return changed
 
 
-def registries_d_text(host: Host) -> str:
+def registries_d_text(host: Host, policy: pol.Policy | None = None) -> str:
     """default.yaml with lookaside + legacy sigstore keys; other scopes already in the file
-    are kept (an invalid file is an error: nothing is overwritten)."""
+    are kept (an invalid file is an error: nothing is overwritten); every scope ``policy``
+    requires sigstore signatures for gets ``use-sigstore-attachments: true``."""
     path = host.path(REGISTRIES_D_FILE)
     current = files.read_text(path)
     docker: dict[str, rd.Section] = {}
@@ -238,6 +248,8 @@ def registries_d_text(host: Host) -> str:
                         file=REGISTRIES_D_FILE
                     ),
                 )
+    for scope in pol.sigstore_scopes(policy) if policy is not None else []:
+        docker[scope] = replace(docker.get(scope, rd.Section()), use_sigstore_attachments=True)
     conf = rd.RegistriesD(rd.Section(LOOKASIDE_URL), docker)
     return rd.render(conf, HEADER)
 
@@ -314,9 +326,12 @@ def verify_published(
     for name, data in published.items():
         if name == "policy.json":
             continue
-        info = gpgkeys.key_file_info(data)
+        # a sigstore key (NAME.pub) is pinned by its file's sha256; a GPG key file by the
+        # fingerprints of all its keys (a file gpg finds no key in is never "all pinned")
+        info = [] if name.endswith(pol.SIGSTORE_KEY_SUFFIX) else gpgkeys.key_file_info(data)
         key_sha = "sha256:" + hashlib.sha256(data).hexdigest()
-        if all(k.fingerprint in pins.fingerprints for k in info) or key_sha in pins.sha256:
+        by_fpr = bool(info) and all(k.fingerprint in pins.fingerprints for k in info)
+        if by_fpr or key_sha in pins.sha256:
             keys[name] = data
             key_fprs[name] = ",".join(k.fingerprint for k in info)
     referenced = {k for r in _all_reqs(policy) for k in r.keys}
@@ -426,7 +441,7 @@ def create_policy(
         published = fetch_published(keys_url)
         policy, keys_to_install = verify_published(published, pins)
         progress.finish(_("fetching the published policy and keys"))
-    regd_text = registries_d_text(host)
+    regd_text = registries_d_text(host, policy)
     if not force and any(etc_hosts.lookup(host, n) not in (None, ip) for n in HOST_NAMES):
         etc_hosts.ensure_names(host, ip, HOST_NAMES, force=False)  # raises with the hint
 

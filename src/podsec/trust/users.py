@@ -11,12 +11,17 @@ system policy (also published for other nodes), their own registries.d whose
 ``lookaside-staging`` makes ``podman push --sign-by`` write into /var/sigstore/sigstore, and
 their own ``~/.config/containers/policy.json``: unrestricted as in the seed (they pull, tag
 and build from third-party images), registry.local still only signed.
+With ``--sigstore`` a maker gets a sigstore (cosign) key pair instead: the encrypted private
+key in ``~/.config/podsec/sigstore.key``, the public key in ``/var/sigstore/keys/USER.pub``, a
+``sigstoreSigned`` rule for the scope and ``use-sigstore-attachments: true`` for it in the
+system's and the maker's registries.d (``podsec images sign --sigstore`` pushes there).
 No other user's files are ever touched (the original rewrote every ~/.config policy).
 All names and paths are validated before anything changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,7 +42,7 @@ from podsec.names import (
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.trust import keys as gpgkeys
 from podsec.trust import policy as pol
-from podsec.trust import reference, setup
+from podsec.trust import reference, setup, sigstore_keys
 from podsec.trust import registries_d as rd
 
 DEFAULT_MAKER = "imagemaker"
@@ -235,8 +240,15 @@ def create_podman_users(
 
 
 # ------------------------------------------------------------------------------ image makers
-def maker_registries_d(lookaside: str = LOOKASIDE_URL, staging: str = setup.STAGING) -> str:
-    conf = rd.RegistriesD(rd.Section(lookaside, staging))
+def maker_registries_d(
+    lookaside: str = LOOKASIDE_URL,
+    staging: str = setup.STAGING,
+    attachments: Sequence[str] = (),
+) -> str:
+    """The maker's own registries.d: lookaside + staging; ``attachments``: the scopes whose
+    sigstore signatures are registry attachments (podman and podsec push them there)."""
+    docker = {scope: rd.Section(use_sigstore_attachments=True) for scope in attachments}
+    conf = rd.RegistriesD(rd.Section(lookaside, staging), docker)
     return rd.render(
         conf, "Written by podsec: your pushes with --sign-by sign into the signature server."
     )
@@ -253,15 +265,10 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
             os.lchown(Path(dirpath) / n, uid, gid)
 
 
-def _make_one(
-    host: Host, spec: MakerSpec, password: str | None, passphrase: str | None, email_domain: str
-) -> tuple[UserReport, str]:
-    created = _create(host, spec.user, (GROUP_PODMAN, GROUP_PODMAN_DEV))
-    user, home = _home(host, spec.user)
-    if not home.is_dir():
-        home.mkdir(parents=True, mode=0o700)
-        os.chown(home, user.uid, user.gid)
-    changed: list[str] = []
+def _gpg_key(
+    host: Host, user: accounts.User, spec: MakerSpec, passphrase: str | None, email_domain: str
+) -> tuple[str, str, list[str]]:
+    """(key path, fingerprint, changed files) of a new GPG signing key."""
     gnupg = _gnupg_home(host, user)
     if not gnupg.is_dir():
         gnupg.mkdir(mode=0o700)
@@ -274,16 +281,67 @@ def _make_one(
         run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], check=False, timeout=30)
         _chown_tree(gnupg, user.uid, user.gid)
     key_path = f"{setup.KEYS_DIR}/{spec.user}.pgp"
+    changed = []
     if gpgkeys.write_public(
         host.path(key_path), armored, owner=0, group=GROUP_PODMAN_DEV, accounts_root=host.root
     ):
         changed.append(key_path)
+    return key_path, key.fingerprint, changed
+
+
+def _sigstore_key(
+    host: Host, user: accounts.User, spec: MakerSpec, passphrase: str | None
+) -> tuple[str, str, list[str]]:
+    """(key path, pin, changed files) of a sigstore key pair: the encrypted private key in
+    ``~/.config/podsec/sigstore.key`` (0600, the maker's), the public one published as
+    ``/var/sigstore/keys/USER.pub``. An existing pair is kept (rotation makes new ones)."""
+    private = host.path(user.home) / sigstore_keys.USER_PRIVATE_KEY
+    key_path = f"{setup.KEYS_DIR}/{spec.user}{pol.SIGSTORE_KEY_SUFFIX}"
+    public = host.path(key_path)
+    changed = []
+    if not (private.is_file() and public.is_file()):
+        pair = sigstore_keys.generate((passphrase or "").encode())
+        for d in (private.parent.parent, private.parent):
+            if not d.is_dir():
+                d.mkdir(mode=0o700)
+                os.chown(d, user.uid, user.gid)
+        files.atomic_write(private, pair.private_key, mode=0o600, owner=user.uid, group=user.gid)
+        changed.append(f"{user.home}/{sigstore_keys.USER_PRIVATE_KEY}")
+        if files.atomic_write(
+            public, pair.public_key, mode=0o644, owner=0, group=GROUP_PODMAN_DEV,
+            accounts_root=host.root,
+        ):  # fmt: skip
+            changed.append(key_path)
+    pin = "sha256:" + hashlib.sha256(public.read_bytes()).hexdigest()
+    return key_path, pin, changed
+
+
+def _make_one(
+    host: Host,
+    spec: MakerSpec,
+    password: str | None,
+    passphrase: str | None,
+    email_domain: str,
+    *,
+    use_sigstore: bool = False,
+    attachments: Sequence[str] = (),
+) -> tuple[UserReport, str]:
+    created = _create(host, spec.user, (GROUP_PODMAN, GROUP_PODMAN_DEV))
+    user, home = _home(host, spec.user)
+    if not home.is_dir():
+        home.mkdir(parents=True, mode=0o700)
+        os.chown(home, user.uid, user.gid)
+    if use_sigstore:
+        key_path, fingerprint, changed = _sigstore_key(host, user, spec, passphrase)
+    else:
+        key_path, fingerprint, changed = _gpg_key(host, user, spec, passphrase, email_domain)
     regd = host.path(user.home) / USER_REGISTRIES_D / "default.yaml"
     for d in (regd.parent.parent.parent, regd.parent.parent, regd.parent):
         if not d.is_dir():
             d.mkdir()
             os.chown(d, user.uid, user.gid)
-    if files.atomic_write(regd, maker_registries_d(), mode=0o644, owner=user.uid, group=user.gid):
+    text = maker_registries_d(attachments=attachments)
+    if files.atomic_write(regd, text, mode=0o644, owner=user.uid, group=user.gid):
         changed.append(f"{user.home}/{USER_REGISTRIES_D}/default.yaml")
     if password:
         set_password(host, spec.user, password)
@@ -292,9 +350,9 @@ def _make_one(
         created,
         tuple(changed),
         None,
-        key.fingerprint,
+        fingerprint,
         spec.scope,
-        f"{spec.user}@{email_domain}",
+        None if use_sigstore else f"{spec.user}@{email_domain}",
         bool(password),
     )
     return report, key_path
@@ -318,9 +376,12 @@ def create_imagemakers(
     passwords: dict[str, str] | None = None,
     passphrases: dict[str, str] | None = None,
     email_domain: str = REGISTRY_HOST,
+    use_sigstore: bool = False,
     progress: Progress = NULL_PROGRESS,
 ) -> list[UserReport]:
-    """Create (or complete) image makers; see the module docstring."""
+    """Create (or complete) image makers; see the module docstring. ``use_sigstore``: a
+    sigstore key pair instead of a GPG key, a ``sigstoreSigned`` rule for the scope and
+    ``use-sigstore-attachments`` for it in registries.d (the system's and the maker's)."""
     if not host.path(setup.KEYS_DIR).is_dir():
         raise UsageError(
             _("{path} does not exist: this is not a registry node yet").format(path=setup.KEYS_DIR),
@@ -328,6 +389,9 @@ def create_imagemakers(
         )
     current = setup.load_system_policy(host)  # invalid → error before any change
     makers = setup.signed_scopes(current) if current is not None else {}
+    attached = set(pol.sigstore_scopes(current) if current is not None else [])
+    if use_sigstore:
+        attached |= {spec.scope for spec in specs}
     for group in (GROUP_PODMAN, GROUP_PODMAN_DEV):
         accounts.ensure_group(host, group)
     out = []
@@ -339,6 +403,8 @@ def create_imagemakers(
             (passwords or {}).get(spec.user),
             (passphrases or {}).get(spec.user),
             email_domain,
+            use_sigstore=use_sigstore,
+            attachments=sorted(attached),
         )
         makers[spec.scope] = tuple(dict.fromkeys((*makers.get(spec.scope, ()), key_path)))
         out.append(report)
@@ -349,6 +415,10 @@ def create_imagemakers(
         kept = setup.without_former(current).transports
         policy = pol.Policy((pol.reject(),), {**kept, **policy.transports, "docker": docker})
     written = setup.write_policy(host, policy, publish=True)
+    if attached:  # the system's registries.d: attachments for the sigstore scopes
+        regd_text = setup.registries_d_text(host, policy)
+        if files.atomic_write(host.path(setup.REGISTRIES_D_FILE), regd_text, mode=0o644):
+            written.append(setup.REGISTRIES_D_FILE)
     own = [_write_maker_policy(host, spec.user, policy) for spec in specs]
     for i, path in enumerate(own):
         if path:
