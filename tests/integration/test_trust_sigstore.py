@@ -22,6 +22,7 @@ from podsec.registry.client import RegistryClient
 from podsec.trust import attachments, sigstore, sigstore_keys, verify, view
 from podsec.trust import policy as pol
 from podsec.trust import registries_d as rd
+from podsec.u7s import admission
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +51,10 @@ def _node(root: Path, registry_host: str, pub: Path, lookaside: Path) -> Host:
     return Host(root)
 
 
-def _push(test_images, registry, path: str) -> None:
+def _push(test_images, registry, path: str, name: str = "alpha") -> None:
     subprocess.run(
         ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-         test_images.ref("alpha"), registry.ref(path)],
+         test_images.ref(name), registry.ref(path)],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
 
@@ -111,6 +112,30 @@ def test_sign_push_verify_and_tamper(registry, test_images, tmp_path: Path) -> N
     v = verify.check_image(host, f"{registry.host}/sig/app:2", digest, trust.policy, trust.regd)
     assert not v.accepted
     assert "cryptographic signature verification failed" in v.reason
+
+    # the containerd webhook: the signed image admitted, one whose only signature was
+    # tampered with refused, with the verifier's reason in the AdmissionReview
+    _push(test_images, registry, "sig/tampered:1", "beta")
+    d2 = client.head_manifest("sig/tampered", "1")
+    assert d2 is not None and d2 != digest
+    key = sigstore_keys.load_private(pair.private_key, b"pass")
+    signed = sigstore.sign_image(key, f"{registry.host}/sig/tampered:1", d2)
+    flipped = bytearray(signed.payload)
+    flipped[flipped.index(b"sha256:") + 7] ^= 1  # one bit of the signed digest
+    sign.push_sigstore(
+        client,
+        "sig/tampered",
+        d2,
+        [sigstore.Sigstore(signed.mime_type, bytes(flipped), signed.annotations)],
+    )
+    verifier = admission.Verifier(host, None)
+    assert verifier(image) == (True, after.reason)
+    ok, why = verifier(f"{registry.host}/sig/tampered:1")
+    assert not ok and "cryptographic signature verification failed" in why
+    pod = {"spec": {"containers": [{"name": "c", "image": f"{registry.host}/sig/tampered:1"}]}}
+    answer = admission.review({"request": {"uid": "u1", "object": pod}}, verifier)
+    assert answer["response"]["allowed"] is False
+    assert "cryptographic signature verification failed" in answer["response"]["status"]["message"]
 
 
 def test_debian_skopeo_refuses_sigstore(registry, test_images, tmp_path: Path) -> None:

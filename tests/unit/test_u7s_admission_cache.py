@@ -55,7 +55,9 @@ class Counter:
         self.calls: list[tuple[str, str]] = []
         self.accept = accept
 
-    def __call__(self, host: Host, image: str, digest: str, pol: object, regd: object) -> object:
+    def __call__(
+        self, host: Host, image: str, digest: str, pol: object, regd: object, **_kw: object
+    ) -> object:
         self.calls.append((image, digest))
         return verify.Verdict(self.accept, "registry.local", (), (), None, "checked")
 

@@ -159,7 +159,9 @@ class Verifier:
                 hit = self.cache.get(current, str(ref), digest)
                 if hit is not None:
                     return hit.accepted, hit.reason
-            verdict = verify.check_image(self.host, image, digest, trust.policy, trust.regd)
+            verdict = verify.check_image(
+                self.host, image, digest, trust.policy, trust.regd, registry=lambda _h: client
+            )
             if self.cache is not None:
                 self.cache.put(
                     current,
