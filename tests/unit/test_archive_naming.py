@@ -153,3 +153,24 @@ def test_plain_http(host: str, plain: bool) -> None:
     from podsec.registry import client
 
     assert client.base_url(host).startswith("http://" if plain else "https://")
+
+
+def test_save_sources_take_the_leading_transport(tmp_path: Path) -> None:
+    """save's ``[TRANSPORT] IMAGE...`` (parsed in the CLI before)."""
+    plain = naming.parse_sources(["registry.local/p10/a:1", "containers-storage:b:2"])
+    assert [(s.transport, s.image) for s in plain] == [
+        ("docker://", "registry.local/p10/a:1"),
+        ("containers-storage:", "b:2"),
+    ]
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    from_oci = naming.parse_sources([f"oci:{layout}", "c10f/etcd:3.5.9-0"])
+    assert [(s.transport, s.image) for s in from_oci] == [(f"oci:{layout}", "c10f/etcd:3.5.9-0")]
+    assert naming.parse_sources(["docker:", "x/y:1"])[0].transport == "docker://"
+    with pytest.raises(UsageError, match="no images given after the transport"):
+        naming.parse_sources(["docker://"])
+    with pytest.raises(UsageError):
+        naming.parse_sources(["Bad Name"])
+    assert naming.check_transport("docker:") == "docker://"
+    with pytest.raises(UsageError, match="--source nope: not a transport"):
+        naming.check_transport("nope")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from podsec import config
+from podsec.errors import UsageError
 from podsec.host.paths import Host
 from podsec.registry import platform
 
@@ -179,3 +180,31 @@ def test_archive_builder_keeps_the_altlinux_default(tmp_path: Path) -> None:
     src = platform.choose(settings, host, default_registry=platform.ALT_REGISTRY)
     assert src.repository == "registry.altlinux.org/c10f"
     assert platform.choose(settings, host, platform="p11").repository == "registry.local/p11"
+
+
+def test_archive_platform_is_this_systems_unless_given(tmp_path: Path) -> None:
+    """save-k8s' platform rule (it lived in the CLI): this system's by default; another one
+    only when confirmed; a k8s- path is not a system's platform and is not asked about."""
+    settings = config.Settings()
+    host = _host(tmp_path, P10)
+    asked: list[str] = []
+
+    def no(question: str) -> bool:
+        asked.append(question)
+        return False
+
+    assert platform.for_archive(settings, host, None, confirm=no) == "p10"
+    assert platform.for_archive(settings, host, "p10", confirm=no) == "p10"
+    assert platform.for_archive(settings, host, "k8s-c10f1", confirm=no) == "k8s-c10f1"
+    assert asked == []
+    assert platform.for_archive(settings, host, "c10f", confirm=lambda q: True) == "c10f"
+    with pytest.raises(UsageError, match="differs from this system's p10") as err:
+        platform.for_archive(settings, host, "c10f", confirm=no)
+    assert asked and "continue?" in asked[0]
+    assert "--yes" in (err.value.hint or "")
+    with pytest.raises(UsageError, match="the platform is not known"):
+        platform.for_archive(settings, _host(tmp_path / "d", DEBIAN), None, confirm=no)
+    # an unknown system asks nothing about a given platform
+    assert (
+        platform.for_archive(settings, _host(tmp_path / "e", DEBIAN), "c10f", confirm=no) == "c10f"
+    )

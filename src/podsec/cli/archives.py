@@ -6,20 +6,21 @@ Registered on the ``images`` group by podsec.cli.images; the original program na
 
 from __future__ import annotations
 
-import grp
-import os
-import pwd
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from podsec.cli import context, output
 from podsec.cli.main import legacy
-from podsec.errors import PodsecError, UsageError
+from podsec.errors import UsageError
 from podsec.i18n import _
-from podsec.names import PODMAN_DEV_ALIASES
+
+if TYPE_CHECKING:
+    from podsec.registry.archive import SavedArchive
+    from podsec.registry.load import LoadResult
 
 
 def _confirm(yes: bool) -> Callable[[str], bool]:
@@ -39,12 +40,9 @@ def _fmt_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _report_saved(env: context.CliEnv, saved: list[object]) -> None:
-    from podsec.registry.archive import SavedArchive
-
-    archives = [s for s in saved if isinstance(s, SavedArchive)]
+def _report_saved(env: context.CliEnv, archives: list[SavedArchive]) -> None:
     if env.json:
-        output.emit_json([a.to_json() for a in archives])
+        output.emit_json(archives)
         return
     for a in archives:
         output.result(
@@ -61,21 +59,6 @@ def _report_saved(env: context.CliEnv, saved: list[object]) -> None:
             [_("image"), _("manifest digest")],
             [(i.ref, i.digest) for i in a.images],
         )
-
-
-def _trust_paths(env: context.CliEnv) -> tuple[Path, Path]:
-    """(policy.json, registries.d) of the calling user, rooted at --root."""
-    from podsec.trust import view
-
-    return view.paths(env.host, Path.home() if env.host.is_live else None)
-
-
-def _registries_d(env: context.CliEnv) -> Path:
-    return _trust_paths(env)[1]
-
-
-def _policy(env: context.CliEnv) -> Path:
-    return _trust_paths(env)[0]
 
 
 # ------------------------------------------------------------------------------ save options
@@ -153,18 +136,12 @@ def save_cmd(
     json_output: bool,
 ) -> None:
     from podsec.registry import archive, compress, naming
+    from podsec.trust import view
 
     env = context.with_json(ctx, json_output)
     arch_list = naming.parse_arches(arches)
-    transport = "docker://"
-    images = list(rest)
-    if images and naming.is_transport(images[0]):
-        transport = naming.normalise_transport(images.pop(0))
-    if not images:
-        raise UsageError(_("no images given after the transport"))
-    sources = tuple(naming.split_source(i, transport) for i in images)
-    for source in sources:
-        naming.parse_reference(source.image)
+    sources = naming.parse_sources(rest)
+    policy, registries_d = view.caller_paths(env.host) if with_signatures else (None, None)
     request = archive.SaveRequest(
         out_dir=out_dir.absolute(),
         arches=arch_list,
@@ -173,12 +150,12 @@ def save_cmd(
         threads=threads,
         with_signatures=with_signatures,
         src_tls_verify=src_tls_verify,
-        registries_d=_registries_d(env) if with_signatures else None,
-        policy=_policy(env) if with_signatures else None,
+        registries_d=registries_d,
+        policy=policy,
     )
     with output.progress(not env.json) as progress:
         saved = archive.save(env.host, request, progress)
-    _report_saved(env, list(saved))
+    _report_saved(env, saved)
 
 
 # ------------------------------------------------------------------------------ save-k8s
@@ -255,26 +232,20 @@ def save_k8s_cmd(
 
     env = context.with_json(ctx, json_output)
     the_arch = naming.check_arch(arch)
-    detected = platforms.detected_platform(env.settings, env.host)
-    if platform is None:
-        if detected is None:
-            raise UsageError(
-                _("the platform is not known"), hint=_("give PLATFORM or set U7S_PLATFORM")
-            )
-        platform = detected
-    elif detected and platform != detected and not platform.startswith("k8s-"):
-        question = _("platform {platform} differs from this system's {detected}; continue?").format(
-            platform=platform, detected=detected
-        )
-        ask = _confirm(yes)
-        if not yes and sys.stdin.isatty() and not ask(question):
-            raise click.Abort()
-    if not naming.is_transport(source):
-        raise UsageError(_("--source {source}: not a transport").format(source=source))
-    image_set = k8s_images.image_set(
+    # only a terminal is asked; elsewhere the given platform is used
+    the_platform = platforms.for_archive(
         env.settings,
         env.host,
         platform,
+        confirm=lambda q: (
+            yes or not sys.stdin.isatty() or click.confirm(q, default=False, err=True)
+        ),
+    )
+    transport = naming.check_transport(source)
+    image_set = k8s_images.image_set(
+        env.settings,
+        env.host,
+        the_platform,
         kube_version=kubernetes_version,
         flannel=not no_flannel,
         flannel_tag=flannel_tag,
@@ -289,17 +260,12 @@ def save_k8s_cmd(
             for image in image_set.images:
                 output.result(image)
         return
-    transport = naming.normalise_transport(source)
-    if transport == "docker://":
-        sources = tuple(
-            k8s_images.resolve_tags(
-                image_set.images,
-                set_available=env.settings.set_available_images,
-                tls_verify=src_tls_verify,
-            )
-        )
-    else:
-        sources = tuple(naming.Source(transport, i) for i in image_set.images)
+    sources = k8s_images.sources(
+        image_set,
+        transport,
+        set_available=env.settings.set_available_images,
+        tls_verify=src_tls_verify,
+    )
     request = archive.SaveRequest(
         out_dir=out_dir.absolute(),
         arches=(the_arch,),
@@ -310,41 +276,13 @@ def save_k8s_cmd(
     )
     with output.progress(not env.json) as progress:
         saved = archive.save(env.host, request, progress)
-    _report_saved(env, list(saved))
+    _report_saved(env, saved)
 
 
 # ------------------------------------------------------------------------------ load-sign / load
-def _check_maker() -> None:
-    """Image makers are root or members of podman_dev (the original checked ``id``)."""
-    if os.geteuid() == 0:
-        return
-    user = pwd.getpwuid(os.getuid()).pw_name
-    names = set()
-    for gid in os.getgroups():
-        try:
-            names.add(grp.getgrgid(gid).gr_name)
-        except KeyError:
-            continue
-    if not names & set(PODMAN_DEV_ALIASES):
-        raise PodsecError(
-            _("{user} is not an image maker (group podman_dev)").format(user=user),
-            hint=_("podsec users create-imagemaker {user}").format(user=user),
-        )
-
-
-def _report_loaded(env: context.CliEnv, result: object) -> None:
-    from podsec.registry.load import LoadResult
-
-    assert isinstance(result, LoadResult)
+def _report_loaded(env: context.CliEnv, result: LoadResult) -> None:
     if env.json:
-        output.emit_json(
-            {
-                "images": [i.as_dict() for i in result.images],
-                "bytes": result.bytes_sent,
-                "seconds": round(result.seconds, 2),
-                "state_file": str(result.state_file) if result.state_file else None,
-            }
-        )
+        output.emit_json(result)
         return
     output.table(
         None,
@@ -411,36 +349,23 @@ def _run_load(
     jobs: int,
     yes: bool,
     json_output: bool,
-    sigstore_key: Path | None = None,
+    sigstore: bool = False,
 ) -> None:
-    from podsec.registry import load, load_plan, naming
+    from podsec.registry import load
 
     env = context.with_json(ctx, json_output)
-    the_arch = naming.check_arch(arch)
-    target_ref = naming.parse_target(target) if target else None
-    passphrase = None
-    if passphrase_file is not None:
-        try:
-            passphrase = passphrase_file.read_text().rstrip("\n")
-        except OSError as exc:
-            raise UsageError(
-                _("{path}: cannot read: {err}").format(path=passphrase_file, err=exc.strerror)
-            ) from exc
-    gnupg = os.environ.get("GNUPGHOME")
-    request = load.LoadRequest(
-        archive=archive_path.absolute(),
-        arch=the_arch,
-        target=target_ref,
+    request = load.request(
+        env.host,
+        env.settings,
+        archive=archive_path,
+        arch=arch,
+        target=target,
         signer=signer,
-        sigstore_key=sigstore_key,
-        gnupg_home=Path(gnupg) if gnupg else None,
-        passphrase=passphrase,
-        registry_url=registry_url,
-        registries_d=_registries_d(env),
-        policy_path=policy_file or env.host.path("/etc/containers/policy.json"),
-        platform=env.settings.platform,
+        passphrase_file=passphrase_file,
+        sigstore=sigstore,
         verify_bundle=verify_bundle,
-        state_dir=load_plan.default_state_dir(Path.home()),
+        policy_file=policy_file,
+        registry_url=registry_url,
         jobs=jobs,
         confirm=_confirm(yes),
     )
@@ -502,19 +427,13 @@ def load_sign_cmd(
     yes: bool,
     json_output: bool,
 ) -> None:
-    _check_maker()
-    sigstore_key = None
-    if use_sigstore:
-        from podsec.trust.sigstore_keys import USER_PRIVATE_KEY
-
-        sigstore_key = Path.home() / USER_PRIVATE_KEY if signer == "-" else Path(signer)
     _run_load(
         ctx,
         archive_path=archive_path,
         arch=arch,
         target=target,
-        signer=None if use_sigstore else signer,
-        sigstore_key=sigstore_key,
+        signer=signer,
+        sigstore=use_sigstore,
         passphrase_file=passphrase_file,
         verify_bundle=False,
         policy_file=policy_file,
@@ -566,7 +485,6 @@ def load_cmd(
             _("load pushes only verified signature bundles: pass --verify"),
             hint=_("to sign the images yourself, use podsec images load-sign"),
         )
-    _check_maker()
     _run_load(
         ctx,
         archive_path=archive_path,

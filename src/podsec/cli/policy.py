@@ -100,22 +100,6 @@ create_policy_main = legacy("podsec.cli.policy:create_policy_cmd", "podsec-creat
 
 
 # ------------------------------------------------------------------------------ show / explain
-def _user_home(env: context.CliEnv, user: str | None) -> tuple[str, Any]:
-    import getpass
-    from pathlib import Path
-
-    from podsec.errors import NotFoundError
-    from podsec.host import accounts
-
-    name = user or getpass.getuser()
-    entry = accounts.get_user(env.host, name)
-    if entry is None:
-        if user:
-            raise NotFoundError(_("user {name} does not exist").format(name=name))
-        return name, None
-    return name, Path(entry.home)
-
-
 def _req_text(r: Any) -> str:
     text = str(r.type)
     if r.keys:
@@ -136,34 +120,21 @@ def _req_text(r: Any) -> str:
 @click.option("--json", "json_output", is_flag=True, help=_("Print as JSON."))
 @click.pass_context
 def policy_show_cmd(ctx: click.Context, user: str | None, json_output: bool) -> None:
-    from podsec.trust import policy as pol
     from podsec.trust import view
 
     env = context.with_json(ctx, json_output)
-    name, home = _user_home(env, user)
-    trust = view.effective(env.host, home)
-    p, conf, shown = trust.policy, trust.regd, trust.policy_shown
-    regd_shown = trust.regd_shown
-    lookaside = conf.default_docker.url() if conf.default_docker else None
+    shown = view.for_user(env.host, user)
     if env.json:
-        output.emit_json(
-            {
-                "user": name,
-                "policy_file": shown,
-                "registries_d": regd_shown,
-                "default_lookaside": lookaside or conf.builtin,
-                "warnings": list(trust.warnings),
-                "policy": pol.to_json(p),
-                "signed_registries": pol.signed_registries(p),
-                "unsigned_registries": pol.unsigned_registries(p),
-            }
-        )
+        output.emit_json(shown)
         return
-    output.result(_("policy file: {path} (user {name})").format(path=shown, name=name))
-    output.result(_("registries.d: {path}").format(path=regd_shown))
+    trust, p = shown.view, shown.view.policy
+    output.result(
+        _("policy file: {path} (user {name})").format(path=trust.policy_shown, name=shown.user)
+    )
+    output.result(_("registries.d: {path}").format(path=trust.regd_shown))
     output.result(
         _("default lookaside: {url}").format(
-            url=lookaside or _("built-in ({url})").format(url=conf.builtin)
+            url=trust.default_lookaside or _("built-in ({url})").format(url=trust.regd.builtin)
         )
     )
     for warning in trust.warnings:
@@ -196,30 +167,10 @@ def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_ou
     from podsec.trust import policy as pol
 
     env = context.with_json(ctx, json_output)
-    name, home = _user_home(env, user)
-    e = explain.explain(env.host, image, home)
+    e = explain.explain_for(env.host, image, user)
     v = e.verdict
     if env.json:
-        output.emit_json(
-            {
-                "image": image,
-                "user": name,
-                "policy_file": e.policy_file,
-                "registries_d": e.registries_d,
-                "warnings": list(e.warnings),
-                "transport": e.transport,
-                "reference": e.reference,
-                "manifest_digest": e.manifest_digest,
-                "scope": v.scope,
-                "requirements": [r.to_json() for r in v.requirements],
-                "keys": list(v.keys),
-                "lookaside_url": v.lookaside_url,
-                "sigstore_attachments": v.attachments,
-                "signatures": list(v.signatures),
-                "accepted": v.accepted,
-                "reason": v.reason,
-            }
-        )
+        output.emit_json(e)
     else:
         scope_text = (
             _("the global default")

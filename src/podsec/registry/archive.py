@@ -52,7 +52,7 @@ class SavedArchive:
     images: tuple[ImageEntry, ...]
     seconds: float
 
-    def to_json(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "arch": self.arch,
             "archive": str(self.path),

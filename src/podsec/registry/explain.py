@@ -32,6 +32,28 @@ class Explanation:
     verdict: verify.Verdict
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    user: str = ""  # whose view (for the report)
+
+    def as_dict(self) -> dict[str, Any]:
+        v = self.verdict
+        return {
+            "image": self.image,
+            "user": self.user,
+            "policy_file": self.policy_file,
+            "registries_d": self.registries_d,
+            "warnings": list(self.warnings),
+            "transport": self.transport,
+            "reference": self.reference,
+            "manifest_digest": self.manifest_digest,
+            "scope": v.scope,
+            "requirements": [r.to_json() for r in v.requirements],
+            "keys": list(v.keys),
+            "lookaside_url": v.lookaside_url,
+            "sigstore_attachments": v.attachments,
+            "signatures": list(v.signatures),
+            "accepted": v.accepted,
+            "reason": v.reason,
+        }
 
 
 def config_for(host: Host, home: Path | None) -> tuple[Path, Path]:
@@ -62,6 +84,15 @@ def _digest(ref: reference.DockerRef) -> tuple[str, str]:
     if ref.digest and found != ref.digest:
         return "", _("the registry served a manifest whose digest is {found}").format(found=found)
     return found, ""
+
+
+def explain_for(host: Host, image: str, user: str | None) -> Explanation:
+    """``podsec policy explain IMAGE [--user USER]``: :func:`explain` in ``user``'s view
+    (default: the running user's; see :func:`podsec.trust.view.user_home`)."""
+    from dataclasses import replace
+
+    name, home = view.user_home(host, user)
+    return replace(explain(host, image, home), user=name)
 
 
 def explain(host: Host, image: str, home: Path | None) -> Explanation:

@@ -301,3 +301,19 @@ def resolve_tags(
 def _short(image: str) -> str:
     """``registry.local/p10/kube-apiserver:v1.20.2`` → ``kube-apiserver``."""
     return naming.parse_reference(image).repo.rsplit("/", 1)[-1]
+
+
+def sources(
+    images: ImageSet,
+    transport: str,
+    *,
+    set_available: bool,
+    tls_verify: bool | None = None,
+) -> tuple[naming.Source, ...]:
+    """Where save-k8s reads ``images``: from a registry (docker://) each tag is checked
+    (:func:`resolve_tags`); any other transport is taken as it names them."""
+    if transport == "docker://":
+        return tuple(
+            resolve_tags(images.images, set_available=set_available, tls_verify=tls_verify)
+        )
+    return tuple(naming.Source(transport, i) for i in images.images)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from podsec.config import Settings
 from podsec.errors import PodsecError, UsageError, ValidationError
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -93,6 +94,14 @@ class LoadResult:
     bytes_sent: int
     seconds: float
     state_file: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "images": [i.as_dict() for i in self.images],
+            "bytes": self.bytes_sent,
+            "seconds": round(self.seconds, 2),
+            "state_file": str(self.state_file) if self.state_file else None,
+        }
 
 
 class _Pass:
@@ -292,6 +301,68 @@ def _read(reader: IO[bytes], size: int) -> bytes:
     if len(data) != size:
         raise ValidationError(_("the archive ended inside a file"))
     return data
+
+
+def request(
+    host: Host,
+    settings: Settings,
+    *,
+    archive: Path,
+    arch: str,
+    target: str | None,
+    signer: str | None,
+    passphrase_file: Path | None,
+    verify_bundle: bool,
+    sigstore: bool = False,
+    policy_file: Path | None,
+    registry_url: str | None,
+    jobs: int,
+    confirm: Callable[[str], bool],
+) -> LoadRequest:
+    """The request of ``load-sign`` / ``load --verify`` from their options: only image makers
+    load; the calling user's registries.d; the system policy the nodes use unless
+    ``policy_file``; the passphrase read from ``passphrase_file``; ``$GNUPGHOME``. With
+    ``sigstore`` the signer is the sigstore private key file (``-``: the user's own)."""
+    import os
+
+    from podsec.trust import users, view
+    from podsec.trust.policy import SYSTEM_POLICY
+
+    users.require_image_maker()
+    sigstore_key = None
+    if sigstore:
+        from podsec.trust.sigstore_keys import USER_PRIVATE_KEY
+
+        sigstore_key = Path.home() / USER_PRIVATE_KEY if signer == "-" else Path(str(signer))
+        signer = None
+    the_arch = naming.check_arch(arch)
+    target_ref = naming.parse_target(target) if target else None
+    passphrase = None
+    if passphrase_file is not None:
+        try:
+            passphrase = passphrase_file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise UsageError(
+                _("{path}: cannot read: {err}").format(path=passphrase_file, err=exc.strerror)
+            ) from exc
+    gnupg = os.environ.get("GNUPGHOME")
+    return LoadRequest(
+        archive=archive.absolute(),
+        arch=the_arch,
+        target=target_ref,
+        signer=signer,
+        sigstore_key=sigstore_key,
+        gnupg_home=Path(gnupg) if gnupg else None,
+        passphrase=passphrase,
+        registry_url=registry_url,
+        registries_d=view.caller_paths(host)[1],
+        policy_path=policy_file or host.path(SYSTEM_POLICY),
+        platform=settings.platform,
+        verify_bundle=verify_bundle,
+        state_dir=load_plan.default_state_dir(Path.home()),
+        jobs=jobs,
+        confirm=confirm,
+    )
 
 
 def load(host: Host, req: LoadRequest, progress: Progress = NULL_PROGRESS) -> LoadResult:

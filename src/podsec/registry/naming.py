@@ -144,6 +144,28 @@ def normalise_transport(arg: str) -> str:
     return arg
 
 
+def parse_sources(args: tuple[str, ...] | list[str]) -> tuple[Source, ...]:
+    """``save``'s ``[TRANSPORT] IMAGE...``: the optional leading transport applies to every
+    image that names none; each image must be a valid reference."""
+    transport = "docker://"
+    images = list(args)
+    if images and is_transport(images[0]):
+        transport = normalise_transport(images.pop(0))
+    if not images:
+        raise UsageError(_("no images given after the transport"))
+    sources = tuple(split_source(i, transport) for i in images)
+    for source in sources:
+        parse_reference(source.image)
+    return sources
+
+
+def check_transport(arg: str) -> str:
+    """The transport given as ``--source``, normalised."""
+    if not is_transport(arg):
+        raise UsageError(_("--source {source}: not a transport").format(source=arg))
+    return normalise_transport(arg)
+
+
 def split_source(arg: str, default_transport: str) -> Source:
     """An IMAGE argument, which may carry its own transport."""
     for prefix in ("docker://", "containers-storage:"):

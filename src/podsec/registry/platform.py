@@ -34,11 +34,14 @@ on registry.k8s.io).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from podsec.config import Settings
+from podsec.errors import UsageError
 from podsec.host import etc_hosts, files
 from podsec.host.paths import Host
+from podsec.i18n import _
 from podsec.names import REGISTRY_HOST
 
 DEFAULT_PLATFORM = "p10"
@@ -166,3 +169,30 @@ def from_repository(repository: str) -> ImageSource:
     registry = repository.rstrip("/").partition("/")[0]
     flannel = UPSTREAM_FLANNEL if registry in UPSTREAM_REGISTRIES else repository.rstrip("/")
     return ImageSource(registry, None, repository.rstrip("/"), flannel, explicit=True)
+
+
+def for_archive(
+    settings: Settings, host: Host, platform: str | None, *, confirm: Callable[[str], bool]
+) -> str:
+    """The platform an image set is saved for: ``platform``, else this system's
+    (:func:`detected_platform`); one that differs from this system's needs ``confirm``
+    (``k8s-`` registry paths are not platforms of a system and are taken as given)."""
+    detected = detected_platform(settings, host)
+    if platform is None:
+        if detected is None:
+            raise UsageError(
+                _("the platform is not known"), hint=_("give PLATFORM or set U7S_PLATFORM")
+            )
+        return detected
+    if detected and platform != detected and not platform.startswith("k8s-"):
+        question = _("platform {platform} differs from this system's {detected}; continue?").format(
+            platform=platform, detected=detected
+        )
+        if not confirm(question):
+            raise UsageError(
+                _("platform {platform} differs from this system's {detected}").format(
+                    platform=platform, detected=detected
+                ),
+                hint=_("pass --yes to save it anyway"),
+            )
+    return platform

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from podsec.errors import NotFoundError, UsageError
+from podsec.errors import NotFoundError, PodsecError, UsageError
 from podsec.host import accounts, files
 from podsec.host.paths import Host
 from podsec.host.run import run
@@ -36,6 +36,7 @@ from podsec.names import (
     GROUP_PODMAN,
     GROUP_PODMAN_DEV,
     LOOKASIDE_URL,
+    PODMAN_DEV_ALIASES,
     REGISTRY_HOST,
     USER_REGISTRIES_D,
 )
@@ -436,3 +437,25 @@ def create_imagemakers(
             first.password_set,
         )
     return out
+
+
+def require_image_maker() -> None:
+    """Image makers are root or members of podman_dev (the original checked ``id``): the
+    running process's own groups decide, as they decide what it may write."""
+    import grp
+    import pwd
+
+    if os.geteuid() == 0:
+        return
+    user = pwd.getpwuid(os.getuid()).pw_name
+    names = set()
+    for gid in os.getgroups():
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    if not names & set(PODMAN_DEV_ALIASES):
+        raise PodsecError(
+            _("{user} is not an image maker (group podman_dev)").format(user=user),
+            hint=_("podsec users create-imagemaker {user}").format(user=user),
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podsec.errors import PodsecError
 from podsec.host.paths import Host
@@ -35,6 +36,32 @@ class TrustView:
     @property
     def warnings(self) -> tuple[str, ...]:
         return self.regd.warnings
+
+    @property
+    def default_lookaside(self) -> str | None:
+        """The default-docker lookaside registries.d sets (None: the built-in one)."""
+        return self.regd.default_docker.url() if self.regd.default_docker else None
+
+
+@dataclass(frozen=True)
+class UserTrust:
+    """``podsec policy show``: whose view, and the view."""
+
+    user: str
+    view: TrustView
+
+    def as_dict(self) -> dict[str, Any]:
+        v = self.view
+        return {
+            "user": self.user,
+            "policy_file": v.policy_shown,
+            "registries_d": v.regd_shown,
+            "default_lookaside": v.default_lookaside or v.regd.builtin,
+            "warnings": list(v.warnings),
+            "policy": pol.to_json(v.policy),
+            "signed_registries": pol.signed_registries(v.policy),
+            "unsigned_registries": pol.unsigned_registries(v.policy),
+        }
 
 
 def paths(host: Host, home: Path | None) -> tuple[Path, Path]:
@@ -148,3 +175,38 @@ def effective(
     return TrustView(
         policy_path, policy, regd_path, regd, host.unroot(policy_path), host.unroot(regd_path)
     )
+
+
+def caller_home(host: Host) -> Path | None:
+    """The home whose trust files apply to the running user: ``Path.home()`` on the live
+    system; under ``--root`` none (the tree's system view — the caller's home is not in it)."""
+    return Path.home() if host.is_live else None
+
+
+def caller_paths(host: Host) -> tuple[Path, Path]:
+    """(policy.json, registries.d) of the calling user, rooted at ``--root``."""
+    return paths(host, caller_home(host))
+
+
+def user_home(host: Host, user: str | None) -> tuple[str, Path | None]:
+    """(name, home) of ``user`` (default: the running user) for a "whose view" option; an
+    unknown running user has no home (the system view), an unknown named user is an error."""
+    import getpass
+
+    from podsec.errors import NotFoundError
+    from podsec.host import accounts
+
+    name = user or getpass.getuser()
+    entry = accounts.get_user(host, name)
+    if entry is None:
+        if user:
+            raise NotFoundError(_("user {name} does not exist").format(name=name))
+        return name, None
+    return name, Path(entry.home)
+
+
+def for_user(host: Host, user: str | None) -> UserTrust:
+    """The effective trust view of ``user`` (default: the running user; see
+    :func:`user_home`)."""
+    name, home = user_home(host, user)
+    return UserTrust(name, effective(host, home))
