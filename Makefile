@@ -9,7 +9,7 @@ PYTEST_REAL ?= -q
 PYTEST_PKG ?= -q
 
 .PHONY: help deps deps-debian deps-kubernetes deps-images venv locale lint test test-unit \
-        test-real test-packaging test-systemd deb bench demo demo-clean clean \
+        test-real test-hostile test-packaging test-systemd deb bench demo demo-clean clean \
         _test-real _test-packaging
 
 help:
@@ -49,6 +49,11 @@ lint: venv
 test-unit: venv
 	unshare --net -- $(BIN)/pytest $(PYTEST_UNIT) tests/unit tests/conformance
 
+# hostile input (issue 15): every command fed each class of bad input as a real process, in a
+# sandbox tree, networking cut; a refusal must leave the tree byte-identical
+test-hostile: venv
+	unshare --net -- $(BIN)/pytest $(PYTEST_UNIT) tests/hostile
+
 # PYTEST_REAL='-q tests/integration/test_x.py' runs only what it names (before, the whole real
 # suite ran as well); without a tests/ path, both real suites
 REAL_TESTS = $(if $(filter tests/%,$(PYTEST_REAL)),,tests/integration tests/e2e)
@@ -80,7 +85,7 @@ deb: deps-debian
 # or changed outside their sandboxes (declared caches such as /var/cache/podsec-dev aside).
 GUARD := $(BIN)/python -m tests.machine_guard run --
 
-test: deps lint test-unit
+test: deps lint test-unit test-hostile
 	$(GUARD) $(MAKE) --no-print-directory _test-packaging _test-real
 
 # Every benchmark, then benchmarks/RESULTS.md (one table); BENCH='kubeapi u7s_node' runs some.

@@ -196,6 +196,7 @@ def create_kubeconfig_cmd(
     from podsec.rbac import issue
 
     env = context.with_json(ctx, json_output)
+    issue.split_user(user_spec)  # a bad name or remote login: refused before the API is asked
     admin = _admin(env.host, kubeconfig, kube_context)
     with output.progress(not env.json) as prog:
         res = issue.create_kubeconfig(

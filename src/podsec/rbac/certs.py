@@ -18,6 +18,7 @@ from podsec.i18n import _
 
 KEY_TYPES = ("rsa", "ecdsa")
 MIN_EXPIRATION = 600  # the API server's lower bound for expirationSeconds
+MAX_EXPIRATION = 2**31 - 1  # expirationSeconds is an int32
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -37,6 +38,12 @@ def parse_duration(text: str) -> int:
                 hint=_("use a number with a unit: 600s, 30m, 12h, 90d, 1y"),
             )
         seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds > MAX_EXPIRATION:
+        raise UsageError(
+            _("{value}: a certificate lifetime is at most {n} seconds (about 68 years)").format(
+                value=text, n=MAX_EXPIRATION
+            )
+        )
     if seconds < MIN_EXPIRATION:
         raise UsageError(
             _("a certificate must be valid for at least {n} seconds").format(n=MIN_EXPIRATION)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from podsec.errors import NotFoundError, PodsecError, UsageError, ValidationError
+from podsec.host import ssh
 from podsec.host.paths import Host
 from podsec.host.run import run
 from podsec.i18n import _
@@ -91,7 +92,8 @@ def split_user(spec: str) -> tuple[str, str]:
     user, sep, remote = spec.partition("@")
     if sep and not remote:
         raise UsageError(_("empty remote user in {spec!r}").format(spec=spec))
-    return user, remote or U7S_USER
+    names.subject(user)
+    return user, ssh.login(remote) if remote else U7S_USER
 
 
 def cluster_ca(host: Host, admin: Connection, remote_user: str, work: Path) -> bytes:
@@ -106,16 +108,8 @@ def cluster_ca(host: Host, admin: Connection, remote_user: str, work: Path) -> b
 
     server_host = urlsplit(admin.server).hostname or ""
     target = work / "ca.crt"
-    run(
-        [
-            "scp",
-            "-q",
-            "-o",
-            "BatchMode=yes",
-            f"{remote_user}@{server_host}:{CLUSTER_CA}",
-            str(target),
-        ]
-    )
+    source = ssh.scp_source(remote_user, server_host, CLUSTER_CA)
+    run(["scp", "-q", "-o", "BatchMode=yes", "--", source, str(target)])
     data = target.read_bytes()
     target.unlink()
     return data

@@ -10,7 +10,6 @@ merged into the local kubeconfig atomically (local entries of other names are ke
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
 import tempfile
@@ -20,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from podsec.errors import UsageError
-from podsec.host import files
+from podsec.host import files, ssh
 from podsec.host.run import run
 from podsec.i18n import _
 from podsec.kube import kubeconfig
 
 REMOTE_PATH = ".kube/config"
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
-_LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\Z")
 _OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=[^\n]*\Z")
 
 
@@ -49,11 +46,9 @@ class Remoteplace:
 
 def check_address(address: str) -> str:
     try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        if _HOSTNAME.fullmatch(address):
-            return address
-    raise UsageError(_("invalid cluster address {value!r}").format(value=address))
+        return ssh.host(address)
+    except UsageError:
+        raise UsageError(_("invalid cluster address {value!r}").format(value=address)) from None
 
 
 def scp_argv(
@@ -67,11 +62,7 @@ def scp_argv(
     dest: str,
 ) -> list[str]:
     """The scp command line (no shell: every value is one argv element)."""
-    if not _LOGIN.fullmatch(remote_user):
-        raise UsageError(_("invalid remote user name {name!r}").format(name=remote_user))
-    if not remote_path or remote_path.startswith("-") or "\n" in remote_path:
-        raise UsageError(_("invalid remote path {value!r}").format(value=remote_path))
-    host = f"[{address}]" if ":" in address else address
+    source = ssh.scp_source(remote_user, address, remote_path)
     argv = ["scp", "-q", "-o", "BatchMode=yes"]
     if port is not None:
         argv += ["-P", str(port)]
@@ -83,7 +74,7 @@ def scp_argv(
                 _("invalid ssh option {value!r}").format(value=opt), hint=_("use KEY=VALUE")
             )
         argv += ["-o", opt]
-    return [*argv, "--", f"{remote_user}@{host}:{remote_path}", dest]
+    return [*argv, "--", source, dest]
 
 
 def merge(local: kubeconfig.Config | None, remote: kubeconfig.Config) -> kubeconfig.Config:
@@ -132,7 +123,17 @@ def create_remoteplace(
     """Copy, repoint and merge the remote kubeconfig; ``remote_user`` defaults to the local
     login, ``home`` to the local user's home."""
     address = check_address(address)
-    remote_user = remote_user or local_login()
+    remote_user = remote_user if remote_user is not None else local_login()
+    # every operand and option checked before ~/.kube is touched (decide, then do)
+    scp_argv(
+        address,
+        remote_user,
+        port=port,
+        remote_path=remote_path,
+        identity=identity,
+        options=options,
+        dest="-",
+    )
     kube = (home or local_home()) / ".kube"
     files.ensure_dir(kube, mode=0o700)
     local_path = kube / "config"

@@ -20,6 +20,7 @@ Why these settings (measured on the harness's k8s image set; benchmarks/bench_ar
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import tarfile
 import threading
@@ -398,8 +399,12 @@ class ArchiveReader:
         self._decoded = decoded
 
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
+        """Members in order, each checked by :func:`member_name` before it is yielded: no
+        member that would land outside the unpack directory ever reaches the caller."""
         try:
-            yield from self.tar
+            for info in self.tar:
+                member_name(info, self.path)
+                yield info
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise self.corrupt(str(exc)) from exc
 
@@ -436,6 +441,53 @@ class _GuardedReader:
             return self._fh.read(size)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise self._archive.corrupt(str(exc)) from exc
+
+
+def _unsafe_member(path: Path, name: str, problem: str) -> ValidationError:
+    return ValidationError(
+        _("{path}: archive member {name!r} {problem}; the archive is refused").format(
+            path=path, name=name, problem=problem
+        ),
+        hint=_("nothing was unpacked from it; get the archive again from a trusted source"),
+    )
+
+
+def _clean(name: str) -> str | None:
+    """``name`` as a relative path below the archive root, or None when it would leave it
+    (absolute, ``..``, an empty component as in ``amd64//etc``)."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.removesuffix("/")
+    if not name or name == ".":
+        return "."
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", "..") for p in parts) or "\0" in name:
+        return None
+    return "/".join(p for p in parts if p != ".") or "."
+
+
+def member_name(info: tarfile.TarInfo, path: Path) -> str:
+    """The member's path relative to the unpack directory, refusing (ValidationError naming
+    the member) any member that could write outside it: an absolute name, a ``..``
+    component, an empty component, a symbolic or hard link whose target leaves the
+    directory, or a device/FIFO member (archives podsec reads hold files and directories)."""
+    clean = _clean(info.name)
+    if clean is None:
+        raise _unsafe_member(path, info.name, _("leaves the unpack directory"))
+    if info.ischr() or info.isblk() or info.isfifo():
+        raise _unsafe_member(path, info.name, _("is a device or FIFO"))
+    if info.issym() or info.islnk():
+        target = info.linkname
+        if info.issym() and not target.startswith("/"):
+            target = posixpath.join(posixpath.dirname(clean), target)
+        resolved = _clean(posixpath.normpath(target)) if not target.startswith("/") else None
+        if resolved is None or resolved.split("/", 1)[0] == "..":
+            raise _unsafe_member(
+                path,
+                info.name,
+                _("links to {target}, outside the unpack directory").format(target=info.linkname),
+            )
+    return clean
 
 
 @contextmanager

@@ -427,7 +427,7 @@ def _stream(loader: _Pass, progress: Progress, task: str) -> None:  # noqa: PLR0
         spool: Path | None = None
         started = False
         for info in archive:
-            top, _sep, rel = info.name.lstrip("./").partition("/")
+            top, _sep, rel = compress.member_name(info, req.archive).partition("/")
             if not started:
                 started = True
                 if top != req.arch:
@@ -442,6 +442,10 @@ def _stream(loader: _Pass, progress: Progress, task: str) -> None:  # noqa: PLR0
                 )
             if not info.isfile():
                 continue
+            if not rel:
+                raise ValidationError(
+                    _("unexpected entry {name} in the archive").format(name=info.name)
+                )
             if spool is not None:
                 _spool(archive, info, spool / rel)
                 continue
