@@ -161,6 +161,9 @@ def _read_file(path: Path) -> dict[str, object]:
 def load(root: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings for a host root (``--root`` wins over ``PODSEC_ROOT``)."""
     env = os.environ if environ is None else environ
+    if root is not None and not str(root):
+        # an empty --root would silently mean the current directory
+        raise ConfigError(_("--root '': an empty path is not a directory (leave it out for /)"))
     root_text = str(root) if root is not None else env.get("PODSEC_ROOT", "/") or "/"
     root_path = Path(root_text)
     if not root_path.is_absolute():

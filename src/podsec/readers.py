@@ -70,6 +70,23 @@ def _os_problem(exc: OSError) -> str:
     return _("cannot read: {err}").format(err=exc.strerror or exc)
 
 
+def require_regular(path: Path, *, shown: str | None = None) -> bool:
+    """False when ``path`` is missing, True when it is a regular file (symlinks followed);
+    anything else raises :class:`FileFormatError` — without opening it."""
+    source = shown or str(path)
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise FileFormatError(source, _os_problem(exc)) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise FileFormatError(
+            source, _("is {kind}, not a regular file").format(kind=_kind(st.st_mode))
+        )
+    return True
+
+
 def read_bytes(path: Path, *, limit: int = MAX_BYTES, shown: str | None = None) -> bytes | None:
     """The content of the regular file ``path`` (symlinks followed), or None if it is missing.
 

@@ -190,7 +190,7 @@ PROBLEM = {
     "fifo": "is a FIFO, not a regular file",
     "socket": "is a socket, not a regular file",
     "loop": "symbolic link loop",
-    "latin1": "not valid UTF-8 (byte 11)",
+    "latin1": "not valid UTF-8 (byte 10)",
     "deep-json": "nested deeper than",
     "deep-yaml": "nested deeper than",
 }

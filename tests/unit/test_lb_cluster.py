@@ -68,7 +68,7 @@ def test_round_trip_through_yaml() -> None:
             "vip: 10.0.0.9\ncontrol_plane: [{name: a, address: 10.0.0.1}]\nvrrp: {virtual_router_id: 256}",
             "virtual_router_id",
         ),
-        ("vip: [1\n", "not valid YAML"),
+        ("vip: [1\n", "invalid YAML"),
         (
             "vip: 10.0.0.9\ncontrol_plane: [{name: a, address: 10.0.0.1}]\nhaproxy: {chroot: 'rel/path'}",
             "haproxy.chroot",

@@ -10,6 +10,7 @@ from tests.fixtures.fake_kube import FakeKube, Reply
 
 from podsec.errors import UsageError
 from podsec.kube.client import Client
+from podsec.readers import FileFormatError
 from podsec.u7s import portsync
 from podsec.u7s.plan import PortForward
 from podsec.u7s.portsync import ServiceInfo, ServicePort
@@ -86,8 +87,9 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
     st.save()
     assert json.loads(path.read_text())["forwards"] == {"0.0.0.0:31000:31000/tcp": "manual"}
     assert portsync.State.load(path).forwards() == {PortForward(31000, 31000): "manual"}
-    path.write_text("{not json")
-    assert portsync.State.load(path).owners == {}
+    path.write_text("{not json")  # refused, never replaced (issue 15)
+    with pytest.raises(FileFormatError, match="invalid JSON"):
+        portsync.State.load(path)
     path.write_text('{"forwards": {"garbage": "x", "0.0.0.0:31001:31001/udp": "ns/a"}}')
     assert portsync.State.load(path).forwards() == {PortForward(31001, 31001, "udp"): "ns/a"}
 

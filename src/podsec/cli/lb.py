@@ -16,13 +16,13 @@ if TYPE_CHECKING:
 
 
 def _load_cluster(path: str) -> Cluster:
+    from podsec import readers
     from podsec.errors import NotFoundError
     from podsec.lb import cluster as cl
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(_("cluster file {file} does not exist").format(file=path)) from None
+    text = readers.read_text(Path(path))
+    if text is None:
+        raise NotFoundError(_("cluster file {file} does not exist").format(file=path))
     return cl.parse(text, path)
 
 
@@ -284,6 +284,15 @@ def check_apiserver_cmd(
     if cluster_file:
         c = _load_cluster(cluster_file)
     elif vip:
+        from podsec.errors import ValidationError
+
+        try:  # bad arguments exit 2
+            cl.check_vip(vip, "--vip")
+            cl.check_port(port, "--port")
+            if local is not None:
+                cl.check_address(local, "--local")
+        except ValidationError as exc:
+            raise UsageError(exc.message) from None
         c = cl.parse_data(
             {"vip": vip, "lb_port": port, "control_plane": [{"name": "x", "address": "x.invalid"}]}
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -359,7 +360,11 @@ def watch_kubeapi_cmd(
         codes = audit_events.parse_codes(codes_text)
     except PodsecError as exc:
         raise UsageError(exc.message) from None
+    if mailto is not None:
+        sinks.check_recipient(mailto, "-M")
     env = context.get(ctx)
+    if not install:
+        _check_log_option(env.host.path(log_path), log_path)
     if install:
         from podsec.monitor import audit_install
 
@@ -392,10 +397,29 @@ def watch_kubeapi_cmd(
         def notice(priority: int, text: str) -> None:
             syslog.log(priority, text)
             click.echo(f"{ka.TAG}: {text}", err=True)
+            if priority <= 2:
+                problems.append(text)
 
         return ka.Watch(ka.follower(paths, sink, notice, codes=codes), forbidden, once=once)
 
+    problems: list[str] = []
     run_watcher(ka.TAG, syslog_socket, watcher, warn=_warn)
+    if once and problems:
+        ctx.exit(1)  # the Critical notice was the one line; --once reports it in its status
+
+
+def _check_log_option(path: Path, shown: str) -> None:
+    """``--log`` must be a regular file when it exists (a directory, FIFO or loop is a bad
+    argument, exit 2); a missing log is followed until it appears."""
+    from podsec import readers
+    from podsec.errors import UsageError
+
+    try:
+        readers.require_regular(path)
+    except readers.FileFormatError as exc:
+        raise UsageError(
+            _("--log {path}: {problem}").format(path=shown, problem=exc.problem)
+        ) from None
 
 
 # ----------------------------------------------------------------------------- check-vuln

@@ -169,6 +169,7 @@ def create_imagemaker_cmd(
 
     env = context.with_json(ctx, json_output)
     parsed = tusers.parse_maker_specs(specs)
+    tusers.check_email_domain(email_domain)  # before any secret is read or account made
     names = [s.user for s in parsed]
     pw, pp = _read_secrets(names, passwords=password_stdin, passphrases=passphrase_stdin)
     with output.progress(not env.json) as prog:

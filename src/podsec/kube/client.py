@@ -117,6 +117,28 @@ def check_response(status: int, body: bytes, method: str, url: str) -> None:
     raise cls(text, status, reason or ("NotFound" if status == 404 else ""), hint)
 
 
+class APIMalformedError(APIError):
+    """A success status whose body is not the JSON document asked for (a proxy's HTML page,
+    a truncated answer, bytes that are not UTF-8)."""
+
+
+def decode(body: bytes, method: str, url: str, status: int = 200) -> Any:
+    """The JSON document of a successful answer, bounded like a config file (the readers'
+    limits); anything else is an :class:`APIMalformedError` naming the request."""
+    from podsec import readers
+
+    try:
+        return readers.parse_json(body, f"{method} {url}")
+    except readers.FileFormatError as exc:
+        raise APIMalformedError(
+            _("the API server answered {method} {url} with a non-JSON body ({problem})").format(
+                method=method, url=url, problem=exc.problem
+            ),
+            status,
+            hint=_("is the kubeconfig's server a Kubernetes API server (not a proxy page)?"),
+        ) from None
+
+
 def path(*segments: str) -> str:
     """Join URL path segments, quoting each (role names may hold ':')."""
     return "/".join(quote(s, safe=":") if i else s for i, s in enumerate(segments))
@@ -270,7 +292,7 @@ class Client:
 
     def get(self, url: str, query: dict[str, str] | None = None) -> Any:
         """GET a JSON document (raises :class:`APIError`/:class:`Unreachable`)."""
-        return json.loads(self.get_bytes(url, query))
+        return decode(self.get_bytes(url, query), "GET", url)
 
     def get_many(self, urls: Iterable[str]) -> list[Any]:
         """GET several documents in parallel (one connection per worker thread)."""
@@ -310,7 +332,7 @@ class Client:
                     check_response(resp.status, resp.read(), "GET", url)
                 while line := resp.readline():
                     if line.strip():
-                        yield json.loads(line)
+                        yield decode(line, "WATCH", url)
             except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
                 raise self._unreachable(exc) from exc
         finally:
@@ -367,7 +389,7 @@ class Client:
                 raise self._unreachable(exc) from exc
             raise
         check_response(resp.status, data or b"", method, url)
-        return json.loads(data) if data else None
+        return decode(data, method, url, resp.status) if data else None
 
     def retry_conflicts(self, action: Callable[[], Any], attempts: int = 5) -> Any:
         """Run a read-modify-write ``action`` again when another writer got there first."""

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from podsec import readers
 from podsec.errors import ValidationError
 from podsec.i18n import _
 
@@ -134,8 +135,11 @@ def _int(value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
-def _port(value: Any, where: str) -> int:
+def check_port(value: Any, where: str) -> int:
     return _int(value, where, 1, 65535)
+
+
+_port = check_port
 
 
 def check_name(name: Any, where: str = "name") -> str:
@@ -158,6 +162,27 @@ def check_address(address: Any, where: str = "address") -> str:
             where, _("invalid address {addr!r} (an IP address or a DNS name)").format(addr=address)
         )
     return text
+
+
+def check_vip(value: Any, where: str = "vip") -> IPv4Address:
+    """A VIP clients can reach: a unicast IPv4 address, not 0.0.0.0, loopback, multicast,
+    link-local, reserved or the limited broadcast (keepalived would add any of them)."""
+    try:
+        vip = IPv4Address(str(value))
+    except ValueError:
+        raise _fail(where, _("invalid IPv4 address {addr!r}").format(addr=value)) from None
+    kinds = (
+        (vip.is_unspecified, _("the unspecified address")),
+        (vip.is_loopback, _("a loopback address")),
+        (vip.is_multicast, _("a multicast address")),
+        (vip.is_link_local, _("a link-local address")),
+        (vip == IPv4Address("255.255.255.255"), _("the broadcast address")),
+        (vip.is_reserved, _("a reserved address")),
+    )
+    for bad, kind in kinds:
+        if bad:
+            raise _fail(where, _("{addr} is {kind}, not a usable VIP").format(addr=vip, kind=kind))
+    return vip
 
 
 def _servers(value: Any, where: str, default_port: int | None) -> tuple[Server, ...]:
@@ -204,12 +229,7 @@ def parse_data(data: Any, where: str = "cluster") -> Cluster:
     )
     if "vip" not in top:
         raise _fail(where, _("missing key {key}").format(key="vip"))
-    try:
-        vip = IPv4Address(str(top["vip"]))
-    except ValueError:
-        raise _fail(
-            f"{where}.vip", _("invalid IPv4 address {addr!r}").format(addr=top["vip"])
-        ) from None
+    vip = check_vip(top["vip"], f"{where}.vip")
     lb_port = _port(top.get("lb_port", LB_PORT), f"{where}.lb_port")
     api_port = _port(top.get("apiserver_port", APISERVER_PORT), f"{where}.apiserver_port")
     control = _servers(top.get("control_plane"), f"{where}.control_plane", api_port)
@@ -274,6 +294,17 @@ def _check_consistency(c: Cluster, where: str) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise _fail(where, _("duplicate server name {name}").format(name=", ".join(dupes)))
+    for group in (c.control_plane, c.ingress_nodes):
+        seen: dict[tuple[str, int], str] = {}
+        for s in group:
+            other = seen.setdefault((s.address, s.port), s.name)
+            if other != s.name:
+                raise _fail(
+                    where,
+                    _("servers {first} and {second} have the same address {addr}:{port}").format(
+                        first=other, second=s.name, addr=s.address, port=s.port
+                    ),
+                )
     for s in c.control_plane:
         if s.address == str(c.vip):
             # the seed's rule: kubeadm's advertise address must differ from the endpoint
@@ -289,13 +320,7 @@ def _check_consistency(c: Cluster, where: str) -> None:
 
 
 def parse(text: str, where: str = "cluster") -> Cluster:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(
-            _("{file}: not valid YAML: {err}").format(file=where, err=str(exc).splitlines()[0])
-        ) from None
-    return parse_data(data, where)
+    return parse_data(readers.parse_yaml(text, where), where)
 
 
 # ---------------------------------------------------------------------------------- writing

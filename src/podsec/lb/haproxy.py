@@ -244,11 +244,21 @@ def add_server(
     force: bool = False,
     program: str = "haproxy",
 ) -> Written:
+    # the arguments first (exit 2), then the installed state, then one write
+    try:
+        cl.check_name(name)
+        address = cl.check_address(address)
+        if port is not None:
+            cl.check_port(port, "--port")
+    except ValidationError as exc:
+        raise UsageError(exc.message) from None
     c = load_installed(host, config=config, force=force)
-    cl.check_name(name)
     if any(s.name == name for s in c.control_plane + c.ingress_nodes):
-        raise ValidationError(_("a server named {name} already exists").format(name=name))
-    new = c.with_server(name, cl.check_address(address), port, ingress=ingress)
+        raise UsageError(_("a server named {name} already exists").format(name=name))
+    try:  # the installed description is valid: what fails now is the new server
+        new = c.with_server(name, address, port, ingress=ingress)
+    except ValidationError as exc:
+        raise UsageError(exc.message) from None
     return install(host, new, output=config or host.path(CONFIG), program=program, force=force)
 
 

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +50,46 @@ def check_node(state: str, priority: int, interface: str) -> Node:
     if not _IFACE_RE.match(interface) or interface in (".", ".."):
         raise UsageError(_("invalid interface name {name!r}").format(name=interface))
     return Node("MASTER" if upper == "MASTER" else "BACKUP", priority, interface)
+
+
+def check_vip_against(vip: IPv4Address, interface: str, addresses: list[tuple[str, int]]) -> None:
+    """Refuse a VIP that is the interface's own address, or its subnet's network or broadcast
+    address (``addresses``: (address, prefix length) of the interface)."""
+    for addr, prefix in addresses:
+        try:
+            net = IPv4Interface(f"{addr}/{prefix}").network
+        except ValueError:
+            continue
+        own = IPv4Address(addr) == vip
+        edge = net.prefixlen < 31 and vip in (net.network_address, net.broadcast_address)
+        if own or edge:
+            what = (
+                _("the address of {iface}")
+                if own
+                else _("the network or broadcast address of {net}")
+            )
+            raise UsageError(
+                _("the VIP {vip} is {what}, not a free address").format(
+                    vip=vip, what=what.format(iface=interface, net=net)
+                )
+            )
+
+
+def interface_addresses(interface: str) -> list[tuple[str, int]]:
+    """The IPv4 addresses of ``interface`` on this machine (``ip -j``); [] when unknown."""
+    import json
+
+    result = run(["ip", "-j", "-4", "addr", "show", "dev", interface], check=False, timeout=10)
+    try:
+        links = json.loads(result.stdout or "[]") if result.ok else []
+        return [
+            (str(a["local"]), int(a["prefixlen"]))
+            for link in links
+            for a in link.get("addr_info", [])
+            if "local" in a and "prefixlen" in a
+        ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
 
 
 def render_config(c: cl.Cluster, node: Node, *, script: str = SCRIPT) -> str:
@@ -169,6 +210,8 @@ def install(
     script_ref = host.unroot(script_path)  # the path as the configured system sees it
     conf_text = render_config(c, node, script=script_ref)
     script_text = render_script(c)
+    if host.is_live:
+        check_vip_against(c.vip, node.interface, interface_addresses(node.interface))
     if validate:
         if shutil.which("keepalived") is None:
             raise ValidationError(

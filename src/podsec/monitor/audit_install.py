@@ -7,6 +7,9 @@ administrator's comments and order survive). Idempotent.
 
 from __future__ import annotations
 
+from typing import Any
+
+from podsec import readers
 from podsec.errors import NotFoundError, ValidationError
 from podsec.host import files
 from podsec.host.paths import Host
@@ -31,10 +34,8 @@ def audit_policy_text() -> str:
 def install_audit(host: Host, manifest: str = APISERVER_MANIFEST) -> list[str]:
     """Install the seed's audit policy and wire the audit flags, volume and mount into the
     kube-apiserver static-pod manifest. Idempotent; returns the files changed."""
-    changed = []
-    policy_path = host.path(AUDIT_POLICY)
-    if files.atomic_write(policy_path, audit_policy_text(), mode=0o600):
-        changed.append(str(policy_path))
+    # decide, then do: the manifest is read and patched before anything is written, so a
+    # missing or invalid manifest leaves the node exactly as it was
     manifest_path = host.path(manifest)
     text = files.read_text(manifest_path)
     if text is None:
@@ -43,6 +44,10 @@ def install_audit(host: Host, manifest: str = APISERVER_MANIFEST) -> list[str]:
             hint=_("run it on a control-plane node after kubeadm init"),
         )
     new_text = patch_manifest(text, str(manifest_path))
+    changed = []
+    policy_path = host.path(AUDIT_POLICY)
+    if files.atomic_write(policy_path, audit_policy_text(), mode=0o600):
+        changed.append(str(policy_path))
     if new_text != text and files.atomic_write(manifest_path, new_text, mode=0o600):
         changed.append(str(manifest_path))
     return changed
@@ -55,23 +60,29 @@ def patch_manifest(text: str, source: str = "kube-apiserver.yaml") -> str:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    readers.parse_yaml(text, source)  # bounded first: ruamel recurses once per level
     yaml = YAML()
     yaml.preserve_quotes = True
     try:
         doc = yaml.load(text)
     except YAMLError as exc:
         raise ValidationError(
-            _("{path}: invalid YAML: {err}").format(path=source, err=exc)
+            _("{path}: invalid YAML: {err}").format(path=source, err=" ".join(str(exc).split()))
         ) from exc
     try:
-        spec = doc["spec"]
-        container = next(
-            c for c in spec["containers"] if "kube-apiserver" in str(c.get("name", ""))
-        )
-    except (KeyError, TypeError, StopIteration) as exc:
+        _patch(doc)
+    except (KeyError, TypeError, AttributeError, StopIteration) as exc:
         raise ValidationError(
             _("{path}: no kube-apiserver container found").format(path=source)
         ) from exc
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue()
+
+
+def _patch(doc: Any) -> None:
+    spec = doc["spec"]
+    container = next(c for c in spec["containers"] if "kube-apiserver" in str(c.get("name", "")))
     command = container.setdefault("command", [])
     for flag, value in AUDIT_FLAGS.items():
         wanted = f"{flag}={value}"
@@ -90,6 +101,3 @@ def patch_manifest(text: str, source: str = "kube-apiserver.yaml") -> str:
         volumes.append(
             {"hostPath": {"path": AUDIT_DIR, "type": "DirectoryOrCreate"}, "name": "audit"}
         )
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue()

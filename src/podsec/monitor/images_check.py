@@ -140,8 +140,8 @@ def report(
             images=result.images, users=result.users
         )
     elif state == State.UNKNOWN:
-        summary = _("{n} storage(s) or configuration(s) could not be checked").format(
-            n=len(result.errors)
+        summary = _("{n} storage(s) or configuration(s) could not be checked: {first}").format(
+            n=len(result.errors), first=result.errors[0]
         )
     else:
         shown = ", ".join(offenders[:5]) + (

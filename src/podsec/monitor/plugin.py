@@ -360,6 +360,20 @@ class PluginOptions:
     smtp: str = "localhost:25"
 
 
+def check_options(options: PluginOptions) -> None:
+    """The arguments that are not ranges: ``-t`` positive, ``-M`` one mail address."""
+    from podsec.monitor import sinks
+
+    if options.timeout is not None and not (options.timeout > 0 and math.isfinite(options.timeout)):
+        raise UsageError(
+            _("-t {value}: the timeout must be a positive number of seconds").format(
+                value=options.timeout
+            )
+        )
+    if options.mailto is not None:
+        sinks.check_recipient(options.mailto, "-M")
+
+
 def run(
     check: Check[R],
     options: PluginOptions,
@@ -388,11 +402,18 @@ def run(
         result = check.probe(Host(current.root), current, syslog.log)
         return check.summarise(result, thresholds, options.verbosity, syslog.log)
 
-    report = guarded(check.name, probe, options.timeout)
+    mailto = options.mailto
+    try:
+        check_options(options)
+    except UsageError as exc:  # bad arguments are UNKNOWN too, before anything runs
+        report = Report(check.name, State.UNKNOWN, exc.message)
+        mailto = None
+    else:
+        report = guarded(check.name, probe, options.timeout)
     show(report)
-    if options.mailto and report.state != State.OK:
+    if mailto and report.state != State.OK:
         try:
-            sinks.send_mail(options.mailto, report.status_line, report.render(), smtp=options.smtp)
+            sinks.send_mail(mailto, report.status_line, report.render(), smtp=options.smtp)
         except sinks.MailError as exc:
             warn(f"{check.tag}: {exc.message}")
     for error in syslog.errors:

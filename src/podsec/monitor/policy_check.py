@@ -288,7 +288,10 @@ def report(
     if state == State.OK:
         summary = _("Containerization policies are not violated")
     elif state == State.UNKNOWN:
-        summary = _("{n} user configuration(s) could not be checked").format(n=len(result.errors))
+        # the first failure (it names the file) on the status line, the rest below
+        summary = _("{n} user configuration(s) could not be checked: {first}").format(
+            n=len(result.errors), first=result.errors[0]
+        )
     else:
         summary = _(
             "Violation of user containerization policies (metric {metric}) by users {users}"

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from podsec.errors import PodsecError
+from podsec.errors import PodsecError, UsageError
 from podsec.i18n import _
 
 DEFAULT_SOCKET = "/dev/log"
@@ -137,6 +138,22 @@ def parse_smtp(address: str) -> tuple[str, int]:
     if not port.isdigit():
         raise MailError(_("invalid SMTP address {addr!r}: expected HOST:PORT").format(addr=address))
     return host.strip("[]") or "localhost", int(port)
+
+
+_RECIPIENT = re.compile(
+    r"^[A-Za-z0-9._%+-]{1,64}(@[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?\Z"
+)
+
+
+def check_recipient(value: str, option: str = "-M") -> str:
+    """A mail recipient: ``local`` or ``local@domain``, no spaces, lists or headers
+    (``a;b`` and ``x\nBcc: y`` are refused with UsageError naming the option)."""
+    if not _RECIPIENT.fullmatch(value) or ".." in value:
+        raise UsageError(
+            _("{option} {value!r}: not a mail address").format(option=option, value=value),
+            hint=_("give one address: user or user@example.org"),
+        )
+    return value
 
 
 def send_mail(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from podsec.config import Settings
-from podsec.errors import CommandError, PodsecError
+from podsec.errors import CommandError, PodsecError, UsageError
 from podsec.host import run as host_run
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -45,6 +45,27 @@ def server_url(server: str) -> str:
     if sep and port.isdigit():
         return f"http://{server}"
     return f"http://{server}:{TRIVY_PORT}"
+
+
+def check_server(server: str) -> str:
+    """``HOST``, ``HOST:PORT`` or an http(s) URL with a valid host and port, else UsageError
+    naming it (``'bad server!'`` must not become a scan that "finds nothing")."""
+    from urllib.parse import urlsplit
+
+    from podsec.host import ssh
+
+    try:
+        parts = urlsplit(server_url(server))
+        port = parts.port
+        ssh.host(parts.hostname or "")
+    except (ValueError, UsageError):
+        port = 0
+    if port is None or not 0 < port < 65536 or any(c.isspace() for c in server):
+        raise UsageError(
+            _("invalid trivy server {value!r}").format(value=server),
+            hint=_("give HOST, HOST:PORT or http://HOST:PORT"),
+        )
+    return server
 
 
 @dataclass(frozen=True)
@@ -281,7 +302,7 @@ class VulnCheck:
     needs_root: bool = False
 
     def probe(self, host: Host, settings: Settings, log: Log) -> VulnResult:
-        return probe(host, self.server or settings.trivy_server, log)
+        return probe(host, check_server(self.server or settings.trivy_server), log)
 
     def summarise(
         self, result: VulnResult, thresholds: Thresholds, verbosity: int, log: Log

@@ -217,8 +217,12 @@ def parse_target(text: str) -> Reference:
             _("{target!r}: the first component must be a registry host name").format(target=text),
             hint=_("expected REGISTRY/PATH, e.g. registry.local/c10f"),
         )
-    if not _REPO_RE.match(rest):
-        raise UsageError(_("{target!r}: invalid repository path").format(target=text))
+    if not _REPO_RE.match(rest) or len(f"{first}/{rest}") > 255:  # distribution's limit
+        raise UsageError(
+            _("{target!r}: invalid repository path").format(
+                target=text if len(text) <= 80 else text[:77] + "..."
+            )
+        )
     return Reference(first, rest)
 
 

@@ -252,7 +252,7 @@ def valid_name(text: str) -> bool:
 
 def is_valid_repo_path(path: str) -> bool:
     """A repository path (namespaces/name, no host, tag or digest)."""
-    return bool(_PATH_RE.fullmatch(path))
+    return len(path) <= NAME_TOTAL_LENGTH_MAX and bool(_PATH_RE.fullmatch(path))
 
 
 def plain_http(host: str) -> bool:

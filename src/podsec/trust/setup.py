@@ -113,7 +113,28 @@ def check_address(address: str) -> str:
             _("127.0.0.1 cannot be the registry address: other nodes could not reach it"),
             hint=_("give the node's own static address (e.g. 192.168.1.10)"),
         )
-    if ip.is_unspecified or ip.is_multicast:
+    mapped = getattr(ip, "ipv4_mapped", None)
+    effective = mapped if mapped is not None else ip
+    # the same rule in every spelling of "this host only" (::1, ::ffff:127.0.0.1) and for
+    # link-local addresses (fe80::1%eth0, 169.254/16: one link only); other 127/8 addresses
+    # stay allowed — the test environment gives each run its own
+    if (
+        str(effective) in ("127.0.0.1", "::1")
+        or effective.is_link_local
+        or getattr(ip, "scope_id", None)
+    ):
+        raise UsageError(
+            _("{address} cannot be the registry address: other nodes could not reach it").format(
+                address=address
+            ),
+            hint=_("give the node's own static address (e.g. 192.168.1.10)"),
+        )
+    if (
+        effective.is_unspecified
+        or effective.is_multicast
+        or effective.is_reserved
+        or str(effective) == "255.255.255.255"
+    ):
         raise UsageError(_("{address}: not a usable unicast address").format(address=address))
     return str(ip)
 

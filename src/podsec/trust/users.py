@@ -100,9 +100,12 @@ def parse_maker_specs(args: Sequence[str]) -> list[MakerSpec]:
             path = path[len(REGISTRY_HOST) :].strip("/")
         if sep and not path and item.rstrip("/").endswith("@"):
             raise UsageError(_("{arg}: empty repository path").format(arg=item))
-        if path and not reference.is_valid_repo_path(path):
+        if path and not reference.is_valid_repo_path(f"{REGISTRY_HOST}/{path}"):
+            shown = path if len(path) <= 80 else path[:77] + "..."
             raise UsageError(
-                _("{arg}: invalid repository path {path!r}").format(arg=item, path=path),
+                _("{arg}: invalid repository path {path!r}").format(
+                    arg=user + sep + shown, path=shown
+                ),
                 hint=_("use lower-case path components such as k8s-p10 or team/app"),
             )
         scope = f"{REGISTRY_HOST}/{path}" if path else REGISTRY_HOST
@@ -370,6 +373,29 @@ def _write_maker_policy(host: Host, name: str, system: pol.Policy) -> str | None
     return None
 
 
+def check_email_domain(domain: str) -> str:
+    """The key uid's mail domain: a DNS name (``USER <USER@DOMAIN>`` must stay one uid; a
+    domain such as ``a b <evil@x>`` would forge another identity), or UsageError."""
+    import ipaddress
+
+    from podsec.host import ssh
+
+    try:
+        ipaddress.ip_address(domain)
+        valid = False  # USER@10.0.0.1 is not an address gpg or podman --sign-by agree on
+    except ValueError:
+        try:
+            valid = ssh.host(domain) == domain and not domain.endswith(".")
+        except UsageError:
+            valid = False
+    if not valid:
+        raise UsageError(
+            _("--email-domain {value!r}: not a DNS domain name").format(value=domain),
+            hint=_("e.g. registry.local or example.org"),
+        )
+    return domain
+
+
 def create_imagemakers(
     host: Host,
     specs: Sequence[MakerSpec],
@@ -383,6 +409,7 @@ def create_imagemakers(
     """Create (or complete) image makers; see the module docstring. ``use_sigstore``: a
     sigstore key pair instead of a GPG key, a ``sigstoreSigned`` rule for the scope and
     ``use-sigstore-attachments`` for it in registries.d (the system's and the maker's)."""
+    check_email_domain(email_domain)
     if not host.path(setup.KEYS_DIR).is_dir():
         raise UsageError(
             _("{path} does not exist: this is not a registry node yet").format(path=setup.KEYS_DIR),

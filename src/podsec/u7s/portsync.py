@@ -33,6 +33,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from podsec import readers
 from podsec.errors import PodsecError, UsageError
 from podsec.host import files
 from podsec.host.paths import Host
@@ -163,11 +164,15 @@ class State:
         text = files.read_text(path)
         owners: dict[str, str] = {}
         if text:
-            try:
-                data = json.loads(text)
-                owners = {str(k): str(v) for k, v in (data.get("forwards") or {}).items()}
-            except (ValueError, AttributeError):
-                log.warning("%s is not valid JSON; starting with an empty state", path)
+            # a file we cannot read is refused, never replaced: it records which forwards
+            # are ours, and overwriting it would orphan them
+            data = readers.parse_json(text, str(path))
+            forwards = data.get("forwards") if isinstance(data, dict) else []
+            if not isinstance(forwards, dict | None):
+                raise readers.FileFormatError(
+                    str(path), _('expected an object with a "forwards" mapping')
+                )
+            owners = {str(k): str(v) for k, v in (forwards or {}).items()}
         for spec in list(owners):
             try:
                 parse_spec(spec)
@@ -193,6 +198,7 @@ class State:
     def locked(cls, path: Path) -> Iterator[State]:
         """Load, hand out, and save (when changed) under an exclusive lock: the controller and
         a manual ``ports add`` never lose each other's entries."""
+        cls.load(path)  # an unreadable state file is refused before the lock file is made
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = path.with_name(path.name + ".lock")
         with lock_path.open("a") as lock:

@@ -129,9 +129,21 @@ class RootlesskitApi:
 
     def list_ports(self) -> list[Port]:
         data = self._request("GET", "/ports") or []
-        return sorted(
-            (Port(int(item["id"]), _to_forward(item.get("spec") or {})) for item in data),
-            key=lambda p: p.id,
+        try:
+            if not isinstance(data, list):
+                raise TypeError(type(data).__name__)
+            return sorted(
+                (Port(int(item["id"]), _to_forward(item.get("spec") or {})) for item in data),
+                key=lambda p: p.id,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self._malformed("GET /ports", exc) from exc
+
+    def _malformed(self, what: str, exc: Exception) -> PortApiError:
+        return PortApiError(
+            _("RootlessKit at {sock} answered {what} with a malformed document ({err})").format(
+                sock=self.socket_path, what=what, err=f"{type(exc).__name__}: {exc}"
+            )
         )
 
     def add_port(self, forward: PortForward) -> Port:
@@ -144,7 +156,10 @@ class RootlesskitApi:
             "childPort": forward.child_port,
         }
         data = self._request("POST", "/ports", spec)
-        return Port(int(data["id"]), _to_forward(data.get("spec") or spec))
+        try:
+            return Port(int(data["id"]), _to_forward(data.get("spec") or spec))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self._malformed("POST /ports", exc) from exc
 
     def remove_port(self, port_id: int) -> None:
         self._request("DELETE", f"/ports/{port_id}")
