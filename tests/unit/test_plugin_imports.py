@@ -96,7 +96,6 @@ def imported(plugin: str, root: Path, tmp: Path) -> set[str]:
         **os.environ,
         "PODSEC_ROOT": str(root),
         "PODSEC_SYSLOG_SOCKET": str(tmp / "no-syslog.sock"),
-        "PODSEC_TRIVY": "/bin/true",  # check-vuln without trivy is UNKNOWN (issue 15)
         "OUT": str(out),
         "ENTRY": entry,
         "ARGV": json.dumps([plugin, *args]),
