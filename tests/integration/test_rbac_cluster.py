@@ -585,3 +585,36 @@ def test_revoke_without_certificate_removes_bindings(rb: Env) -> None:
     data = json.loads(r.stdout)
     assert data["serial"] == "" and data["changes"][0]["action"] == "deleted"
     assert rb.cp.kubectl("get", "clusterrolebinding", bind, check=False).returncode != 0
+
+
+# ----------------------------------------------------------------------------- certs
+def test_certs_lists_the_issued_certificate_its_revocation_and_last_sight(rb: Env) -> None:
+    user = f"ivy{TAG}"
+    rb.podsec("create-user", user, check=True)
+    rb.podsec("create-kubeconfig", user, "devs", *rb.admin(), check=True)
+    # the sandbox's audit directory is the control plane's (the log's own name is kept:
+    # the reader refuses a symlinked log file)
+    audit = rb.root / "etc/kubernetes/audit"
+    if not audit.exists():
+        audit.parent.mkdir(parents=True, exist_ok=True)
+        audit.symlink_to(rb.cp.audit_log.parent)
+    rb.cp.kubectl("get", "pods", kubeconfig=rb.user_config(user), check=False)  # 403, seen
+    (mine,) = json.loads(rb.podsec("certs", user, *rb.admin(), "--json", check=True).stdout)
+    cert = certs.info(kubeconfig.user_credentials(kubeconfig.read(rb.user_config(user)), user)[0])
+    assert mine["serial"] == str(cert.serial) and mine["groups"] == ["devs"]
+    assert mine["sources"] == ["record"] and mine["revoked"] is False and not mine["expired"]
+    assert mine["lastSeen"] >= mine["notBefore"][:19], mine
+    rb.podsec("revoke", user, *rb.admin(), check=True)
+    (after,) = json.loads(rb.podsec("certs", user, "--no-cluster", "--json", check=True).stdout)
+    assert after["revoked"] is True and after["revokedAt"]
+    # the Nagios check sees the revoked certificate used after its revocation
+    rb.cp.kubectl("get", "pods", kubeconfig=rb.user_config(user), check=False)
+    check = subprocess.run(
+        [str(BIN / "podsec"), "--root", str(rb.root), "monitor", "check-certs"],
+        capture_output=True,
+        text=True,
+        env=rb.env(PODSEC_SYSLOG_SOCKET=str(rb.root / "no-syslog.sock")),
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 2 and user in check.stdout, check.stdout + check.stderr

@@ -23,6 +23,7 @@ PLUGINS = {
     "podsec-inotify-check-vuln": ("check_vuln_main", []),
     "podsec-inotify-check-kubeapi": ("check_kubeapi_main", ["-d", "--once"]),
     "podsec-inotify-check-authz": ("check_authz_main", []),
+    "podsec-inotify-check-certs": ("check_certs_main", []),
 }
 PROBE = """
 import atexit, json, os, sys
@@ -154,6 +155,7 @@ def test_the_plugin_modules_import_graph_has_no_heavy_library() -> None:
         "podsec.monitor.kubeapi_audit",
         "podsec.monitor.plugin",
         "podsec.monitor.authz_check",
+        "podsec.monitor.certs_check",
         "podsec.webhook.authz",
         # imported by check-policy and check-images as soon as they look at a user
         "podsec.trust.view",

@@ -211,6 +211,35 @@ def check_authz_cmd(ctx: click.Context, options: PluginOptions, json_output: boo
     _run_plugin(ctx, authz_check.AuthzCheck(), options, json_output)
 
 
+@monitor.command(
+    "check-certs",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Check the client certificates podsec issued (/var/lib/podsec/rbac/issued.json) "
+        "against the API server's audit log: a certificate in use that expires within --days "
+        "days (weight 1), a revoked certificate whose user was seen after the revocation "
+        "(weight 101). Without -w any finding warns; the default -c 100 makes a revoked "
+        "certificate in use CRITICAL."
+    ),
+    epilog=PLUGIN_EPILOG
+    + "\n\n"
+    + _("Examples:\n\n  podsec monitor check-certs\n\n  podsec-inotify-check-certs --days 14 -vv"),
+)
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help=_("Warn this many days before an in-use certificate expires."),
+)
+@_plugin_options
+def check_certs_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
+    from podsec.monitor import certs_check
+
+    days = float(ctx.params["days"])
+    _run_plugin(ctx, certs_check.CertsCheck(days=days), options, json_output)
+
+
 # ------------------------------------------------------------------------ watch-containers
 @monitor.command(
     "watch-containers",
@@ -553,6 +582,9 @@ check_policy_main = legacy(
 )
 check_images_main = legacy(
     "podsec.cli.monitor:check_images_cmd", "podsec-inotify-check-images", plugin=True
+)
+check_certs_main = legacy(
+    "podsec.cli.monitor:check_certs_cmd", "podsec-inotify-check-certs", plugin=True
 )
 check_authz_main = legacy(
     "podsec.cli.monitor:check_authz_cmd", "podsec-inotify-check-authz", plugin=True

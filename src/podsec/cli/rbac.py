@@ -632,6 +632,78 @@ def revoke_cmd(
         )
 
 
+# --------------------------------------------------------------------------- certs
+@rbac.command(
+    "certs",
+    help=_(
+        "List every client certificate podsec issued — from its record "
+        "(/var/lib/podsec/rbac/issued.json, written by create-kubeconfig and renew) and the "
+        "cluster's CertificateSigningRequests that hold one — with user, groups, serial, "
+        "not-after, revoked or not, and when the API server's audit log last saw its user "
+        "while it was valid (the log names users, not certificates). USER... narrows the list."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec rbac certs\n\n  podsec rbac certs alice --json\n\n"
+        "  podsec rbac certs --no-cluster --audit-log /var/log/kube-audit.log"
+    ),
+)
+@click.argument("users", nargs=-1, metavar="[USER]...")
+@admin_options
+@click.option(
+    "--no-cluster", is_flag=True, help=_("Only podsec's record: do not list the cluster's CSRs.")
+)
+@click.option(
+    "--audit-log",
+    default="/etc/kubernetes/audit/audit.log",
+    show_default=True,
+    metavar="FILE",
+    help=_("The API server's audit log (its rotated copies are read too)."),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
+@click.pass_context
+def certs_cmd(
+    ctx: click.Context,
+    *,
+    users: tuple[str, ...],
+    kubeconfig: str | None,
+    kube_context: str | None,
+    request_timeout: float,
+    no_cluster: bool,
+    audit_log: str,
+    json_output: bool,
+) -> None:
+    from podsec.rbac import inventory
+
+    env = context.with_json(ctx, json_output)
+    found = inventory.list_certs(
+        env.host,
+        users,
+        cluster=not no_cluster,
+        audit_log=audit_log,
+        kubeconfig=kubeconfig,
+        context=kube_context,
+        api_timeout=request_timeout,
+    )
+    if env.json:
+        output.emit_json(found)
+        return
+    output.table(
+        _("client certificates"),
+        [_("user"), _("groups"), _("serial"), _("not after"), _("state"), _("last seen")],
+        [
+            (
+                c.user,
+                ",".join(c.groups),
+                c.serial,
+                c.not_after[:19],
+                _("revoked") if c.revoked else _("expired") if c.expired else _("valid"),
+                c.last_seen[:19] or "-",
+            )
+            for c in found
+        ],
+    )
+
+
 # --------------------------------------------------------------------------- who-can
 @rbac.command(
     "who-can",

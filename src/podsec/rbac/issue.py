@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from podsec import issued as issued_file
 from podsec.errors import NotFoundError, PodsecError, UsageError, ValidationError
-from podsec.host import ssh
+from podsec.host import files, ssh
 from podsec.host.paths import Host
 from podsec.host.run import run
 from podsec.i18n import _
 from podsec.kube import kubeconfig
 from podsec.kube.client import Client
 from podsec.kube.kubeconfig import Connection
-from podsec.names import CLUSTER_CA, GROUP_K8S, U7S_USER
+from podsec.names import CLUSTER_CA, GROUP_K8S, ISSUED_FILE, U7S_USER
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.rbac import account, certs, csr, names
 
@@ -166,6 +167,7 @@ def _issue_and_write(
         key_pem=key_pem,
     )
     changed = account.write_config(host, user, kube, kubeconfig.dump(config))
+    record(host, info, host.unroot(kube / "config"))
     return Issued(
         user=user,
         groups=tuple(groups),
@@ -179,6 +181,25 @@ def _issue_and_write(
         lifetime_seconds=info.lifetime,
         changed=changed,
     )
+
+
+def record(host: Host, info: certs.CertInfo, kubeconfig_path: str) -> None:
+    """Add the certificate to podsec's record of what it issued (``rbac certs``, the
+    monitor's certificate check); 0644 like revoked.json: it names certificates only."""
+    path = host.path(ISSUED_FILE)
+    entry = issued_file.Issued(
+        cn=info.cn,
+        serial=str(info.serial),
+        groups=info.groups,
+        fingerprint_sha256=info.fingerprint,
+        not_before=info.not_before.isoformat(),
+        not_after=info.not_after.isoformat(),
+        issued_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        kubeconfig=kubeconfig_path,
+    )
+    records = issued_file.added(issued_file.read(path, ISSUED_FILE), entry)
+    files.ensure_dir(path.parent, mode=0o755)
+    files.atomic_write(path, issued_file.dumps(records), mode=0o644, backup=False)
 
 
 def create_kubeconfig(
