@@ -72,3 +72,37 @@ def test_missing_tag_and_set_available_images(tmp_path: Path, registry: Registry
     stored = f"tags{os.getpid()}/p10/kube-apiserver:v1.20.2"
     assert images[stored] == f"docker://{base}/p10/kube-apiserver:v1.20.5"
     assert len(images) == 7
+
+
+@pytest.mark.parametrize(
+    ("platform", "os_release", "repository"),
+    [
+        ("c10f", "", "registry.altlinux.org/k8s-c10f1"),
+        ("k8s-c10f1", "", "registry.altlinux.org/k8s-c10f1"),
+        (None, 'ID=debian\nVERSION_ID="12"\n', "registry.altlinux.org/k8s-p10"),
+    ],
+)
+def test_readme_save_k8s_line_names_the_seeds_images(
+    tmp_path: Path, platform: str | None, os_release: str, repository: str
+) -> None:
+    """issue 16: the README's `U7S_KUBEVERSION=… U7S_FLANNEL_TAG=v0.25.1 podsec images save-k8s
+    /tmp/oci amd64 c10f` failed ("flannel-cni-plugin tag not known": the shipped versions.json
+    was ignored); the seed's k8s-c10f1 / k8s-p10 repositories, the k8s- names accepted, and
+    Debian uses p10 as the node does (save-k8s asked for a platform)."""
+    found = require_tool("kubeadm")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text(os_release)
+    (root / "etc/hosts").write_text("127.0.0.1 localhost\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("U7S_", "PODSEC"))}
+    env.update(
+        U7S_KUBEVERSION="v1.20.2", U7S_FLANNEL_TAG="v0.25.1", PODSEC_KUBEADM=found["kubeadm"]
+    )
+    argv = [PODSEC, "--root", str(root), "images", "save-k8s", str(tmp_path / "oci"), "amd64"]
+    argv += [platform] if platform else []
+    r = subprocess.run([*argv, "--dry-run"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    images = r.stdout.split()
+    assert f"{repository}/kube-apiserver:v1.20.2" in images
+    assert f"{repository}/flannel:v0.25.1" in images
+    assert f"{repository}/flannel-cni-plugin:v1.4.0-flannel1" in images

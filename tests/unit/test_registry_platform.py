@@ -67,16 +67,16 @@ def test_unset_registry_prefers_registry_local_from_etc_hosts(tmp_path: Path) ->
     assert (src.registry, src.platform, src.repository) == (
         "registry.local",
         "c10f",
-        "registry.local/c10f",
+        "registry.local/k8s-c10f1",  # the seed's name (CPE_NAME with spserver)
     )
-    assert src.flannel_repository == "registry.local/c10f"
+    assert src.flannel_repository == "registry.local/k8s-c10f1"
     assert not src.explicit
 
 
 def test_unset_registry_without_local_uses_altlinux(tmp_path: Path) -> None:
     host = _host(tmp_path, P10)
     src = platform.choose(config.load(tmp_path, {}), host)
-    assert src.repository == "registry.altlinux.org/p10"
+    assert src.repository == "registry.altlinux.org/k8s-p10"
 
 
 def test_set_but_empty_registry_is_upstream_without_platform(tmp_path: Path) -> None:
@@ -106,10 +106,33 @@ def test_explicit_upstream_host_gets_no_platform(tmp_path: Path) -> None:
     assert src.repository == "registry.k8s.io"
 
 
-def test_old_k8s_platform_names_map_to_c10f(tmp_path: Path) -> None:
+def test_k8s_platform_names_are_the_seeds_paths(tmp_path: Path) -> None:
+    """issue 16: the seed's k8s-c10f1 / k8s-p10 are accepted as given, never refused or
+    rewritten; both spellings name one platform."""
     host = _host(tmp_path, P10)
     src = platform.choose(config.load(tmp_path, {"U7S_PLATFORM": "k8s-c10f2"}), host)
-    assert src.repository == "registry.altlinux.org/c10f"
+    assert src.repository == "registry.altlinux.org/k8s-c10f2"
+    assert platform.seed_path("c10f") == "k8s-c10f1" and platform.seed_path("p10") == "k8s-p10"
+    assert platform.same_platform("k8s-c10f1", "c10f") and platform.same_platform("p10", "k8s-p10")
+    assert not platform.same_platform("p10", "c10f")
+
+
+@pytest.mark.parametrize(
+    ("os_release", "local", "repository"),
+    [
+        (C10F, True, "registry.local/k8s-c10f1"),
+        (SPSERVER_NO_BRANCH, False, "registry.altlinux.org/k8s-c10f1"),
+        (P10, True, "registry.local/k8s-p10"),
+        (DEBIAN, False, "registry.altlinux.org/k8s-p10"),
+    ],
+)
+def test_default_repositories_are_the_seeds(
+    tmp_path: Path, os_release: str, local: bool, repository: str
+) -> None:
+    """The seed: prefix registry.local/ when /etc/hosts names it, else registry.altlinux.org/;
+    suffix k8s-c10f1 when CPE_NAME has spserver, else k8s-p10."""
+    host = _host(tmp_path, os_release, local_registry=local)
+    assert platform.choose(config.load(tmp_path, {}), host).repository == repository
 
 
 def test_image_repository_flag(tmp_path: Path) -> None:
@@ -146,7 +169,8 @@ def test_rhel9_node_gets_the_default_not_p9(tmp_path: Path) -> None:
     host = _host(tmp_path, RHEL9)
     assert platform.detect_platform(config.Settings(), host) == "p10"
     assert (
-        platform.choose(config.load(tmp_path, {}), host).repository == "registry.altlinux.org/p10"
+        platform.choose(config.load(tmp_path, {}), host).repository
+        == "registry.altlinux.org/k8s-p10"
     )
 
 
@@ -176,15 +200,15 @@ def test_archive_builder_and_node_agree_when_the_registry_is_given(
 def test_archive_builder_keeps_the_altlinux_default(tmp_path: Path) -> None:
     host = _host(tmp_path, C10F, local_registry=True)
     settings = config.load(tmp_path, {})
-    assert platform.choose(settings, host).repository == "registry.local/c10f"
+    assert platform.choose(settings, host).repository == "registry.local/k8s-c10f1"
     src = platform.choose(settings, host, default_registry=platform.ALT_REGISTRY)
-    assert src.repository == "registry.altlinux.org/c10f"
-    assert platform.choose(settings, host, platform="p11").repository == "registry.local/p11"
+    assert src.repository == "registry.altlinux.org/k8s-c10f1"
+    assert platform.choose(settings, host, platform="p11").repository == "registry.local/k8s-p11"
 
 
 def test_archive_platform_is_this_systems_unless_given(tmp_path: Path) -> None:
     """save-k8s' platform rule (it lived in the CLI): this system's by default; another one
-    only when confirmed; a k8s- path is not a system's platform and is not asked about."""
+    only when confirmed; the seed's k8s-p10 is this system's p10 and is not asked about."""
     settings = config.Settings()
     host = _host(tmp_path, P10)
     asked: list[str] = []
@@ -195,15 +219,15 @@ def test_archive_platform_is_this_systems_unless_given(tmp_path: Path) -> None:
 
     assert platform.for_archive(settings, host, None, confirm=no) == "p10"
     assert platform.for_archive(settings, host, "p10", confirm=no) == "p10"
-    assert platform.for_archive(settings, host, "k8s-c10f1", confirm=no) == "k8s-c10f1"
+    assert platform.for_archive(settings, host, "k8s-p10", confirm=no) == "k8s-p10"
     assert asked == []
     assert platform.for_archive(settings, host, "c10f", confirm=lambda q: True) == "c10f"
     with pytest.raises(UsageError, match="differs from this system's p10") as err:
         platform.for_archive(settings, host, "c10f", confirm=no)
     assert asked and "continue?" in asked[0]
     assert "--yes" in (err.value.hint or "")
-    with pytest.raises(UsageError, match="the platform is not known"):
-        platform.for_archive(settings, _host(tmp_path / "d", DEBIAN), None, confirm=no)
+    # Debian: p10, as the node (issue 16: save-k8s asked for a platform)
+    assert platform.for_archive(settings, _host(tmp_path / "d", DEBIAN), None, confirm=no) == "p10"
     # an unknown system asks nothing about a given platform
     assert (
         platform.for_archive(settings, _host(tmp_path / "e", DEBIAN), "c10f", confirm=no) == "c10f"

@@ -18,7 +18,7 @@ from podsec.u7s.plan import NodePlan
 TOKEN = "abcdef.0123456789abcdef"
 HASH = "sha256:" + "ab" * 32
 KEY = "0f" * 32
-REPO = "registry.local/p10"
+REPO = "registry.local/k8s-p10"
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def test_plain_init_on_debian(host: Host) -> None:
     assert p.kubeadm_api == "kubeadm.k8s.io/v1beta2"
     assert p.advertise_address == IPv4Address("192.168.122.57")
     assert p.control_plane_endpoint == "192.168.122.57:6443"  # port always present (defect 23)
-    assert p.image_repository == "registry.local/p10"
-    assert p.pause_image == "registry.local/p10/pause:3.2"
+    assert p.image_repository == "registry.local/k8s-p10"
+    assert p.pause_image == "registry.local/k8s-p10/pause:3.2"
     assert p.pod_cidr == IPv4Network("10.244.0.0/16")
     assert p.service_cidr == IPv4Network("10.96.0.0/12")
     assert (p.cluster_ip, p.cluster_dns) == (IPv4Address("10.96.0.1"), IPv4Address("10.96.0.10"))
@@ -58,7 +58,7 @@ def test_plain_init_on_debian(host: Host) -> None:
     assert p.node_name == "node1" and p.uid == 990
     assert p.kubeadm_args == ("--upload-certs",)
     assert {x.spec() for x in p.ports} >= {"0.0.0.0:6443:6443/tcp", "0.0.0.0:8472:8472/udp"}
-    assert "registry.local/p10/flannel:v0.25.1" in p.images
+    assert "registry.local/k8s-p10/flannel:v0.25.1" in p.images
     # NodePlan survives its JSON form
     assert NodePlan.from_json(p.to_json()) == p
 
@@ -113,7 +113,7 @@ def test_every_user_flag_is_honoured(host: Host) -> None:
     assert p.cluster_dns == IPv4Address("10.60.0.10")
     assert p.node_name == "master-1" and p.cri == "crio"
     assert p.skip_phases == ("addon/coredns",)
-    assert "registry.local/p10/coredns:1.7.0" not in p.images
+    assert "registry.local/k8s-p10/coredns:1.7.0" not in p.images
     # kubeadm ≤ 1.21 spells it --experimental-patches; no --upload-certs on a dry run
     assert p.kubeadm_args == (
         "--v=4",
@@ -308,12 +308,12 @@ def test_env_file_has_the_originals_variables(host: Host) -> None:
         "U7S_KUBEVERSION": "v1.20.2",
         "U7S_PLATFORM": "p10",
         "U7S_REGISTRY": "registry.local",
-        "U7S_REGISTRY_PLATFORM": "registry.local/p10",
+        "U7S_REGISTRY_PLATFORM": "registry.local/k8s-p10",
         "U7S_ALTREGISTRY": "registry.altlinux.org",
-        "U7S_PAUSE_IMAGE": "p10/pause:3.2",
-        "U7S__KUBEPROXY_IMAGE": "p10/kube-proxy:v1.20.2",
-        "U7S_FLANNEL_IMAGE": "p10/flannel:v0.25.1",
-        "U7S_FLANNEL_REGISTRY": "registry.local/p10",
+        "U7S_PAUSE_IMAGE": "k8s-p10/pause:3.2",
+        "U7S__KUBEPROXY_IMAGE": "k8s-p10/kube-proxy:v1.20.2",
+        "U7S_FLANNEL_IMAGE": "k8s-p10/flannel:v0.25.1",
+        "U7S_FLANNEL_REGISTRY": "registry.local/k8s-p10",
         "U7S_CONTROLPLANE": "initMaster",
         "U7S_APISERVERENDPOINT": "192.168.122.57:6443",
         "U7S_EXTIP": "192.168.122.57",
@@ -335,7 +335,7 @@ def test_env_file_has_the_originals_variables(host: Host) -> None:
         "_CONTAINERS_USERNS_CONFIGURED": "1",
     }
     assert {k: env[k] for k in expected} == expected
-    assert env["U7S_IMAGES"].split()[0] == "p10/kube-apiserver:v1.20.2"
+    assert env["U7S_IMAGES"].split()[0] == "k8s-p10/kube-apiserver:v1.20.2"
 
 
 def test_env_quoting_round_trips() -> None:
@@ -347,7 +347,8 @@ def test_flannel_manifest_and_retag(host: Host) -> None:
     p = plan(host, ["init", "--pod-network-cidr", "10.77.0.0/16"])
     manifest = wrapper.flannel_manifest(p)
     assert (
-        "registry.local/p10/flannel:v0.25.1" in manifest and '"Network": "10.77.0.0/16"' in manifest
+        "registry.local/k8s-p10/flannel:v0.25.1" in manifest
+        and '"Network": "10.77.0.0/16"' in manifest
     )
     reg = registry_with(REPO)
     reg[f"{REPO}/pause"] = ["3.4.1"]
@@ -400,5 +401,5 @@ def test_oci_layout_images_choose_bridge_and_skip_coredns(host: Host, tmp_path: 
 def test_missing_etcd_is_still_an_error(host: Host) -> None:
     reg = registry_with(REPO)
     del reg[f"{REPO}/etcd"]
-    with pytest.raises(PodsecError, match=r"no repository registry.local/p10/etcd"):
+    with pytest.raises(PodsecError, match=r"no repository registry.local/k8s-p10/etcd"):
         plan(host, ["init"], FakeProbe(registry=reg))

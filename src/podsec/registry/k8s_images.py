@@ -195,10 +195,10 @@ def cni_tag_from_manifest(host: Host, flannel_tag: str) -> str | None:
     )
     try:
         text = path.read_text()
-    except OSError:
-        return None
+    except OSError:  # no manifest installed: the tag podsec's shipped data knows
+        return versions.flannel_cni_tag(flannel_tag)
     found = re.search(r"image:\s*\S*flannel-cni-plugin:(\S+)", text)
-    return found.group(1) if found else None
+    return found.group(1) if found else versions.flannel_cni_tag(flannel_tag)
 
 
 def image_set(
@@ -216,11 +216,6 @@ def image_set(
 ) -> ImageSet:
     """save-k8s' image set for ``platform_name``; with U7S_REGISTRY unset the images come
     from ``default_registry`` (the original's archive builder forced registry.altlinux.org)."""
-    if platform_name.startswith("k8s-"):
-        raise UsageError(
-            _("the platform name {platform} is no longer supported").format(platform=platform_name),
-            hint=_("use the current name, e.g. c10f, p10, p11"),
-        )
     kubeadm = real_kubeadm()
     version = kube_version or settings.kube_version or release_of(kubeadm_version(kubeadm))
     source = platform.choose(

@@ -26,6 +26,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.names import REGISTRY_HOST
 from podsec.registry import naming, oci
+from podsec.registry.platform import same_platform
 from podsec.trust import keys as trust_keys
 from podsec.trust import policy as trust_policy
 from podsec.trust import registries_d, verify
@@ -152,14 +153,8 @@ def archive_platform(
                 )
             )
     platform = naming.platform_of(contents.images[0].ref)
-    if platform.startswith("k8s-"):
-        raise ValidationError(
-            _("the archive uses the old platform name {platform}; it is not supported").format(
-                platform=platform
-            ),
-            hint=_("rebuild the archive with podsec images save-k8s"),
-        )
-    if target is None and node_platform and node_platform != platform:
+    # the seed's k8s-c10f1 / k8s-p10 and the plain c10f / p10 name the same platform
+    if target is None and node_platform and not same_platform(node_platform, platform):
         question = _(
             "the archive is for platform {found}, this node uses {platform}; continue?"
         ).format(found=platform, platform=node_platform)

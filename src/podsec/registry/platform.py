@@ -21,9 +21,15 @@ Registry:
   gets ``/<platform>`` appended, except the upstream registries (``registry.k8s.io``,
   ``k8s.gcr.io``) whose names carry no platform;
 * unset → ``registry.local`` when ``/etc/hosts`` names it, else ``registry.altlinux.org``,
-  with ``/<platform>`` (:func:`default_repository`). The archive builder passes
+  with the seed's repository path (:func:`seed_path`): ``k8s-c10f1`` on a certified system
+  (``CPE_NAME`` with spserver: platform c10f), else ``k8s-p10`` — so
+  ``registry.local/k8s-c10f1``, ``registry.local/k8s-p10``, ``registry.altlinux.org/k8s-…``
+  exactly as the seed names them (:func:`default_repository`). The archive builder passes
   ``default_registry=ALT_REGISTRY``: the original's ``podsec-k8s-save-oci`` always built
   from registry.altlinux.org when U7S_REGISTRY was unset.
+
+Platform names in both spellings are accepted everywhere (``c10f`` and ``k8s-c10f1``, ``p10``
+and ``k8s-p10``): :func:`same_platform` compares them.
 
 Flannel images live next to the Kubernetes images (``<repository>/flannel:<tag>``,
 ``<repository>/flannel-cni-plugin:<tag>``); with upstream Kubernetes images they come from
@@ -121,14 +127,30 @@ def detect_platform(settings: Settings, host: Host) -> str:
     return detected_platform(settings, host) or DEFAULT_PLATFORM
 
 
-def _path_platform(platform: str) -> str:
-    # since 2025-05-28 ALT dropped the k8s- prefix: k8s-c10f1 / k8s-c10f2 → c10f
-    return "c10f" if platform.startswith("k8s-c10f") else platform
+def seed_path(platform: str) -> str:
+    """The seed's repository path of a platform: ``c10f`` → ``k8s-c10f1``, ``p10`` →
+    ``k8s-p10`` (``k8s-<platform>`` for the others); a ``k8s-…`` name is kept as given."""
+    if platform.startswith("k8s-"):
+        return platform
+    return "k8s-c10f1" if platform == "c10f" else f"k8s-{platform}"
+
+
+def bare_platform(name: str) -> str:
+    """``k8s-c10f1`` / ``k8s-c10f2`` → ``c10f``, ``k8s-p10`` → ``p10``; others unchanged."""
+    if name.startswith("k8s-"):
+        name = name[4:]
+        return "c10f" if name.startswith("c10f") else name
+    return name
+
+
+def same_platform(a: str, b: str) -> bool:
+    """Whether two platform names (either spelling) name one platform."""
+    return bare_platform(a) == bare_platform(b)
 
 
 def default_repository(registry: str, platform: str) -> str:
-    """The repository of a registry chosen without an explicit path: ``<registry>/<platform>``."""
-    return f"{registry}/{platform}"
+    """The repository of a registry chosen without U7S_REGISTRY: ``<registry>/<seed path>``."""
+    return f"{registry}/{seed_path(platform)}"
 
 
 def choose(
@@ -146,15 +168,15 @@ def choose(
         return ImageSource(
             UPSTREAM_REGISTRY, None, UPSTREAM_REGISTRY, UPSTREAM_FLANNEL, explicit=True
         )
-    platform = _path_platform(platform or detect_platform(settings, host))
+    platform = platform or detect_platform(settings, host)
     if value:
         registry, sep, _path = value.partition("/")
         if sep:
             repository, plat = value.rstrip("/"), None
         elif registry in UPSTREAM_REGISTRIES:
             repository, plat = registry, None
-        else:
-            repository, plat = default_repository(registry, platform), platform
+        else:  # a bare host: podsec's own form, <host>/<platform> as the platform is named
+            repository, plat = f"{registry}/{platform}", platform
         flannel = UPSTREAM_FLANNEL if registry in UPSTREAM_REGISTRIES else repository
         return ImageSource(registry, plat, repository, flannel, explicit=True)
     registry = default_registry or (
@@ -175,16 +197,13 @@ def for_archive(
     settings: Settings, host: Host, platform: str | None, *, confirm: Callable[[str], bool]
 ) -> str:
     """The platform an image set is saved for: ``platform``, else this system's
-    (:func:`detected_platform`); one that differs from this system's needs ``confirm``
-    (``k8s-`` registry paths are not platforms of a system and are taken as given)."""
+    (:func:`detect_platform`: p10 where none is named, as for the node); one that differs
+    from this system's needs ``confirm`` (``k8s-c10f1`` and ``c10f`` are one platform)."""
     detected = detected_platform(settings, host)
     if platform is None:
-        if detected is None:
-            raise UsageError(
-                _("the platform is not known"), hint=_("give PLATFORM or set U7S_PLATFORM")
-            )
-        return detected
-    if detected and platform != detected and not platform.startswith("k8s-"):
+        # as the node: a system naming no ALT platform (Debian) uses p10
+        return detected or DEFAULT_PLATFORM
+    if detected and not same_platform(platform, detected):
         question = _("platform {platform} differs from this system's {detected}; continue?").format(
             platform=platform, detected=detected
         )

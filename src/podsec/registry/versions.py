@@ -63,3 +63,21 @@ def newest(tags: Iterable[str], minor: str | None = None) -> str | None:
     releases = [t for t in ordered if not is_prerelease(t)]
     pick = releases or ordered
     return pick[-1] if pick else None
+
+
+def flannel_data() -> dict[str, dict[str, Any]]:
+    """The flannel releases podsec ships manifest data for (``data/u7s/flannel/versions.json``:
+    release → ``cni_plugin`` tag, ``nftables``)."""
+    import json
+    from importlib import resources
+
+    text = resources.files("podsec").joinpath("data/u7s/flannel/versions.json").read_text()
+    releases = json.loads(text)["releases"]
+    return releases if isinstance(releases, dict) else {}
+
+
+def flannel_cni_tag(flannel_tag: str) -> str | None:
+    """The flannel-cni-plugin tag the upstream manifest of ``flannel_tag`` uses."""
+    info = flannel_data().get(flannel_tag if flannel_tag.startswith("v") else f"v{flannel_tag}")
+    tag = info.get("cni_plugin") if isinstance(info, dict) else None
+    return tag if isinstance(tag, str) else None

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +26,7 @@ from string import Template
 from podsec.config import Settings
 from podsec.errors import NotFoundError, PodsecError, UsageError
 from podsec.i18n import _
+from podsec.registry import versions
 from podsec.registry.client import RegistryUnavailable
 from podsec.registry.platform import ImageSource
 from podsec.registry.versions import minor_of, newest, sort_versions
@@ -56,8 +56,7 @@ class FlannelRelease:
 
 def flannel_releases() -> dict[str, FlannelRelease]:
     """The flannel releases podsec ships manifest data for."""
-    text = resources.files("podsec").joinpath("data/u7s/flannel/versions.json").read_text()
-    data = json.loads(text)["releases"]
+    data = versions.flannel_data()
     return {
         tag: FlannelRelease(tag, info["cni_plugin"], bool(info.get("nftables")))
         for tag, info in data.items()
