@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from podsec import readers
-from podsec.errors import ValidationError
+from podsec.errors import UsageError, ValidationError
 from podsec.host import files, systemd
 from podsec.host.paths import Host
 from podsec.host.run import which
@@ -44,6 +44,18 @@ class Enforcement:
     backup: str
     unit: str
     started: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "kubeconfig": self.kubeconfig,
+            "apiserverArgs": [f"--{k}={v}" for k, v in self.args.items()],
+            "manifest": self.manifest,
+            "manifestChanged": self.manifest_changed,
+            "backup": self.backup,
+            "unit": self.unit,
+            "started": self.started,
+        }
 
 
 def _flags(command: list[str]) -> dict[str, int]:
@@ -138,6 +150,12 @@ def enforce(
 ) -> Enforcement:
     """Set up the webhook on this host; edit ``manifest`` (None: leave the API server to the
     caller, who passes :attr:`Enforcement.args`)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address)
+    except ValueError as exc:
+        raise UsageError(_("--address {value}: not an IP address").format(value=address)) from exc
     manifest_path = host.path(manifest) if manifest else None
     text = ""
     if manifest_path is not None:
