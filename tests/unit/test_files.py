@@ -56,3 +56,45 @@ def test_ensure_dir_mode(tmp_path: Path) -> None:
     assert files.ensure_dir(d, mode=0o700)
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
     assert not files.ensure_dir(d, mode=0o700)
+
+
+def _tree(tmp_path: Path) -> Path:
+    """A --root tree whose 'daemon' and 'k8s' are not the live machine's (daemon is uid 1 here)."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("daemon:x:4001:4001::/home/daemon:/bin/sh\n")
+    (root / "etc" / "group").write_text("daemon:x:4001:\nk8s:x:4002:daemon\n")
+    return root
+
+
+def test_owner_names_resolve_in_the_root_tree_not_the_live_passwd(tmp_path: Path) -> None:
+    from podsec.host import accounts
+    from podsec.host.paths import Host
+    from podsec.rbac import account
+
+    host = Host(_tree(tmp_path))
+    assert (accounts.uid(host, "daemon"), accounts.gid(host, "k8s")) == (4001, 4002)
+    kube = host.path("/home/daemon/.kube")
+    kube.mkdir(parents=True)
+    assert account.write_config(host, "daemon", kube, "apiVersion: v1\n")
+    st = (kube / "config").stat()
+    # the live /etc/passwd says daemon is uid 1: that is not the owner under --root
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4001, 4002, 0o600)
+
+
+def test_an_owner_name_missing_from_the_tree_is_an_error(tmp_path: Path) -> None:
+    from podsec.errors import UsageError
+    from podsec.host import accounts
+    from podsec.host.paths import Host
+
+    with pytest.raises(UsageError, match="user root does not exist"):
+        accounts.uid(Host(_tree(tmp_path)), "root")  # exists live, not in the tree
+
+
+def test_atomic_write_takes_numeric_ids_only(tmp_path: Path) -> None:
+    # a name here would be resolved against the live /etc/passwd whatever the --root
+    with pytest.raises(TypeError, match="numeric"):
+        files.atomic_write(tmp_path / "f", "x", owner="daemon")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="numeric"):
+        files.ensure_dir(tmp_path / "d", group="daemon")  # type: ignore[arg-type]
+    assert not (tmp_path / "f").exists()

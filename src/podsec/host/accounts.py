@@ -8,6 +8,7 @@ itself so that a new range never overlaps an existing one in either file.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import pwd
 import re
@@ -106,26 +107,35 @@ def user_groups(host: Host, name: str) -> set[str]:
     return result
 
 
-def resolve_uid(owner: str | int, root: Path | None) -> int:
-    if isinstance(owner, int):
-        return owner
-    if root is None or root == Path("/"):
-        return pwd.getpwnam(owner).pw_uid
-    user = get_user(Host(root), owner)
-    if user is None:
-        raise UsageError(_("user {name} does not exist").format(name=owner))
-    return user.uid
+def uid(host: Host, name: str) -> int:
+    """The numeric id of user ``name`` of ``host`` (for :func:`podsec.host.files.atomic_write`).
+
+    Looked up in the host tree's /etc/passwd (with ``--root``, never the live machine's); on
+    the live host through the system's name service.
+    """
+    return _id(host, name, "user")
 
 
-def resolve_gid(group: str | int, root: Path | None) -> int:
-    if isinstance(group, int):
-        return group
-    if root is None or root == Path("/"):
-        return grp.getgrnam(group).gr_gid
-    found = get_group(Host(root), group)
+def gid(host: Host, name: str) -> int:
+    """The numeric id of group ``name`` of ``host`` (looked up as :func:`uid`)."""
+    return _id(host, name, "group")
+
+
+def _id(host: Host, name: str, kind: str) -> int:
+    found: int | None = None
+    if host.is_live:
+        with contextlib.suppress(KeyError):
+            found = pwd.getpwnam(name).pw_uid if kind == "user" else grp.getgrnam(name).gr_gid
+    elif kind == "user":
+        found = user.uid if (user := get_user(host, name)) is not None else None
+    else:
+        found = group.gid if (group := get_group(host, name)) is not None else None
     if found is None:
-        raise UsageError(_("group {name} does not exist").format(name=group))
-    return found.gid
+        message = (
+            _("user {name} does not exist") if kind == "user" else _("group {name} does not exist")
+        )
+        raise UsageError(message.format(name=name))
+    return found
 
 
 def _prefix(host: Host) -> list[str]:

@@ -1,4 +1,8 @@
-"""Atomic, idempotent file writes with backups and explicit modes and owners."""
+"""Atomic, idempotent file writes with backups and explicit modes and numeric owners.
+
+A leaf of the host layer: owner names are resolved by :mod:`podsec.host.accounts` (against the
+host tree's /etc/passwd), never here.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,13 @@ from podsec import readers
 BACKUP_SUFFIX = ".podsec-bak"
 
 
-def _owner_ids(
-    owner: str | int | None, group: str | int | None, root: Path | None
-) -> tuple[int, int]:
-    from podsec.host import accounts
-
-    uid = -1 if owner is None else accounts.resolve_uid(owner, root)
-    gid = -1 if group is None else accounts.resolve_gid(group, root)
-    return uid, gid
+def _owner_ids(owner: int | None, group: int | None) -> tuple[int, int]:
+    # numeric only: a name resolved here would read the live /etc/passwd even while
+    # writing under --root (host.accounts.ids resolves names against the right tree)
+    for value in (owner, group):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise TypeError(f"owner and group are numeric ids, not {value!r}")
+    return (-1 if owner is None else owner), (-1 if group is None else group)
 
 
 def atomic_write(
@@ -28,10 +31,9 @@ def atomic_write(
     data: str | bytes,
     *,
     mode: int = 0o644,
-    owner: str | int | None = None,
-    group: str | int | None = None,
+    owner: int | None = None,
+    group: int | None = None,
     backup: bool = True,
-    accounts_root: Path | None = None,
 ) -> bool:
     """Write ``data`` to ``path`` atomically; return False when the content, mode and owner
     were already as asked (nothing is touched then).
@@ -39,10 +41,10 @@ def atomic_write(
     The temp file lives in the same directory (same filesystem, so ``rename`` is atomic), is
     created with ``mode`` from the start (a secret is never briefly world-readable), fsynced,
     then renamed over the target. The replaced file is kept as ``NAME.podsec-bak``.
-    ``accounts_root`` names the tree whose /etc/passwd resolves owner names.
+    ``owner``/``group`` are numeric ids (:func:`podsec.host.accounts.ids` resolves names).
     """
     payload = data.encode() if isinstance(data, str) else data
-    uid, gid = _owner_ids(owner, group, accounts_root)
+    uid, gid = _owner_ids(owner, group)
     if path.is_file() and not path.is_symlink():
         st = path.stat()
         same_owner = (uid in (-1, st.st_uid)) and (gid in (-1, st.st_gid))
@@ -90,9 +92,8 @@ def ensure_dir(
     path: Path,
     *,
     mode: int = 0o755,
-    owner: str | int | None = None,
-    group: str | int | None = None,
-    accounts_root: Path | None = None,
+    owner: int | None = None,
+    group: int | None = None,
 ) -> bool:
     """Create ``path`` (and parents) and set its mode and owner; return True if anything changed."""
     changed = False
@@ -103,7 +104,7 @@ def ensure_dir(
     if (st.st_mode & 0o7777) != mode:
         path.chmod(mode)
         changed = True
-    uid, gid = _owner_ids(owner, group, accounts_root)
+    uid, gid = _owner_ids(owner, group)
     if (uid not in (-1, st.st_uid)) or (gid not in (-1, st.st_gid)):
         os.chown(path, uid, gid)
         changed = True

@@ -41,10 +41,6 @@ class UserResult:
         }
 
 
-def _accounts_root(host: Host) -> Path | None:
-    return None if host.is_live else host.root
-
-
 def create_user(host: Host, user: str) -> UserResult:
     names.subject(user)  # also refuses a trailing newline, which accounts.NAME_RE lets through
     accounts.check_name(user)
@@ -59,14 +55,10 @@ def create_user(host: Host, user: str) -> UserResult:
     if entry is None:  # pragma: no cover - useradd succeeded but wrote nothing
         raise NotFoundError(_("user {name} does not exist").format(name=user))
     home = host.path(entry.home)
-    root = _accounts_root(host)
-    changed |= files.ensure_dir(
-        home, mode=HOME_MODE, owner=user, group=entry.gid, accounts_root=root
-    )
+    changed |= files.ensure_dir(home, mode=HOME_MODE, owner=entry.uid, group=entry.gid)
     kube = home / ".kube"
-    changed |= files.ensure_dir(
-        kube, mode=KUBE_MODE, owner=user, group=GROUP_K8S, accounts_root=root
-    )
+    k8s = accounts.gid(host, GROUP_K8S)
+    changed |= files.ensure_dir(kube, mode=KUBE_MODE, owner=entry.uid, group=k8s)
     return UserResult(user, not existed, changed or not existed, entry.home, entry.home + "/.kube")
 
 
@@ -91,12 +83,8 @@ def kube_dir(host: Host, user: str) -> tuple[accounts.User, Path]:
 
 def write_config(host: Host, user: str, kube: Path, text: str) -> bool:
     """Write ``~USER/.kube/config`` atomically, 0600, owned ``USER:k8s``."""
-    group = GROUP_K8S if accounts.get_group(host, GROUP_K8S) is not None else None
+    k8s = accounts.get_group(host, GROUP_K8S)
+    uid = accounts.uid(host, user)
     return files.atomic_write(
-        kube / "config",
-        text,
-        mode=CONFIG_MODE,
-        owner=user,
-        group=group,
-        accounts_root=_accounts_root(host),
+        kube / "config", text, mode=CONFIG_MODE, owner=uid, group=None if k8s is None else k8s.gid
     )

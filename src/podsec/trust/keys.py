@@ -146,14 +146,11 @@ def write_public(
     path: Path,
     armored: str,
     *,
-    owner: str | int | None = None,
-    group: str | int | None = None,
-    accounts_root: Path | None = None,
+    owner: int | None = None,
+    group: int | None = None,
 ) -> bool:
     """Install a public key file (world-readable: the signature server publishes it)."""
-    return files.atomic_write(
-        path, armored, mode=0o644, owner=owner, group=group, accounts_root=accounts_root
-    )
+    return files.atomic_write(path, armored, mode=0o644, owner=owner, group=group)
 
 
 def key_file_info(data: bytes) -> list[KeyInfo]:

@@ -405,7 +405,6 @@ def _base_system(
     host: Host, ip: str, local: bool, force: bool, note: Callable[[str, bool], None]
 ) -> None:
     """/etc/hosts, groups, the userns sysctl and /var/sigstore/keys."""
-    root = host.root
     note("/etc/hosts", etc_hosts.ensure_names(host, ip, HOST_NAMES, force=force))
     for group in (GROUP_PODMAN, GROUP_PODMAN_DEV):
         note(f"group {group}", accounts.ensure_group(host, group))
@@ -420,14 +419,9 @@ def _base_system(
                 apply=sysctl.read(host, "kernel.unprivileged_userns_clone") is not None,
             ),
         )
-    owner_group = GROUP_PODMAN_DEV if local else GROUP_PODMAN
+    owner_group = accounts.gid(host, GROUP_PODMAN_DEV if local else GROUP_PODMAN)
     note(SIGSTORE_ROOT, files.ensure_dir(host.path(SIGSTORE_ROOT), mode=0o755, owner=0, group=0))
-    note(
-        KEYS_DIR,
-        files.ensure_dir(
-            host.path(KEYS_DIR), mode=0o775, owner=0, group=owner_group, accounts_root=root
-        ),
-    )
+    note(KEYS_DIR, files.ensure_dir(host.path(KEYS_DIR), mode=0o775, owner=0, group=owner_group))
 
 
 def create_policy(
@@ -474,17 +468,11 @@ def create_policy(
         (changed if did else unchanged).append(path)
 
     _base_system(host, ip, local, force, note)
-    root = host.root
     if local:
+        dev = accounts.gid(host, GROUP_PODMAN_DEV)
         note(
             SIGNATURES_DIR,
-            files.ensure_dir(
-                host.path(SIGNATURES_DIR),
-                mode=0o775,
-                owner=0,
-                group=GROUP_PODMAN_DEV,
-                accounts_root=root,
-            ),
+            files.ensure_dir(host.path(SIGNATURES_DIR), mode=0o775, owner=0, group=dev),
         )
         note(
             f"{SIGSTORE_ROOT}/index.html",

@@ -219,7 +219,7 @@ def create_podman_users(
         if not home.is_dir():
             home.mkdir(parents=True, mode=0o700)
             os.chown(home, user.uid, user.gid)
-        gid = accounts.resolve_gid(GROUP_PODMAN, host.root)
+        gid = accounts.gid(host, GROUP_PODMAN)
         lock, changed = lock_config_dir(
             host,
             home / ".config" / "containers",
@@ -286,9 +286,8 @@ def _gpg_key(
         _chown_tree(gnupg, user.uid, user.gid)
     key_path = f"{setup.KEYS_DIR}/{spec.user}.pgp"
     changed = []
-    if gpgkeys.write_public(
-        host.path(key_path), armored, owner=0, group=GROUP_PODMAN_DEV, accounts_root=host.root
-    ):
+    dev = accounts.gid(host, GROUP_PODMAN_DEV)
+    if gpgkeys.write_public(host.path(key_path), armored, owner=0, group=dev):
         changed.append(key_path)
     return key_path, key.fingerprint, changed
 
@@ -311,10 +310,8 @@ def _sigstore_key(
                 os.chown(d, user.uid, user.gid)
         files.atomic_write(private, pair.private_key, mode=0o600, owner=user.uid, group=user.gid)
         changed.append(f"{user.home}/{sigstore_keys.USER_PRIVATE_KEY}")
-        if files.atomic_write(
-            public, pair.public_key, mode=0o644, owner=0, group=GROUP_PODMAN_DEV,
-            accounts_root=host.root,
-        ):  # fmt: skip
+        dev = accounts.gid(host, GROUP_PODMAN_DEV)
+        if files.atomic_write(public, pair.public_key, mode=0o644, owner=0, group=dev):
             changed.append(key_path)
     pin = "sha256:" + hashlib.sha256(public.read_bytes()).hexdigest()
     return key_path, pin, changed
