@@ -17,6 +17,7 @@ from typing import Any
 from podsec import readers
 from podsec.errors import ConfigError
 from podsec.i18n import _
+from podsec.names import U7S_USER
 
 CONFIG_FILE = "/etc/podsec/podsec.toml"
 
@@ -48,6 +49,11 @@ class Settings:
     trivy_server: str = "trivy.local"
     mailto: str | None = None
     debug: bool = False
+    # test and packaging seams, environment only (PODSEC_*)
+    u7s_user: str = U7S_USER
+    kubeadm: str | None = None
+    trivy: str = "trivy"
+    u7s_oci_images: Path | None = None
     config_file: Path | None = field(default=None, compare=False)
 
 
@@ -77,7 +83,19 @@ _ENV_KEYS: dict[str, str] = {
     "U7S_TRIVY_SERVER": "trivy_server",
     "U7S_DEBUG": "debug",
     "MAILTO": "mailto",
+    "PODSEC_U7S_USER": "u7s_user",  # the node account (tests use a throw-away name)
+    "PODSEC_KUBEADM": "kubeadm",  # the real kubeadm, when it is not on PATH
+    "PODSEC_TRIVY": "trivy",  # the trivy program
+    "PODSEC_U7S_OCI_IMAGES": "u7s_oci_images",  # a directory of node images as OCI archives
 }
+_ACCOUNT_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,30}\Z")
+
+
+def debug_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """``PODSEC_DEBUG`` set (not "" or "0"): show tracebacks. Read apart from :func:`load`
+    because it must work when the settings themselves cannot be built."""
+    env = os.environ if environ is None else environ
+    return env.get("PODSEC_DEBUG", "") not in ("", "0")
 
 
 def _bool(value: object, source: str) -> bool:
@@ -126,6 +144,16 @@ def _check(name: str, value: object, source: str) -> object:  # noqa: PLR0912 - 
         if not _HOSTPORT_RE.match(value):
             raise ConfigError(bad, hint=_("expected HOST or HOST:PORT"))
         return value
+    if name == "u7s_user":
+        if not _ACCOUNT_RE.match(value):
+            raise ConfigError(bad, hint=_("expected a system account name such as u7s-admin"))
+        return value
+    if name in ("kubeadm", "trivy"):
+        if name == "trivy" and not value:
+            raise ConfigError(bad, hint=_("expected a program name or path"))
+        return value or None
+    if name == "u7s_oci_images":
+        return Path(value) if value else None
     if name == "mailto":
         if value and not _EMAIL_RE.match(value):
             raise ConfigError(bad)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import click
@@ -48,7 +47,7 @@ def get(ctx: click.Context | None = None) -> CliEnv:
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
     if not isinstance(root.obj, CliEnv):
-        root.obj = build(os.environ.get("PODSEC_ROOT"))
+        root.obj = build(None)  # config.load honours PODSEC_ROOT
     return root.obj
 
 

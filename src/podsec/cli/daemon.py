@@ -13,7 +13,6 @@ core functions with the same defaults; this entry point parses nothing else.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ def _host() -> Host:
     from podsec import config
     from podsec.host.paths import Host
 
-    return Host(config.load(os.environ.get("PODSEC_ROOT")).root)
+    return Host(config.load().root)  # PODSEC_ROOT
 
 
 def _u7s_run(opts: Mapping[str, str]) -> int:
@@ -108,7 +107,9 @@ def _logging() -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("podsec: %(message)s"))
         logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if os.environ.get("PODSEC_DEBUG") else logging.WARNING)
+    from podsec import config
+
+    logger.setLevel(logging.DEBUG if config.debug_requested() else logging.WARNING)
     logger.propagate = False
 
 

@@ -8,7 +8,6 @@ client), and every entry point goes through :func:`invoke`, the one place that t
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -89,7 +88,9 @@ def cli(ctx: click.Context, root: str | None, verbose: int, debug: bool) -> None
 
 def _debug_requested(argv: Sequence[str] | None = None) -> bool:
     args = sys.argv[1:] if argv is None else argv
-    return "--debug" in args or os.environ.get("PODSEC_DEBUG", "") not in ("", "0")
+    from podsec import config
+
+    return "--debug" in args or config.debug_requested()
 
 
 def invoke(

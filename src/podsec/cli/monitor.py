@@ -548,6 +548,7 @@ def build_image_cmd(
         build_opts,
         server or env.settings.trivy_server,
         log=syslog.log,
+        trivy=env.settings.trivy,
     )
     click.echo(result.text)
     syslog.close()

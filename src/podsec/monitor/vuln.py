@@ -3,7 +3,7 @@
 trivy's **JSON** report is parsed (the original summed numbers out of its table and mailed
 an empty stdout). Root scans its own images and every user's, each as that user (their
 images live in their rootless storage); a user scans their own. The trivy program is
-``trivy`` on PATH, or ``PODSEC_TRIVY``.
+``trivy`` on PATH, or ``PODSEC_TRIVY`` (``Settings.trivy``).
 
 Syslog as the original meant it: Critical (2) for images with CRITICAL vulnerabilities,
 High (3) for HIGH, Fatal (1) when trivy fails (the original logged that at 6). The DB
@@ -32,10 +32,6 @@ TAG = "podsec-inotify-check-vuln"
 BUILD_TAG = "podsec-inotify-build-invulnerable-image"
 TRIVY_PORT = 4954
 SCAN_TIMEOUT = 600.0
-
-
-def trivy_program() -> str:
-    return os.environ.get("PODSEC_TRIVY", "trivy")
 
 
 def server_url(server: str) -> str:
@@ -151,9 +147,16 @@ def parse_report(text: str, user: str, image: str) -> Scan:
     )
 
 
-def scan_image(image: str, server: str, *, user: str = "root", as_user: str | None = None) -> Scan:
+def scan_image(
+    image: str,
+    server: str,
+    *,
+    user: str = "root",
+    as_user: str | None = None,
+    trivy: str = "trivy",
+) -> Scan:
     argv = [
-        trivy_program(),
+        trivy,
         "image",
         "--server",
         server_url(server),
@@ -201,9 +204,9 @@ def _time(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def db_age() -> DbAge:
+def db_age(trivy: str = "trivy") -> DbAge:
     try:
-        res = host_run.run([trivy_program(), "version", "--format", "json"], timeout=60)
+        res = host_run.run([trivy, "version", "--format", "json"], timeout=60)
         data = json.loads(res.stdout)
     except (CommandError, ValueError) as exc:
         return DbAge(None, None, str(exc))
@@ -237,7 +240,7 @@ class VulnResult:
     trivy_missing: str = ""  # the program looked for, when it is not there
 
 
-def probe(host: Host, server: str, log: Log | None = None) -> VulnResult:
+def probe(host: Host, server: str, log: Log | None = None, *, trivy: str = "trivy") -> VulnResult:
     """Scan every account's images with trivy (each user's as that user); each failed,
     CRITICAL or HIGH image is logged as it is found."""
     result = VulnResult()
@@ -257,7 +260,7 @@ def probe(host: Host, server: str, log: Log | None = None) -> VulnResult:
         # each user scans their own storage; in a --root tree there are no such accounts
         as_user = account.name if me == 0 and account.uid != 0 and host.is_live else None
         for image in images:
-            scan = scan_image(image, server, user=account.name, as_user=as_user)
+            scan = scan_image(image, server, user=account.name, as_user=as_user, trivy=trivy)
             result.scans.append(scan)
             if log is None:
                 continue
@@ -273,7 +276,7 @@ def probe(host: Host, server: str, log: Log | None = None) -> VulnResult:
                 log(2, "Critical: " + scan.summary())
             elif scan.high:
                 log(3, "High: " + scan.summary())
-    result.db = db_age()
+    result.db = db_age(trivy)
     return result
 
 
@@ -302,7 +305,9 @@ class VulnCheck:
     needs_root: bool = False
 
     def probe(self, host: Host, settings: Settings, log: Log) -> VulnResult:
-        return probe(host, check_server(self.server or settings.trivy_server), log)
+        return probe(
+            host, check_server(self.server or settings.trivy_server), log, trivy=settings.trivy
+        )
 
     def summarise(
         self, result: VulnResult, thresholds: Thresholds, verbosity: int, log: Log
@@ -412,6 +417,7 @@ def build_and_scan(
     server: str,
     *,
     log: Log | None = None,
+    trivy: str = "trivy",
 ) -> BuildResult:
     """Build (when a Dockerfile is given), scan, remove a vulnerable image built here."""
     logger = log or (lambda _p, _t: None)
@@ -426,7 +432,7 @@ def build_and_scan(
             logger(1, f"Fatal: {text} {exc.message}")
             return BuildResult(2, f"{text} {exc.message}")
     user = os.environ.get("USER") or str(os.geteuid())
-    scan = scan_image(image, server, user=user)
+    scan = scan_image(image, server, user=user, trivy=trivy)
     if scan.error:
         text = _("trivy failed on image {image}: {err}").format(image=image, err=scan.error)
         logger(1, f"Fatal: {text}")
