@@ -30,10 +30,4 @@ def _(message: str) -> str:
     return _translation.gettext(message)
 
 
-def language() -> str:
-    """The language actually in use: ``ru`` when the Russian catalog is loaded, else ``en``."""
-    info = _translation.info() if isinstance(_translation, gettext.GNUTranslations) else {}
-    return info.get("language", "en") or "en"
-
-
 setup()

@@ -56,13 +56,6 @@ def install(host: Host, u: Unit, *, directory: str = SYSTEM_DIR, mode: int = 0o6
     return files.atomic_write(host.path(f"{directory}/{u.name}"), u.render(), mode=mode)
 
 
-def install_dropin(
-    host: Host, target: str, name: str, u: Unit, *, directory: str = SYSTEM_DIR
-) -> bool:
-    """Write ``<directory>/<target>.d/<name>`` (a drop-in that overrides parts of ``target``)."""
-    return files.atomic_write(host.path(f"{directory}/{target}.d/{name}"), u.render(), mode=0o644)
-
-
 def enable(host: Host, *names: str, user: bool = False) -> Result:
     """Enable units offline (symlinks under the root); ``user`` enables global user units."""
     argv = ["systemctl", f"--root={host.root}"]

@@ -444,7 +444,3 @@ def raise_watch_limit(host: Host, wanted: int) -> int | None:
         except OSError:
             pass
     return current
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000

@@ -59,8 +59,6 @@ SYSLOG_LEVELS: dict[str, tuple[str, int]] = {
     "l": ("Low", 5),
     "d": ("Debug", 6),
 }
-LEVEL_NAMES = {key: name for key, (name, _prio) in SYSLOG_LEVELS.items()} | {"w": "Warning"}
-WARNING_PRIORITY = 5  # the original logged container "Warning"s at priority 5
 
 
 class PluginTimeout(PodsecError):

@@ -228,10 +228,3 @@ def check_issued(
     if usages is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in list(usages):
         raise ValidationError(bad.format(problem=_("does not allow client authentication")))
     return got
-
-
-def load_key(pem: bytes) -> PrivateKey:
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise ValidationError(_("unsupported private key type"))
-    return key

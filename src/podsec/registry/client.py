@@ -144,13 +144,6 @@ class RegistryClient:
         return json.loads(resp.body)
 
     # -------------------------------------------------------------------- reading
-    def ping(self) -> bool:
-        try:
-            self._request("GET", "/v2/", ok=(200, 401))
-        except RegistryError:
-            return False
-        return True
-
     def catalog(self) -> list[str]:
         """All repositories (follows ``Link`` pagination)."""
         repos: list[str] = []

@@ -118,11 +118,6 @@ class Member:
     source: Path | None = None
     size: int = 0
 
-    @property
-    def stream_size(self) -> int:
-        padded = -(-self.size // BLOCK) * BLOCK
-        return BLOCK + padded
-
 
 def _space_error(path: Path, err: str) -> PodsecError:
     return PodsecError(

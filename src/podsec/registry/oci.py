@@ -18,9 +18,6 @@ import gzip
 import hashlib
 import json
 import lzma
-import os
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -102,10 +99,6 @@ class ImageEntry:
     @property
     def blobs(self) -> tuple[Blob, ...]:
         return (self.config, *self.layers)
-
-    @property
-    def layer_bytes(self) -> int:
-        return sum(b.size for b in self.layers)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -551,13 +544,3 @@ def contents_from_index(path: Path, arch: str) -> Contents:
             )
         )
     return Contents(arch, tuple(images), layers="unknown")
-
-
-def iter_files(path: Path) -> Iterator[Path]:
-    for dirpath, _dirs, files in os.walk(path):
-        for name in sorted(files):
-            yield Path(dirpath) / name
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

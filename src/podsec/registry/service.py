@@ -17,7 +17,6 @@ foreground, restarts a crashed one, and stops both cleanly on SIGTERM.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import threading
 import time
@@ -440,7 +439,3 @@ class Supervisor:
                 child.proc.kill()
                 child.proc.wait(5)
             self.log(_("stopped {name}").format(name=child.name))
-
-
-def remove_runtime(host: Host) -> None:
-    shutil.rmtree(host.path(RUN_DIR), ignore_errors=True)

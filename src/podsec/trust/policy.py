@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,17 +126,6 @@ Scopes = dict[str, tuple[Requirement, ...]]
 class Policy:
     default: tuple[Requirement, ...]
     transports: dict[str, Scopes] = field(default_factory=dict)
-
-    def with_scope(self, transport: str, scope: str, reqs: Iterable[Requirement]) -> Policy:
-        """A copy with ``transports[transport][scope]`` set to ``reqs``."""
-        transports = {t: dict(s) for t, s in self.transports.items()}
-        transports.setdefault(transport, {})[scope] = tuple(reqs)
-        return replace(self, transports=transports)
-
-    def without_scope(self, transport: str, scope: str) -> Policy:
-        transports = {t: dict(s) for t, s in self.transports.items()}
-        transports.get(transport, {}).pop(scope, None)
-        return replace(self, transports=transports)
 
 
 # ------------------------------------------------------------------------------ parsing

@@ -23,7 +23,6 @@ from podsec.names import KUBELET_CONF
 from podsec.u7s.plan import NodePlan
 
 CONFIG = "/var/lib/kubelet/config.yaml"
-FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
 BOOTSTRAP = "/etc/kubernetes/bootstrap-kubelet.conf"
 
 
