@@ -64,3 +64,26 @@ def test_invalid_toml_and_unknown_key(tmp_path: Path) -> None:
 def test_bad_root(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a directory"):
         config.load(tmp_path / "missing", environ={})
+
+
+def test_podsec_environment_seams_come_through_settings(tmp_path: Path) -> None:
+    s = config.load(tmp_path, environ={})
+    assert (s.u7s_user, s.kubeadm, s.trivy, s.u7s_oci_images) == ("u7s-admin", None, "trivy", None)
+    env = {
+        "PODSEC_U7S_USER": "u7s-test",
+        "PODSEC_KUBEADM": "/opt/k8s/kubeadm",
+        "PODSEC_TRIVY": "/opt/trivy",
+        "PODSEC_U7S_OCI_IMAGES": "/srv/oci",
+    }
+    s = config.load(tmp_path, environ=env)
+    assert (s.u7s_user, s.kubeadm, s.trivy, s.u7s_oci_images) == (
+        "u7s-test",
+        "/opt/k8s/kubeadm",
+        "/opt/trivy",
+        Path("/srv/oci"),
+    )
+    with pytest.raises(ConfigError, match="PODSEC_U7S_USER"):
+        config.load(tmp_path, environ={"PODSEC_U7S_USER": "Bad User"})
+    assert config.debug_requested({"PODSEC_DEBUG": "1"})
+    assert not config.debug_requested({"PODSEC_DEBUG": "0"})
+    assert not config.debug_requested({})
