@@ -21,7 +21,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 import harness
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGES = Path("/var/cache/podsec-dev/images/v1.20.2")
+IMAGES = harness.IMAGES_DIR
 PODSEC = REPO / ".venv" / "bin" / "podsec"
 KEY = "bench@podsec.test"
 CONTAINERS_CONF = """[containers]
@@ -54,15 +53,9 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Registry:
     def __init__(self, base: Path):
-        self.port = free_port()
+        self.port = harness.free_port()
         data = base / f"registry-{self.port}"
         data.mkdir()
         config = data / "config.yml"

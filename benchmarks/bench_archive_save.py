@@ -28,7 +28,7 @@ from pathlib import Path
 import harness
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGES = Path("/var/cache/podsec-dev/images/v1.20.2")
+IMAGES = harness.IMAGES_DIR
 PODSEC = REPO / ".venv" / "bin" / "podsec"
 
 

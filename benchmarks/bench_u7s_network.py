@@ -276,7 +276,7 @@ def run_config(
     out: dict[str, net.Flow | float] = {}
     try:
         pids = node.path_pids
-        hp, cp = net.free_port(), 15201
+        hp, cp = harness.free_port(), 15201
         node.forward(hp, cp)
         out["host→ns"] = net.measure(
             "host→ns",
@@ -289,7 +289,7 @@ def run_config(
             path_pids=pids,
             seconds=seconds,
         )
-        hp2, cp2 = net.free_port(), 15202
+        hp2, cp2 = harness.free_port(), 15202
         node.forward(hp2, cp2)
         node.dnat_to_pod(cp2)
         out["host→pod"] = net.measure(

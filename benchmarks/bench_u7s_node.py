@@ -60,7 +60,7 @@ class SignedImage:
     def __init__(self, work: Path):
         self.work = work
         work.mkdir(mode=0o755)
-        self.port = net.free_port()
+        self.port = harness.free_port()
         data = work / "registry"
         data.mkdir()
         (data / "config.yml").write_text(

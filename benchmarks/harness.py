@@ -33,6 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+# the pinned Kubernetes build and free_port: one home with the tests'
+from tests.fixtures.require import IMAGES_DIR, K8S_BIN, K8S_VERSION, free_port  # noqa: E402, F401
+
 RESULTS_ENV = "PODSEC_BENCH_RESULTS"
 DEFAULT_RESULTS = REPO / "benchmarks" / ".results.jsonl"
 

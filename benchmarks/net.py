@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -48,12 +47,6 @@ def _enter(pid: int | None) -> list[str]:
     return [] if pid is None else ["nsenter", f"--net=/proc/{pid}/ns/net", "--"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def iperf_server(ns_pid: int | None, bind: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
@@ -84,7 +77,7 @@ def measure(
 ) -> Flow:
     """iperf3 from ``client_ns`` to ``target:port``; the server listens in ``server_ns`` on
     ``server_bind:server_port`` (a NodePort forwards a different host port to it)."""
-    server_port = server_port or port or free_port()
+    server_port = server_port or port or harness.free_port()
     port = port or server_port
     with iperf_server(server_ns, server_bind, server_port) as server:
         deadline = time.monotonic() + 10

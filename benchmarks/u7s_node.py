@@ -33,8 +33,8 @@ REPO = harness.REPO
 sys.path.insert(0, str(REPO))
 from tests.fixtures import sandbox as node_sandbox  # noqa: E402 - one sandbox for every node
 
-K8S_BIN = Path("/var/cache/podsec-dev/kubernetes/v1.20.2/current/bin")
-IMAGES = Path("/var/cache/podsec-dev/images/v1.20.2/oci")
+K8S_BIN = harness.K8S_BIN
+IMAGES = harness.IMAGES_DIR / "oci"
 PODSEC = [str(REPO / ".venv/bin/python"), "-m", "podsec.cli"]
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 LOG_DIR = Path("/var/lib/podsec/u7s/log")

@@ -43,8 +43,9 @@ VENV_BIN = REPO / ".venv" / "bin"
 PODSEC = str(VENV_BIN / "podsec")
 STATE = Path("/tmp/podsec-demo")
 CACHE = Path(os.environ.get("PODSEC_DEV_CACHE", "/var/cache/podsec-dev"))
-K8S_BIN = CACHE / "kubernetes/v1.20.2/current/bin"
-IMAGES = CACHE / "images/v1.20.2"
+K8S_VERSION = (REPO / "scripts" / "k8s" / "VERSION").read_text().strip()  # the one pin
+K8S_BIN = CACHE / "kubernetes" / K8S_VERSION / "current" / "bin"
+IMAGES = CACHE / "images" / K8S_VERSION
 REGISTRY_IP = "127.77.0.1"
 MAKER = "demo-maker"
 U7S_BIN = "/usr/libexec/podsec/u7s/bin"
@@ -122,7 +123,7 @@ def demo() -> None:
             if c.get("status") != "ok":
                 say(f"    {c.get('status'):5} {c.get('id')}: {c.get('found', '')}")
 
-    step("Kubernetes v1.20.2 from Debian's source, and its images (cached)")
+    step(f"Kubernetes {K8S_VERSION} from Debian's source, and its images (cached)")
     if not (K8S_BIN / "kubeadm").exists():
         run([str(REPO / "scripts/build-kubernetes")], show=True)
     if not (IMAGES / "oci/index.json").exists():

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import IMAGES_DIR, require_path, require_tool
 from tests.fixtures.images import (
     GnupgHome,
     PodmanEnv,
@@ -26,6 +25,7 @@ from tests.fixtures.images import (
     _umount_under,
     make_podman_env,
 )
+from tests.fixtures.require import IMAGES_DIR, require_path, require_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

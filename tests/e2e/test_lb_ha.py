@@ -36,7 +36,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import require_root, require_tool
 from tests.fixtures import netns
 from tests.fixtures.kube import (
     CertAuthority,
@@ -45,6 +44,7 @@ from tests.fixtures.kube import (
     write_key,
     write_kubeconfig,
 )
+from tests.fixtures.require import require_root, require_tool
 from tests.integration import lb_env
 from tests.integration.lb_env import free_node_port, wait_until
 

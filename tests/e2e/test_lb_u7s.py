@@ -41,8 +41,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import IMAGES_DIR, K8S_BIN, missing, require_path, require_root, require_tool
 from tests.fixtures import netns
+from tests.fixtures.require import (
+    IMAGES_DIR,
+    K8S_BIN,
+    missing,
+    require_path,
+    require_root,
+    require_tool,
+)
 from tests.integration import lb_env
 from tests.integration.lb_env import free_node_port, wait_until
 

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_root, require_tool
 from tests.fixtures.kube import ControlPlane
+from tests.fixtures.require import require_root, require_tool
 from tests.integration.test_rbac_remoteplace import Sshd, sshd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]

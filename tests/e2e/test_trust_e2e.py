@@ -75,7 +75,7 @@ class Flow:
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
     require_real_names()
-    from tests.conftest import require_root, require_tool
+    from tests.fixtures.require import require_root, require_tool
 
     require_root()
     require_tool("podman", "skopeo", "gpg", "useradd")

@@ -26,9 +26,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import IMAGES_DIR, K8S_BIN, missing, require_path, require_root, require_tool
 from tests.fixtures import sandbox as node_sandbox
 from tests.fixtures.images import GnupgHome, Registry, Sigstore, require_real_names, skopeo_copy
+from tests.fixtures.require import (
+    IMAGES_DIR,
+    K8S_BIN,
+    missing,
+    require_path,
+    require_root,
+    require_tool,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rootless]
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import require_root, require_tool
+from tests.fixtures.require import require_root, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 LIFETIME = "1800"
@@ -87,12 +87,6 @@ def free_node_port(host: str = "0.0.0.0") -> int:
                 continue
             return port
     raise RuntimeError("no free NodePort-range port")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def read_marker(host: str, port: int, timeout: float = 3.0) -> bytes | None:

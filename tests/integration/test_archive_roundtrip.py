@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_root
 from tests.fixtures.images import (
     GnupgHome,
     PodmanEnv,
@@ -31,6 +30,7 @@ from tests.fixtures.images import (
     build_oci_layout,
     make_podman_env,
 )
+from tests.fixtures.require import require_root
 
 from podsec.trust import policy as policy_mod
 

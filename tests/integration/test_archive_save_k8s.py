@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_tool
 from tests.fixtures.images import Registry, build_oci_layout, skopeo_copy
+from tests.fixtures.require import require_tool
 
 pytestmark = pytest.mark.integration
 

@@ -18,12 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.conftest import require_path
 from tests.fixtures.kube import ControlPlane, https_get, require_k8s_binaries
+from tests.fixtures.require import IMAGES_DIR, K8S_VERSION, require_path
 
 pytestmark = pytest.mark.cluster
 
-IMAGES_DIR = Path("/var/cache/podsec-dev/images/v1.20.2")
 IMAGE_REPO = "registry.local/p10"
 
 
@@ -42,7 +41,7 @@ def test_healthz(control_plane: ControlPlane) -> None:
     out = control_plane.kubectl("get", "--raw", "/healthz")
     assert out.stdout.strip() == "ok"
     version = json.loads(control_plane.kubectl("get", "--raw", "/version").stdout)
-    assert version["gitVersion"] == "v1.20.2"
+    assert version["gitVersion"] == K8S_VERSION
 
 
 def test_controller_manager_keeps_its_state_in_the_test_dir(control_plane: ControlPlane) -> None:
@@ -170,7 +169,7 @@ def test_kubeadm_images_are_in_oci_layout() -> None:
             "images",
             "list",
             "--kubernetes-version",
-            "v1.20.2",
+            K8S_VERSION,
             "--image-repository",
             IMAGE_REPO,
         ],

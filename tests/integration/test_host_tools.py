@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_root, require_tool
+from tests.fixtures.require import require_root, require_tool
 
 from podsec.errors import CommandError
 from podsec.host import accounts, run, systemd

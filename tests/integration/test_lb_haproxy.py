@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import require_tool
 from tests.fixtures.kube import ControlPlane
+from tests.fixtures.require import free_port, require_tool
 from tests.integration import lb_env
-from tests.integration.lb_env import free_port, podsec, wait_until
+from tests.integration.lb_env import podsec, wait_until
 
 from podsec.errors import ValidationError
 from podsec.host.paths import Host

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_tool
+from tests.fixtures.require import require_tool
 from tests.integration.lb_env import podsec
 
 from podsec.errors import ValidationError

@@ -143,7 +143,7 @@ def test_json_output_and_unified_name(tree: Path) -> None:
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
-    from tests.conftest import require_tool
+    from tests.fixtures.require import require_tool
 
     require_tool("systemd-analyze")
     from podsec.monitor import install

@@ -40,7 +40,7 @@ def test_check_images_real_storages(
     tmp_path: Path,
     host_root: Path,
 ) -> None:
-    from tests.conftest import require_tool
+    from tests.fixtures.require import require_tool
 
     require_tool("podman", "skopeo")
     pid = os.getpid()

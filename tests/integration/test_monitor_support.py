@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 def program(name: str) -> str:
     path = BIN / name
     if not path.exists():
-        from tests.conftest import missing
+        from tests.fixtures.require import missing
 
         missing(f"{name} is not installed in the venv (pip install -e .)")
     return str(path)
@@ -122,7 +122,7 @@ def smtp_server() -> Iterator[SmtpServer]:
     try:
         from aiosmtpd.controller import Controller
     except ImportError:
-        from tests.conftest import missing
+        from tests.fixtures.require import missing
 
         missing("aiosmtpd is not installed (pip install -e '.[dev]')")
         raise

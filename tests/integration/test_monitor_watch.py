@@ -23,7 +23,7 @@ FIXTURES = (syslog_server,)
 def test_watcher_daemon_real_podman(
     host_root: Path, test_images: object, tmp_path: Path, syslog_server: SyslogServer
 ) -> None:
-    from tests.conftest import require_tool
+    from tests.fixtures.require import require_tool
 
     require_tool("podman")
     graph = host_root / "var/lib/containers/storage"

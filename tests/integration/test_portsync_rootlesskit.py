@@ -234,7 +234,7 @@ def test_sync_once_json(
 
 
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    from tests.conftest import require_tool
+    from tests.fixtures.require import require_tool
 
     require_tool("systemd-analyze")
     podsec_bin = Path(sys.executable).with_name("podsec")
@@ -251,7 +251,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_state_written_by_root_stays_the_users(tmp_path: Path) -> None:
     """root's `ports add` must not lock u7s-admin's controller out of its own state file."""
-    from tests.conftest import require_root
+    from tests.fixtures.require import require_root
 
     require_root()
     runtime = tmp_path / "usernetes"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import require_root, require_tool
 from tests.fixtures.kube import ControlPlane
+from tests.fixtures.require import require_root, require_tool
 
 from podsec.host.paths import Host
 from podsec.kube import kubeconfig

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import require_root, require_tool
-from tests.fixtures.kube import ControlPlane, free_port
+from tests.fixtures.kube import ControlPlane
+from tests.fixtures.require import free_port, require_root, require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -55,7 +55,7 @@ class Sshd:
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     require_root()
     if not SSHD.is_file():
-        from tests.conftest import missing
+        from tests.fixtures.require import missing
 
         missing("sshd (Debian package openssh-server) is not installed")
     require_tool("ssh-keygen", "scp", "ssh")

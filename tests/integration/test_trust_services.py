@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_root, require_tool
-from tests.fixtures.images import free_port, wait_http
+from tests.fixtures.images import wait_http
+from tests.fixtures.require import free_port, require_root, require_tool
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_root, require_tool
+from tests.fixtures.require import require_root, require_tool
 
 from podsec.errors import PodsecError, UsageError, ValidationError
 from podsec.host.paths import Host

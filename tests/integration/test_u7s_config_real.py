@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import K8S_BIN, require_path, require_root, require_tool
 from tests.fixtures.images import skopeo_copy
+from tests.fixtures.require import K8S_BIN, require_path, require_root, require_tool
 
 from podsec import config
 from podsec.errors import UsageError

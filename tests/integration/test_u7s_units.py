@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_tool
+from tests.fixtures.require import require_tool
 from tests.unit.test_u7s_runtime import LAYOUT, make_plan
 
 from podsec.u7s import supervisor

@@ -18,7 +18,7 @@ import pytest
 
 from podsec.cli import manpage
 from podsec.cli.main import cli
-from tests.conftest import missing
+from tests.fixtures.require import missing
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = REPO / "pyproject.toml"

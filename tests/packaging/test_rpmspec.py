@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing
+from tests.fixtures.require import missing
 from tests.packaging.conftest import REPO, SYSTEM_PYTHON, run
 
 # ALT Linux's values of the macros the spec uses (rpm-build, rpm-build-python3,

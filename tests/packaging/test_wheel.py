@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import K8S_BIN
+from tests.fixtures.require import K8S_BIN
 from tests.packaging.conftest import SYSTEM_PYTHON, run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import missing, require_root
+from tests.fixtures.require import missing, require_root
 from tests.packaging.conftest import REPO, run
 
 TREE_RUN = Path(__file__).with_name("tree-run")

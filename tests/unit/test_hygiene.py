@@ -41,3 +41,30 @@ def test_no_shell_eval_or_stray_subprocess() -> None:
             ):
                 offenders.append(f"{path}:{node.lineno}: Popen/pipe (use host.run.stream)")
     assert offenders == []
+
+
+def test_the_kubernetes_pin_has_one_value() -> None:
+    """scripts/k8s/VERSION is the pin; the two build scripts keep a copy (their own text is
+    part of their cache key, so they cannot read it without a rebuild) which must agree."""
+    import re
+
+    repo = SRC.parents[1]
+    pin = (repo / "scripts" / "k8s" / "VERSION").read_text().strip()
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", pin)
+    for script in ("build-kubernetes", "build-images"):
+        text = (repo / "scripts" / script).read_text()
+        assert f"\nK8S_VERSION={pin}\n" in text, script
+    # code (a string literal, not prose) naming the cache by the version itself
+    literal = re.compile(rf"""["'][^"']*podsec-dev/(kubernetes|images)/{re.escape(pin)}""")
+    stray = [
+        f"{path}:{n}"
+        for path in [
+            *repo.glob("tests/**/*.py"),
+            *repo.glob("benchmarks/*.py"),
+            repo / "scripts/demo.py",
+        ]
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert stray == [], "read the pin from tests/fixtures/require.py (or benchmarks' harness)"
+    assert pin not in (repo / "Makefile").read_text()
