@@ -266,10 +266,11 @@ def test_the_webhook_port_is_handed_over(tmp_path: Path, monkeypatch: pytest.Mon
     left out) passes the listening socket to the webhook process."""
     import socket
 
-    from podsec.u7s import nsenter, runtime
+    from podsec.u7s import nsenter
+    from podsec.u7s.layout import Layout
 
-    layout = runtime.Layout("u7s-admin", os.getuid(), os.getgid(), tmp_path)
-    monkeypatch.setattr(runtime.Layout, "runtime_dir", property(lambda self: tmp_path))
+    layout = Layout("u7s-admin", os.getuid(), os.getgid(), tmp_path)
+    monkeypatch.setattr(Layout, "runtime_dir", property(lambda self: tmp_path))
     monkeypatch.setattr(nsenter, "argv", lambda layout, command, **kw: list(command))
     listener = admission.listener_from_namespace(layout, 0, timeout=30)
     try:

@@ -27,9 +27,10 @@ from podsec.u7s import (
     runtime,
     supervisor,
 )
+from podsec.u7s.layout import Layout
 from podsec.u7s.plan import NodePlan, PortForward
 
-LAYOUT = runtime.Layout("u7s-admin", 990, 990, Path("/var/lib/u7s-admin"))
+LAYOUT = Layout("u7s-admin", 990, 990, Path("/var/lib/u7s-admin"))
 
 
 def make_plan(**kw: object) -> NodePlan:
@@ -334,7 +335,7 @@ def test_fault_no_subuid_range(host_root: Path) -> None:
 
     (host_root / "etc/subuid").write_text("someone:100000:65536\n")
     (host_root / "etc/subgid").write_text("u7s-admin:100000:65536\n")
-    with pytest.raises(runtime.RuntimeError_, match="no range in /etc/subuid"):
+    with pytest.raises(runtime.NodeRuntimeError, match="no range in /etc/subuid"):
         runtime.check_subids(Host(host_root), LAYOUT)
 
 
@@ -344,7 +345,7 @@ def test_fault_userns_disabled(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     (proc / "sys/user").mkdir(parents=True)
     (proc / "sys/user/max_user_namespaces").write_text("0\n")
-    with pytest.raises(runtime.RuntimeError_, match="user namespaces are disabled"):
+    with pytest.raises(runtime.NodeRuntimeError, match="user namespaces are disabled"):
         runtime.check_userns(Host(tmp_path, proc=proc))
 
 

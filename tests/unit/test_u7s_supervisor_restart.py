@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from podsec.host.paths import Host
-from podsec.u7s import runtime, supervisor
+from podsec.u7s import supervisor
+from podsec.u7s.layout import Layout
 
-LAYOUT = runtime.Layout("u7s-admin", 990, 990, Path("/var/lib/u7s-admin"))
+LAYOUT = Layout("u7s-admin", 990, 990, Path("/var/lib/u7s-admin"))
 
 
 class Exited:

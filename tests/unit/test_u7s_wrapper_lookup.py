@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from podsec import config
 from podsec.errors import NotFoundError
 from podsec.host.paths import Host
 from podsec.names import U7S_BIN
@@ -68,9 +69,10 @@ def test_wrapper_through_a_symlinked_dir_and_a_copy(wrapper_dir: Path, tmp_path:
 def test_explicit_variable_naming_the_wrapper_is_refused(
     wrapper_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(k8s_images.KUBEADM_ENV, str(wrapper_dir / "kubeadm"))
+    # PODSEC_KUBEADM reaches real_kubeadm as Settings.kubeadm
+    explicit = config.load(environ={k8s_images.KUBEADM_ENV: str(wrapper_dir / "kubeadm")}).kubeadm
     with pytest.raises(NotFoundError, match="podsec's own kubeadm wrapper"):
-        k8s_images.real_kubeadm("")
+        k8s_images.real_kubeadm("", explicit=explicit)
 
 
 def test_the_installed_wrapper_does_not_call_itself(wrapper_dir: Path) -> None:

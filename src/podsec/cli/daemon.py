@@ -22,6 +22,7 @@ from podsec.errors import PodsecError
 
 if TYPE_CHECKING:
     from podsec.host.paths import Host
+    from podsec.u7s.layout import Layout
 
 
 def _host() -> Host:
@@ -31,11 +32,21 @@ def _host() -> Host:
     return Host(config.load().root)  # PODSEC_ROOT
 
 
-def _u7s_run(opts: Mapping[str, str]) -> int:
-    from podsec.u7s import runtime, supervisor
+def _node() -> tuple[Host, Layout]:
+    """The host and the node of ``Settings.u7s_user`` (u7s-admin, or PODSEC_U7S_USER)."""
+    from podsec import config
+    from podsec.host.paths import Host
+    from podsec.u7s.layout import layout_for
 
-    host = _host()
-    return supervisor.Supervisor(host, runtime.layout_for(host)).run()
+    settings = config.load()
+    host = Host(settings.root)
+    return host, layout_for(host, settings.u7s_user)
+
+
+def _u7s_run(opts: Mapping[str, str]) -> int:
+    from podsec.u7s import supervisor
+
+    return supervisor.Supervisor(*_node()).run()
 
 
 def _child(opts: Mapping[str, str]) -> int:
@@ -45,12 +56,12 @@ def _child(opts: Mapping[str, str]) -> int:
 
 
 def _admission(opts: Mapping[str, str]) -> int:
-    from podsec.u7s import admission, admission_cache, runtime
+    from podsec.u7s import admission, admission_cache
 
-    host = _host()
+    host, layout = _node()
     ttl = float(opts.get("cache_ttl", admission_cache.DEFAULT_TTL))
     port = int(opts.get("port", admission.PORT))
-    admission.node_webhook(host, runtime.layout_for(host), port=port, ttl=ttl).serve_forever()
+    admission.node_webhook(host, layout, port=port, ttl=ttl).serve_forever()
     return 0
 
 
@@ -71,10 +82,10 @@ def _authz(opts: Mapping[str, str]) -> int:
     address = opts.get("address", authz.ADDRESS)
     listener = None
     if opts.get("node") == "1":
-        from podsec.u7s import admission, runtime
+        from podsec.u7s import admission
 
         listener = admission.listener_from_namespace(
-            runtime.layout_for(host), port, address=address, box_name="authz-listen.sock"
+            _node()[1], port, address=address, box_name="authz-listen.sock"
         )
     authz.host_webhook(host, listener, address=address, port=port).serve_forever()
     return 0

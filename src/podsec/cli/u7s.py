@@ -29,10 +29,11 @@ def u7s() -> None:
     epilog=_("Examples:\n\n  podsec u7s run\n\n  podsec u7s start   # the same, in the background"),
 )
 def run_cmd() -> int:
-    from podsec.u7s import runtime, supervisor
+    from podsec.u7s import supervisor
+    from podsec.u7s.layout import layout_for
 
     env = context.get()
-    layout = runtime.layout_for(env.host)
+    layout = layout_for(env.host, env.settings.u7s_user)
     return supervisor.Supervisor(env.host, layout).run()
 
 
@@ -42,10 +43,11 @@ def run_cmd() -> int:
     epilog=_("Examples:\n\n  podsec u7s start\n\n  podsec u7s status"),
 )
 def start_cmd() -> None:
-    from podsec.u7s import lifecycle, runtime
+    from podsec.u7s import lifecycle
+    from podsec.u7s.layout import layout_for
 
     env = context.get()
-    layout = runtime.layout_for(env.host)
+    layout = layout_for(env.host, env.settings.u7s_user)
     pid = lifecycle.start(env.host, layout)
     output.info(_("u7s supervisor running (pid {pid})").format(pid=pid))
 
@@ -56,10 +58,11 @@ def start_cmd() -> None:
     epilog=_("Examples:\n\n  podsec u7s stop"),
 )
 def stop_cmd() -> None:
-    from podsec.u7s import runtime, supervisor
+    from podsec.u7s import supervisor
+    from podsec.u7s.layout import layout_for
 
     env = context.get()
-    layout = runtime.layout_for(env.host)
+    layout = layout_for(env.host, env.settings.u7s_user)
     if supervisor.stop(env.host, layout):
         output.info(_("u7s stopped"))
     else:
@@ -74,10 +77,11 @@ def stop_cmd() -> None:
 @click.option("--json", "json_output", is_flag=True, help=_("Print JSON."))
 @click.pass_context
 def status_cmd(ctx: click.Context, json_output: bool) -> int:
-    from podsec.u7s import lifecycle, runtime
+    from podsec.u7s import lifecycle
+    from podsec.u7s.layout import layout_for
 
     env = context.with_json(ctx, json_output)
-    layout = runtime.layout_for(env.host)
+    layout = layout_for(env.host, env.settings.u7s_user)
     st = lifecycle.status(env.host, layout)
     if env.json:
         output.emit_json(st)
@@ -111,7 +115,7 @@ def nsenter_cmd(timeout: float, command: tuple[str, ...]) -> int:
     from podsec.u7s import lifecycle
 
     env = context.get()
-    return lifecycle.nsenter(env.host, list(command), timeout=timeout)
+    return lifecycle.nsenter(env.host, list(command), timeout=timeout, user=env.settings.u7s_user)
 
 
 @u7s.command("child", hidden=True)
@@ -125,10 +129,11 @@ def child_cmd(spec: Path) -> NoReturn:
 @u7s.command("service", hidden=True)
 @click.argument("name")
 def service_cmd(name: str) -> None:
-    from podsec.u7s import runtime, supervisor
+    from podsec.u7s import supervisor
+    from podsec.u7s.layout import layout_for
 
     env = context.get()
-    layout = runtime.layout_for(env.host)
+    layout = layout_for(env.host, env.settings.u7s_user)
     argv = supervisor.service_exec(env.host, layout, name)
     full = dict(os.environ)
     full.update(layout.env())
@@ -242,10 +247,11 @@ def admission_group() -> None:
     ),
 )
 def admission_serve_cmd(port: int, cache_ttl: float) -> None:
-    from podsec.u7s import admission, runtime
+    from podsec.u7s import admission
+    from podsec.u7s.layout import layout_for
 
     env = context.get()
-    layout = runtime.layout_for(env.host)
+    layout = layout_for(env.host, env.settings.u7s_user)
     admission.node_webhook(env.host, layout, port=port, ttl=cache_ttl).serve_forever()
 
 
@@ -274,10 +280,11 @@ def admission_check_cmd(image: str) -> int:
 )
 @click.argument("images", nargs=-1, required=True)
 def pull_cmd(images: tuple[str, ...]) -> None:
-    from podsec.u7s import node_images, runtime
+    from podsec.u7s import node_images
+    from podsec.u7s.layout import layout_for
 
     env = context.get()
-    layout = runtime.layout_for(env.host)
+    layout = layout_for(env.host, env.settings.u7s_user)
     node_images.pull(env.host, layout, images, _StepProgress())
 
 
@@ -297,7 +304,7 @@ def install_cmd() -> None:
     from podsec.u7s import lifecycle
 
     env = context.get()
-    for path in lifecycle.install(env.host):
+    for path in lifecycle.install(env.host, env.settings.u7s_user):
         output.info(_("installed {path}").format(path=env.host.unroot(path)))
 
 

@@ -29,7 +29,7 @@ def _api(ctx: click.Context, socket: str | None, state: str | None) -> tuple[Any
     from podsec.u7s.rootlesskit_api import RootlesskitApi, default_socket
 
     env = context.get(ctx)
-    sock = Path(socket) if socket else default_socket(env.host)
+    sock = Path(socket) if socket else default_socket(env.host, env.settings.u7s_user)
     state_path = Path(state) if state else portsync.default_state_path(sock)
     return RootlesskitApi(sock), state_path
 
@@ -181,12 +181,13 @@ def sync_cmd(
     from podsec.u7s.rootlesskit_api import default_socket
 
     env = context.with_json(ctx, json_output)
-    sock = Path(socket) if socket else default_socket(env.host)
+    sock = Path(socket) if socket else default_socket(env.host, env.settings.u7s_user)
     opts = portsync.Options(
         socket=sock,
         state=Path(state) if state else portsync.default_state_path(sock),
         kubeconfig=Path(kubeconfig) if kubeconfig else None,
         host=env.host,
+        user=env.settings.u7s_user,
         context=kube_context,
         host_ip=host_ip,
     )

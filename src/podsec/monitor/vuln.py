@@ -244,7 +244,7 @@ def probe(host: Host, server: str, log: Log | None = None, *, trivy: str = "triv
     """Scan every account's images with trivy (each user's as that user); each failed,
     CRITICAL or HIGH image is logged as it is found."""
     result = VulnResult()
-    program = trivy_program()
+    program = trivy
     if host_run.which(program) is None:
         # nothing can be scanned: say so before looking at anyone's storage (as a user,
         # other homes and root's storage are not even readable)

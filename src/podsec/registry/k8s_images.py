@@ -69,13 +69,13 @@ def _is_wrapper(path: str, wrappers: set[tuple[int, int]]) -> bool:
     return head.startswith(b"#!") and b"podsec.cli" in head and b"kubeadm" in head
 
 
-def real_kubeadm(path: str | None = None) -> str:
-    """The upstream kubeadm: ``$PODSEC_KUBEADM``, else the first ``kubeadm`` on PATH that is
+def real_kubeadm(path: str | None = None, *, explicit: str | None = None) -> str:
+    """The upstream kubeadm: ``explicit`` (``Settings.kubeadm``: ``$PODSEC_KUBEADM``), else the
+    first ``kubeadm`` on ``path`` (default PATH) that is
     not podsec's own wrapper (on a u7s node the wrapper directory :data:`U7S_BIN` comes first
     on PATH). The wrapper is recognised by file identity (device and inode), wherever it is
     installed; when only the wrapper is found this is an error, never a call to itself."""
     wrappers = wrapper_identities()
-    explicit = os.environ.get(KUBEADM_ENV)
     if explicit:
         if _is_wrapper(explicit, wrappers):
             raise NotFoundError(
@@ -216,7 +216,7 @@ def image_set(
 ) -> ImageSet:
     """save-k8s' image set for ``platform_name``; with U7S_REGISTRY unset the images come
     from ``default_registry`` (the original's archive builder forced registry.altlinux.org)."""
-    kubeadm = real_kubeadm()
+    kubeadm = real_kubeadm(explicit=settings.kubeadm)
     version = kube_version or settings.kube_version or release_of(kubeadm_version(kubeadm))
     source = platform.choose(
         settings, host, platform=platform_name, default_registry=default_registry

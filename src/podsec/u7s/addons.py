@@ -13,9 +13,9 @@ from podsec.kube import apply, kubeconfig
 from podsec.kube.client import RBAC, APIError, Client, Unreachable, path
 from podsec.names import ADMIN_CONF
 from podsec.progress import Progress
+from podsec.u7s.layout import Layout
 from podsec.u7s.lifecycle import NodeError
 from podsec.u7s.plan import NodePlan
-from podsec.u7s.runtime import Layout
 
 PROXIER_BINDING = "podsec-u7s-node-proxier"
 

@@ -34,7 +34,7 @@ from podsec.webhook import server, tls
 if TYPE_CHECKING:
     from podsec.trust.policy import Policy, Requirement
     from podsec.trust.view import TrustView
-    from podsec.u7s.runtime import Layout
+    from podsec.u7s.layout import Layout
 
 PORT = 9443
 NAME = "podsec-u7s-signed-images"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from podsec.u7s.plan import NodePlan
 
 if TYPE_CHECKING:
-    from podsec.u7s.runtime import Layout
+    from podsec.u7s.layout import Layout
 
 
 def render_config(plan: NodePlan, layout: Layout) -> str:

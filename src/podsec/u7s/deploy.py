@@ -19,9 +19,9 @@ from podsec.names import ADMIN_CONF, AUTHZ_DIR
 from podsec.progress import Progress
 from podsec.registry import k8s_images
 from podsec.u7s import addons, node_images, runtime, supervisor
+from podsec.u7s.layout import CRI_SOCKETS, Layout, layout_for
 from podsec.u7s.lifecycle import NodeError, in_namespace, start
 from podsec.u7s.plan import ETCD_DATA_DIR, PLAN_FILE, NodePlan
-from podsec.u7s.runtime import Layout
 
 KUBE_DIR = "/etc/kubernetes"
 
@@ -71,10 +71,10 @@ def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
     return layout.config_dir / ("init.yaml" if plan.role == "init" else "join.yaml")
 
 
-def kubeadm_argv(plan: NodePlan, config: Path) -> list[str]:
+def kubeadm_argv(plan: NodePlan, config: Path, kubeadm: str) -> list[str]:
     from podsec.u7s import wrapper
 
-    return wrapper.kubeadm_argv(plan, str(config), kubeadm=k8s_images.real_kubeadm())
+    return wrapper.kubeadm_argv(plan, str(config), kubeadm=kubeadm)
 
 
 def _copy_kubeconfig(host: Host, layout: Layout) -> None:
@@ -116,8 +116,10 @@ def deploy(
     progress: Progress,
     oci_layout: Path | None = None,
     pull: bool = True,
+    kubeadm: str,
 ) -> int:
-    """``kubeadm init|join`` on this host: everything up to a running node; returns kubeadm's
+    """``kubeadm init|join`` on this host with the real ``kubeadm``: everything up to a running
+    node; returns kubeadm's
     exit status (its output goes straight to our stdout so the join commands appear as
     kubeadm prints them)."""
     if supervisor.running(host, layout):
@@ -149,7 +151,12 @@ def deploy(
         progress.start("kubeadm")
         kubeadm_ran = True
         result = in_namespace(
-            host, layout, kubeadm_argv(plan, config), capture=False, check=False, timeout=900
+            host,
+            layout,
+            kubeadm_argv(plan, config, kubeadm),
+            capture=False,
+            check=False,
+            timeout=900,
         )
         progress.finish("kubeadm")
         if result.returncode != 0:
@@ -163,12 +170,12 @@ def deploy(
             post_init(host, plan, layout, progress)
     except BaseException:
         # nothing half-done: the node goes back to where it was before this command
-        _undo(host, plan, layout, kubeadm_ran)
+        _undo(host, plan, layout, kubeadm_ran, kubeadm)
         raise
     return 0
 
 
-def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool) -> None:
+def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool, kubeadm: str) -> None:
     import contextlib
 
     with contextlib.suppress(PodsecError):
@@ -177,10 +184,10 @@ def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool) -> None
                 host,
                 layout,
                 [
-                    k8s_images.real_kubeadm(),
+                    kubeadm,
                     "reset",
                     "-f",
-                    f"--cri-socket={runtime.CRI_SOCKETS[plan.cri]}",
+                    f"--cri-socket={CRI_SOCKETS[plan.cri]}",
                 ],
                 check=False,
                 timeout=120,
@@ -212,16 +219,24 @@ def clean_kube_state(host: Host) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
-def reset(host: Host, layout: Layout, extra: list[str], progress: Progress) -> int:
-    """``kubeadm reset`` inside the namespace, stop the node, remove podsec's state."""
+def reset(
+    host: Host,
+    layout: Layout,
+    extra: list[str],
+    progress: Progress,
+    *,
+    explicit_kubeadm: str | None = None,
+) -> int:
+    """``kubeadm reset`` inside the namespace (the real kubeadm: ``explicit_kubeadm``, i.e.
+    ``Settings.kubeadm``, else found on PATH), stop the node, remove podsec's state."""
     code = 0
     if supervisor.running(host, layout):
         progress.start("kubeadm reset")
-        argv = [k8s_images.real_kubeadm(), "reset", "-f", *extra]
+        argv = [k8s_images.real_kubeadm(explicit=explicit_kubeadm), "reset", "-f", *extra]
         if not any(a.startswith("--cri-socket") for a in extra):
             try:
                 plan = supervisor.load_plan(host)
-                argv.append(f"--cri-socket={runtime.CRI_SOCKETS[plan.cri]}")
+                argv.append(f"--cri-socket={CRI_SOCKETS[plan.cri]}")
             except PodsecError:
                 pass
         r = in_namespace(host, layout, argv, capture=False, check=False)
@@ -277,11 +292,11 @@ def need_root() -> None:
         raise PodsecError(_("kubeadm init, join and reset must be run as root"))
 
 
-def passthrough(host: Host, argv: list[str]) -> int:
+def passthrough(settings: Settings, host: Host, argv: list[str]) -> int:
     """Other subcommands: inside the namespace when it runs, else the real kubeadm here."""
-    kubeadm = k8s_images.real_kubeadm()
-    if runtime.user_exists(runtime.user_name()):
-        layout = runtime.layout_for(host)
+    kubeadm = k8s_images.real_kubeadm(explicit=settings.kubeadm)
+    if runtime.user_exists(settings.u7s_user):
+        layout = layout_for(host, settings.u7s_user)
         if supervisor.running(host, layout):
             return in_namespace(
                 host, layout, [kubeadm, *argv], capture=False, check=False, timeout=None
@@ -289,7 +304,9 @@ def passthrough(host: Host, argv: list[str]) -> int:
     return hostrun.run([kubeadm, *argv], capture=False, check=False, timeout=None).returncode
 
 
-def kubeadm_help(host: Host, argv: list[str], echo: Callable[[str], None]) -> int:
+def kubeadm_help(
+    settings: Settings, host: Host, argv: list[str], echo: Callable[[str], None]
+) -> int:
     """`kubeadm --help` through the wrapper: upstream's help first (as the seed showed it),
     then what podsec adds. Without the real kubeadm (a node before kubernetes-kubeadm is
     installed) podsec's part is still shown, and what is missing is named at the end: help
@@ -297,7 +314,7 @@ def kubeadm_help(host: Host, argv: list[str], echo: Callable[[str], None]) -> in
     from podsec.u7s import wrapper
 
     try:
-        rc = passthrough(host, argv)
+        rc = passthrough(settings, host, argv)
     except NotFoundError as exc:
         echo(wrapper.podsec_help())
         missing = _("Not shown: kubeadm's own help — {problem}").format(
@@ -328,13 +345,13 @@ def kubeadm(
     args = flags.parse(list(argv))
     if args.command == "reset" and not args.help:
         need_root()
-        layout = runtime.layout_for(host)
+        layout = layout_for(host, settings.u7s_user)
         rest = [a for a in args.raw if a not in ("reset", "-f", "--force")]
-        return reset(host, layout, rest, progress)
+        return reset(host, layout, rest, progress, explicit_kubeadm=settings.kubeadm)
     if args.help:
-        return kubeadm_help(host, args.passthrough_argv(), echo)
+        return kubeadm_help(settings, host, args.passthrough_argv(), echo)
     if not args.planned:
-        return passthrough(host, args.passthrough_argv())
+        return passthrough(settings, host, args.passthrough_argv())
     need_root()
     found = existing_state(host)
     if found and not args.force:
@@ -348,13 +365,14 @@ def kubeadm(
                 hint=_("run `kubeadm reset`, or pass --force to remove it"),
             )
     # offline: the images come from an OCI layout (tests, the demo's local build)
-    oci = os.environ.get("PODSEC_U7S_OCI_IMAGES")
-    if oci and not Path(oci).is_dir():
+    oci = settings.u7s_oci_images
+    if oci and not oci.is_dir():
         raise UsageError(_("PODSEC_U7S_OCI_IMAGES={path} is not a directory").format(path=oci))
+    kubeadm_bin = k8s_images.real_kubeadm(explicit=settings.kubeadm)
     plan = wrapper.build_plan(
-        settings, host, args, probe=probe.HostProbe(host), verify_images=not oci
+        settings, host, args, probe=probe.HostProbe(host, kubeadm_bin), verify_images=not oci
     )
-    layout = runtime.ensure_account(host)
+    layout = runtime.ensure_account(host, settings.u7s_user)
     plan = runtime_phases(plan)
     return deploy(
         host,
@@ -362,6 +380,7 @@ def kubeadm(
         layout=layout,
         force=args.force,
         progress=progress,
-        oci_layout=Path(oci) if oci else None,
+        oci_layout=oci,
         pull=not oci,
+        kubeadm=kubeadm_bin,
     )

@@ -29,6 +29,7 @@ import yaml
 from podsec.errors import UsageError
 from podsec.i18n import _
 from podsec.names import AUDIT_DIR, AUDIT_LOG, AUDIT_POLICY, AUTHZ_KUBECONFIG
+from podsec.u7s.layout import CRI_SOCKETS
 from podsec.u7s.plan import ETCD_DATA_DIR, VOLUME_PLUGIN_DIR, Cri, Role
 from podsec.webhook import authz
 
@@ -38,10 +39,6 @@ V1BETA4 = "kubeadm.k8s.io/v1beta4"
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
 KUBE_PROXY_API = "kubeproxy.config.k8s.io/v1alpha1"
 KUBE_PROXY_KUBECONFIG = "/var/lib/kube-proxy/kubeconfig.conf"
-CRI_SOCKETS: dict[str, str] = {
-    "containerd": "/run/containerd/containerd.sock",
-    "crio": "/run/crio/crio.sock",
-}
 _KINDS = (
     "InitConfiguration",
     "ClusterConfiguration",

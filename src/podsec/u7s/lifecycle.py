@@ -14,8 +14,8 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.u7s import nsenter as ns
 from podsec.u7s import runtime, supervisor
+from podsec.u7s.layout import Layout, layout_for
 from podsec.u7s.plan import PLAN_FILE
-from podsec.u7s.runtime import Layout
 
 
 class NodeError(PodsecError):
@@ -103,8 +103,8 @@ def in_namespace(
     )
 
 
-def nsenter(host: Host, command: list[str], timeout: float = 30.0) -> int:
-    layout = runtime.layout_for(host)
+def nsenter(host: Host, command: list[str], timeout: float = 30.0, *, user: str) -> int:
+    layout = layout_for(host, user)
     cmd = command or [layout.env().get("SHELL", "/bin/bash")]
     argv = ns.argv(layout, cmd, timeout=timeout)
     return hostrun.run(
@@ -122,11 +122,11 @@ def start_required(host: Host, layout: Layout) -> None:
     ns.wait_child(layout, 30)
 
 
-def install(host: Host) -> list[Path]:
-    """``podsec u7s install``: the wrapper directory, and the systemd units once a node plan
-    exists (they run what the plan says)."""
-    installed = runtime.install_bin(host)
-    if runtime.user_exists(runtime.user_name()) and host.path(PLAN_FILE).exists():
-        layout = runtime.layout_for(host)
+def install(host: Host, user: str) -> list[Path]:
+    """``podsec u7s install``: the wrapper directory, and the systemd units of ``user``'s
+    node once a node plan exists (they run what the plan says)."""
+    installed = runtime.install_bin(host, user)
+    if runtime.user_exists(user) and host.path(PLAN_FILE).exists():
+        layout = layout_for(host, user)
         installed += supervisor.install_units(host, layout, supervisor.load_plan(host))
     return installed

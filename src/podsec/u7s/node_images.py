@@ -16,9 +16,9 @@ from podsec.i18n import _
 from podsec.progress import Progress
 from podsec.trust import reference
 from podsec.u7s import lifecycle, supervisor
+from podsec.u7s.layout import Layout
 from podsec.u7s.lifecycle import NodeError
 from podsec.u7s.plan import NodePlan
-from podsec.u7s.runtime import Layout
 
 
 def ctr(layout: Layout, *args: str, timeout: float = 600) -> hostrun.Result:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from podsec.errors import PodsecError
 from podsec.i18n import _
-from podsec.u7s.runtime import Layout, child_pid
+from podsec.u7s.layout import Layout
+from podsec.u7s.runtime import child_pid
 
 # the namespaces rootlesskit may create, in nsenter's flag names (user first: it grants the rest)
 _KINDS = (

@@ -40,6 +40,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube import kubeconfig
 from podsec.kube.client import Client
+from podsec.names import U7S_USER
 from podsec.u7s.plan import PortForward, Proto
 from podsec.u7s.rootlesskit_api import Port, PortApiError, RootlesskitApi
 
@@ -335,6 +336,7 @@ class Options:
     state: Path
     kubeconfig: Path | None = None  # None: see load_kubeconfig()
     host: Host = field(default_factory=Host)
+    user: str = U7S_USER  # the node account (Settings.u7s_user): its kubelet.conf fallback
     context: str | None = None
     host_ip: str = "0.0.0.0"  # noqa: S104 - peers reach NodePorts on every address
     watch_seconds: int = WATCH_SECONDS
@@ -344,16 +346,16 @@ class Options:
 _NS_KUBELET_DIR = "/var/lib/kubelet/"
 
 
-def node_identity(host: Host) -> kubeconfig.NodeIdentity:
+def node_identity(host: Host, user: str = U7S_USER) -> kubeconfig.NodeIdentity:
     """The kubelet.conf fallback (a worker: nodes may list and watch Services). kubelet.conf
     names its client certificate by the namespace's path
     (``/var/lib/kubelet/pki/kubelet-client-current.pem``, a symlink to a dated file); on the
     host that directory is u7s-admin's ``~/.local/share/usernetes/_var_lib_kubelet``."""
 
     def on_host(value: str) -> str:
-        from podsec.u7s import runtime
+        from podsec.u7s.layout import layout_for
 
-        kubelet_dir = host.path(str(runtime.layout_for(host).data_dir / "_var_lib_kubelet"))
+        kubelet_dir = host.path(str(layout_for(host, user).data_dir / "_var_lib_kubelet"))
         for _hop in range(4):  # follow the namespace's absolute symlinks
             if not value.startswith(_NS_KUBELET_DIR):
                 return value
@@ -368,15 +370,17 @@ def node_identity(host: Host) -> kubeconfig.NodeIdentity:
     return kubeconfig.NodeIdentity(map_path=on_host)
 
 
-def load_kubeconfig(host: Host, explicit: Path | None = None) -> kubeconfig.Loaded:
+def load_kubeconfig(
+    host: Host, explicit: Path | None = None, user: str = U7S_USER
+) -> kubeconfig.Loaded:
     """``--kubeconfig``; else kubectl's rules (every ``$KUBECONFIG`` entry merged,
     ``~/.kube/config``); else the control plane's admin.conf; else the node's kubelet.conf —
     :func:`podsec.kube.kubeconfig.load`, the rules ``podsec rbac`` follows too."""
-    return kubeconfig.load(host, explicit, node=node_identity(host))
+    return kubeconfig.load(host, explicit, node=node_identity(host, user))
 
 
 def connection(opts: Options) -> kubeconfig.Connection:
-    loaded = load_kubeconfig(opts.host, opts.kubeconfig)
+    loaded = load_kubeconfig(opts.host, opts.kubeconfig, opts.user)
     return kubeconfig.connection(loaded.config, opts.context, loaded.source)
 
 

@@ -21,7 +21,6 @@ from podsec.errors import PodsecError
 from podsec.host import accounts
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.names import U7S_USER
 from podsec.u7s.plan import PortForward
 
 SOCKET_SUFFIX = "usernetes/rootlesskit/api.sock"
@@ -40,10 +39,9 @@ class Port:
     forward: PortForward
 
 
-def default_socket(host: Host, user: str | None = None) -> Path:
+def default_socket(host: Host, user: str) -> Path:
     """``/run/user/<uid of user>/usernetes/rootlesskit/api.sock`` (``$XDG_RUNTIME_DIR`` when
     we are that user). The user is u7s-admin, or PODSEC_U7S_USER as for the node runtime."""
-    user = user or os.environ.get("PODSEC_U7S_USER", U7S_USER)
     entry = accounts.get_user(host, user)
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and (entry is None or entry.uid == os.getuid()):

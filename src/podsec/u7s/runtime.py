@@ -1,7 +1,7 @@
 """Where the rootless node lives and how its namespace is started.
 
-:class:`Layout` names every directory of u7s-admin's node (runtime dir, state, data,
-logs); :func:`prepare` creates them and the account; :func:`rootlesskit_argv` is the one
+:func:`prepare` creates the directories :class:`~podsec.u7s.layout.Layout` names, and
+:func:`ensure_account` the account; :func:`rootlesskit_argv` is the one
 rootlesskit invocation; :func:`child_spec` describes, as data, what the child step does inside
 the fresh namespaces (see :mod:`podsec.u7s.child`).
 """
@@ -12,7 +12,6 @@ import json
 import os
 import pwd
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,9 @@ from podsec.host.run import which
 from podsec.i18n import _
 from podsec.names import AUDIT_POLICY, AUTHZ_DIR, GROUP_PODMAN, U7S_BIN, U7S_HOME, U7S_USER
 from podsec.u7s import containerd, crio, netconf
+from podsec.u7s.layout import CRI_SOCKETS, LOG_DIR, RUN_DIR, Layout, layout_for
 from podsec.u7s.plan import ETCD_DATA_DIR, VOLUME_PLUGIN_DIR, NodePlan
 
-RUN_DIR = "/run/podsec/u7s"
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-LOG_DIR = "/var/lib/podsec/u7s/log"
 KUBE_DIR = "/etc/kubernetes"
 # Host directories the namespace writes through copy-up symlinks: owned by u7s-admin so the
 # namespace's root (u7s-admin on the host) may write them; nothing else of the host is.
@@ -36,104 +33,13 @@ OWNED_DIRS = (KUBE_DIR, f"{KUBE_DIR}/manifests", f"{KUBE_DIR}/pki", ETCD_DATA_DI
 SYSCTL_OVERRIDES = {"kernel/panic": "10", "kernel/panic_on_oops": "1", "vm/overcommit_memory": "1"}
 
 
-# where kubeadm's configuration (and crictl's default) look for each CRI inside the namespace
-CRI_SOCKETS = {"containerd": "/run/containerd/containerd.sock", "crio": "/run/crio/crio.sock"}
-
-
-class RuntimeError_(PodsecError):
+class NodeRuntimeError(PodsecError):
     """The node runtime cannot start or stopped."""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Paths of one rootless node (host view)."""
-
-    user: str
-    uid: int
-    gid: int
-    home: Path
-
-    @property
-    def xdg_runtime(self) -> Path:
-        return Path(f"/run/user/{self.uid}")
-
-    @property
-    def runtime_dir(self) -> Path:
-        return self.xdg_runtime / "usernetes"
-
-    @property
-    def state_dir(self) -> Path:
-        """rootlesskit's --state-dir (child_pid, api.sock)."""
-        return self.runtime_dir / "rootlesskit"
-
-    @property
-    def api_socket(self) -> Path:
-        return self.state_dir / "api.sock"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.home / ".local/share/usernetes"
-
-    @property
-    def config_dir(self) -> Path:
-        return self.home / ".config/usernetes"
-
-    @property
-    def cri_socket(self) -> Path:
-        return self.runtime_dir / "cri.sock"
-
-    @property
-    def admission_dir(self) -> Path:
-        return self.config_dir / "admission"
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(RUN_DIR)
-
-    @property
-    def log_dir(self) -> Path:
-        return Path(LOG_DIR)
-
-    @property
-    def child_spec_file(self) -> Path:
-        return self.config_dir / "child.json"
-
-    def env(self) -> dict[str, str]:
-        """Environment of every process of the node."""
-        return {
-            "HOME": str(self.home),
-            "USER": self.user,
-            "LOGNAME": self.user,
-            "XDG_RUNTIME_DIR": str(self.xdg_runtime),
-            "XDG_DATA_HOME": str(self.home / ".local/share"),
-            "XDG_CONFIG_HOME": str(self.home / ".config"),
-            "PATH": f"{U7S_BIN}:{os.environ.get('PATH', _DEFAULT_PATH)}",
-            "_CONTAINERS_ROOTLESS_UID": str(self.uid),
-            "_CONTAINERS_USERNS_CONFIGURED": "1",
-            "CONTAINERD_ADDRESS": str(self.cri_socket),
-            "CONTAINER_RUNTIME_ENDPOINT": f"unix://{self.cri_socket}",
-        }
-
-
-def user_name() -> str:
-    """The node account: u7s-admin, or PODSEC_U7S_USER (tests use a throw-away name)."""
-    return os.environ.get("PODSEC_U7S_USER", U7S_USER)
-
-
-def layout_for(host: Host, user: str | None = None) -> Layout:
-    name = user or user_name()
-    entry = accounts.get_user(host, name)
-    if entry is None:
-        raise NotFoundError(
-            _("user {user} does not exist").format(user=name),
-            hint=_("run `podsec u7s kubeadm init` (it creates the account)"),
-        )
-    return Layout(name, entry.uid, entry.gid, Path(entry.home))
-
-
-def ensure_account(host: Host, user: str | None = None) -> Layout:
+def ensure_account(host: Host, user: str) -> Layout:
     """Create the system account with its home and subordinate id ranges."""
-    name = user or user_name()
+    name = user
     home = U7S_HOME if name == U7S_USER else f"/var/lib/{name}"
     # as the seed's package: u7s-admin is in podman (it has images: check-policy rule 101)
     # and in systemd-journal (its units' logs), where that group exists
@@ -153,7 +59,7 @@ def check_userns(host: Host) -> None:
     """Refuse early when the kernel cannot give u7s-admin a user namespace."""
     limit = host.proc / "sys/user/max_user_namespaces"
     if limit.exists() and limit.read_text().strip() == "0":
-        raise RuntimeError_(
+        raise NodeRuntimeError(
             _("user namespaces are disabled (user.max_user_namespaces = 0)"),
             hint=_("set sysctl user.max_user_namespaces to 15000 or more"),
         )
@@ -168,7 +74,7 @@ def check_userns(host: Host) -> None:
 def check_subids(host: Host, layout: Layout) -> None:
     for kind in ("uid", "gid"):
         if not any(r.owner == layout.user for r in accounts.subid_ranges(host, kind)):
-            raise RuntimeError_(
+            raise NodeRuntimeError(
                 _("user {user} has no range in /etc/sub{kind}").format(user=layout.user, kind=kind),
                 hint=_(
                     "run `podsec u7s kubeadm init` or add a range with usermod --add-sub{kind}s"
@@ -407,7 +313,7 @@ def _entry_point(name: str) -> str:
     return found
 
 
-def install_bin(host: Host, user: str | None = None) -> list[Path]:
+def install_bin(host: Host, user: str) -> list[Path]:
     """``/usr/libexec/podsec/u7s/bin``: ``kubeadm`` (→ podsec-u7s-kubeadm), ``nsenter_u7s``
     and ``rootlessctl`` (bound to u7s-admin's API socket), so the seed's
     ``export PATH=/usr/libexec/podsec/u7s/bin/:$PATH; kubeadm init`` works unchanged."""
@@ -426,7 +332,7 @@ def install_bin(host: Host, user: str | None = None) -> list[Path]:
             link.unlink()
         link.symlink_to(target)
         out.append(link)
-    name = user or user_name()
+    name = user
     script = (
         "#!/bin/sh\n"
         "# rootlessctl for the u7s node's namespace (generated by podsec)\n"

@@ -26,8 +26,8 @@ from podsec.host import systemd
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.progress import NULL_PROGRESS, Progress
+from podsec.u7s.layout import Layout
 from podsec.u7s.plan import PLAN_FILE, NodePlan
-from podsec.u7s.runtime import Layout
 
 PIDFILE = "supervisor.pid"
 STATEFILE = "state.json"
