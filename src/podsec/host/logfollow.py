@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from podsec.host import files
 from podsec.host.logscan import Scanner, Stats, scan_file
 from podsec.i18n import _
 
@@ -40,9 +41,7 @@ class Cursor:
             return None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.replace(path)
+        files.atomic_write(path, json.dumps(asdict(self)), mode=0o644, backup=False)
 
 
 def _same_file(st: os.stat_result, cursor: Cursor) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from podsec.errors import NotFoundError, PodsecError, UsageError, ValidationError
+from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.names import REGISTRY_HOST
@@ -212,10 +213,8 @@ class State:
             self.data["images"][ref] = {"target": target, "digest": digest, "at": int(time.time())}
             if self.path is None:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            tmp.replace(self.path)
+            text = json.dumps(self.data, indent=1, sort_keys=True)
+            files.atomic_write(self.path, text, mode=0o644, backup=False)
 
 
 def state_path(state_dir: Path, archive: Path, arch: str, target: str) -> Path:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from podsec.errors import PodsecError, UsageError
-from podsec.host import files, systemd
+from podsec.host import files, supervise, systemd
 from podsec.host.paths import Host
-from podsec.host.run import Child, TimeoutExpired, run, spawn, which
+from podsec.host.run import Child, run, spawn, which
 from podsec.i18n import _
 from podsec.names import KEYS_URL, REGISTRY_HOST, SIGSTORE_HOST
 from podsec.trust import setup as trust_setup
@@ -326,6 +326,7 @@ class _Child:
     proc: Child | None = None
     restarts: int = 0
     started_at: float = 0.0
+    backoff: float = 0.5  # the first quick crash waits 1 s
 
 
 class Supervisor:
@@ -405,11 +406,11 @@ class Supervisor:
                 for child in self.children:
                     if child.proc is not None and child.proc.poll() is not None:
                         code = child.proc.returncode
-                        delay = (
-                            min(max_backoff, 2.0**child.restarts)
-                            if (time.monotonic() - child.started_at < 10)
-                            else 1.0
+                        uptime = time.monotonic() - child.started_at
+                        delay = supervise.next_backoff(
+                            child.backoff, uptime, limit=max_backoff, stable=10.0
                         )
+                        child.backoff = delay
                         child.restarts += 1
                         self.log(
                             _("{name} exited with {code}; restarting in {delay:g} s").format(
@@ -425,17 +426,9 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         for child in self.children:
-            if child.proc is not None and child.proc.poll() is None:
-                child.proc.send_signal(
-                    signal.SIGTERM if child.name.startswith("registry") else signal.SIGQUIT
-                )
-        deadline = time.monotonic() + 15
-        for child in self.children:
             if child.proc is None:
                 continue
-            try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
-            except TimeoutExpired:  # kill the one that hangs
-                child.proc.kill()
-                child.proc.wait(5)
+            # nginx finishes its requests on SIGQUIT (SIGTERM is its fast shutdown)
+            sig = signal.SIGTERM if child.name.startswith("registry") else signal.SIGQUIT
+            supervise.terminate(child.proc, sig=sig, timeout=15.0)
             self.log(_("stopped {name}").format(name=child.name))

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podsec.errors import PodsecError
+from podsec.host import files, supervise, systemd
 from podsec.host import run as hostrun
-from podsec.host import systemd
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.progress import NULL_PROGRESS, Progress
@@ -183,23 +183,13 @@ class Supervisor:
                 for name, p in self.procs.items()
             },
         }
-        tmp = self.run_dir / (STATEFILE + ".tmp")
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.replace(self.run_dir / STATEFILE)
+        text = json.dumps(state, indent=2) + "\n"
+        files.atomic_write(self.run_dir / STATEFILE, text, mode=0o644, backup=False)
 
     def _terminate(self, proc: _Proc, timeout: float = 30.0) -> None:
-        p = proc.popen
-        if p is None or p.poll() is not None:
-            return
-        # the service runs in its own session: the group holds nsenter and the program
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
-        try:
-            p.wait(timeout)
-        except hostrun.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait(10)
+        if proc.popen is not None:
+            # the service runs in its own session: the group holds nsenter and the program
+            supervise.terminate(proc.popen, timeout=timeout, group=True)
 
     def _acquire(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -250,7 +240,7 @@ class Supervisor:
                     asked.unlink(missing_ok=True)
                     proc.next_start = now
                 else:
-                    proc.backoff = 1.0 if uptime > 30 else min(proc.backoff * 2, 10.0)
+                    proc.backoff = supervise.next_backoff(proc.backoff, uptime)
                     proc.next_start = now + proc.backoff
                 changed = True
                 if proc.service.namespace:
@@ -411,8 +401,6 @@ _DAEMON = [sys.executable, "-m", "podsec.cli.daemon"]
 
 def install_units(host: Host, layout: Layout, plan: NodePlan) -> list[Path]:
     """Write the systemd units (system, user, drop-in); return the paths written."""
-    from podsec.host import files
-
     written = []
     for path, text in systemd_units(layout, plan).items():
         target = host.path(path)
