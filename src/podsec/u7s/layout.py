@@ -45,6 +45,13 @@ class Layout:
         """rootlesskit's --state-dir (child_pid, api.sock)."""
         return self.runtime_dir / "rootlesskit"
 
+    def child_pid(self) -> int | None:
+        """The namespace's first process, as rootlesskit records it (None: not running)."""
+        try:
+            return int((self.state_dir / "child_pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     @property
     def api_socket(self) -> Path:
         return self.state_dir / "api.sock"

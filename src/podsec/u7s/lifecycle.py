@@ -68,7 +68,7 @@ def status(host: Host, layout: Layout) -> dict[str, Any]:
         if isinstance(pid, int) and Path(f"/proc/{pid}").exists():
             entry["uid"] = runtime.uid_of_pid(pid)
         services[svc.name] = entry
-    child = runtime.child_pid(layout)
+    child = layout.child_pid()
     return {
         "running": supervisor.running(host, layout),
         "supervisor": state.get("supervisor"),

@@ -9,7 +9,6 @@ from pathlib import Path
 from podsec.errors import PodsecError
 from podsec.i18n import _
 from podsec.u7s.layout import Layout
-from podsec.u7s.runtime import child_pid
 
 # the namespaces rootlesskit may create, in nsenter's flag names (user first: it grants the rest)
 _KINDS = (
@@ -54,7 +53,7 @@ def wait_child(layout: Layout, timeout: float = 30.0) -> int:
     deadline = time.monotonic() + timeout
     ready = layout.runtime_dir / "child.ready"
     while True:
-        pid = child_pid(layout)
+        pid = layout.child_pid()
         if (
             pid is not None
             and Path(f"/proc/{pid}").exists()

@@ -283,13 +283,6 @@ def rootlesskit_argv(plan: NodePlan, layout: Layout) -> list[str]:
     return [*argv, *child_argv(layout)]
 
 
-def child_pid(layout: Layout) -> int | None:
-    try:
-        return int((layout.state_dir / "child_pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def uid_of_pid(pid: int) -> int:
     return Path(f"/proc/{pid}").stat().st_uid
 
