@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import require_root
+from tests.fixtures.require import require_root
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import require_root, require_tool
 from tests.fixtures import sandbox
+from tests.fixtures.require import require_root, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 

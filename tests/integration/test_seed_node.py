@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_root, require_tool
+from tests.fixtures.require import require_root, require_tool
 from tests.integration.test_monitor_support import SyslogServer, syslog_server
 
 from podsec.host import accounts
