@@ -51,6 +51,15 @@ def stderr_tail(text: str) -> str:
     return tail[-_TAIL_CHARS:]
 
 
+def _not_found(args: list[str]) -> CommandError:
+    return CommandError(
+        _("program {prog} not found").format(prog=args[0]),
+        argv=args,
+        returncode=None,
+        hint=_("install it or check PATH; `podsec doctor` lists every program podsec uses"),
+    )
+
+
 def which(program: str, path: str | None = None) -> str | None:
     """Absolute path of ``program`` on PATH (or ``path``), None if absent."""
     return shutil.which(program, path=path)
@@ -136,12 +145,7 @@ def run(
             extra_groups=ident.extra_groups,
         )
     except FileNotFoundError as exc:
-        raise CommandError(
-            _("program {prog} not found").format(prog=args[0]),
-            argv=args,
-            returncode=None,
-            hint=_("install it or check PATH; `podsec doctor` lists every program podsec uses"),
-        ) from exc
+        raise _not_found(args) from exc
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
         raise CommandError(
@@ -210,9 +214,7 @@ def spawn(
             extra_groups=ident.extra_groups,
         )
     except FileNotFoundError as exc:
-        raise CommandError(
-            _("program {prog} not found").format(prog=args[0]), argv=args, returncode=None
-        ) from exc
+        raise _not_found(args) from exc
     finally:
         if fh is not None:
             fh.close()
@@ -233,9 +235,7 @@ def replace_process(argv: Sequence[Arg], *, log_file: Path | None = None) -> NoR
     try:
         os.execvp(args[0], args)  # noqa: S606 - argv list, no shell
     except FileNotFoundError as exc:
-        raise CommandError(
-            _("program {prog} not found").format(prog=args[0]), argv=args, returncode=None
-        ) from exc
+        raise _not_found(args) from exc
 
 
 class Stream:
@@ -349,12 +349,7 @@ def stream(
         )
     except FileNotFoundError as exc:
         err.close()
-        raise CommandError(
-            _("program {prog} not found").format(prog=args[0]),
-            argv=args,
-            returncode=None,
-            hint=_("install it or check PATH; `podsec doctor` lists every program podsec uses"),
-        ) from exc
+        raise _not_found(args) from exc
     except BaseException:
         err.close()
         raise

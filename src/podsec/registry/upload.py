@@ -125,23 +125,13 @@ class Uploader:
         sep = "&" if "?" in location else "?"
         path = f"{location}{sep}digest={urllib.parse.quote(digest)}"
         conn = self._conn()
-        hasher = hashlib.sha256()
         try:
             conn.putrequest("PUT", path)
             conn.putheader("Content-Type", "application/octet-stream")
             conn.putheader("Content-Length", str(size))
             conn.endheaders()
-            remaining = size
-            while remaining:
-                chunk = reader.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise ValidationError(
-                        _("blob {digest}: the archive ended inside it").format(digest=digest)
-                    )
-                hasher.update(chunk)
-                conn.send(chunk)
-                remaining -= len(chunk)
-                on_bytes(len(chunk))
+            # a corrupt blob raises before the response: the registry refuses the digest too
+            copy_blob(reader, size, digest, conn.send, on_bytes)
             resp = conn.getresponse()
             body = resp.read()
         except (http.client.HTTPException, OSError) as exc:
@@ -150,13 +140,6 @@ class Uploader:
         except BaseException:
             self._reset()
             raise
-        if "sha256:" + hasher.hexdigest() != digest:
-            raise ValidationError(
-                _("blob {digest} in the archive is corrupt (its content does not match)").format(
-                    digest=digest
-                ),
-                hint=_("copy the archive again; nothing of this image was published"),
-            )
         if resp.status != 201:
             raise self._fail("PUT", location, resp.status, body)
 
@@ -165,6 +148,17 @@ def drain(
     reader: IO[bytes], size: int, digest: str, on_bytes: Callable[[int], None] = lambda n: None
 ) -> None:
     """Read and hash a blob that need not be sent (already in the registry)."""
+    copy_blob(reader, size, digest, lambda _chunk: None, on_bytes)
+
+
+def copy_blob(
+    reader: IO[bytes],
+    size: int,
+    digest: str,
+    sink: Callable[[bytes], object],
+    on_bytes: Callable[[int], None],
+) -> None:
+    """Read ``size`` bytes of a blob into ``sink`` and check them against ``digest``."""
     hasher = hashlib.sha256()
     remaining = size
     while remaining:
@@ -174,6 +168,7 @@ def drain(
                 _("blob {digest}: the archive ended inside it").format(digest=digest)
             )
         hasher.update(chunk)
+        sink(chunk)
         remaining -= len(chunk)
         on_bytes(len(chunk))
     if "sha256:" + hasher.hexdigest() != digest:
