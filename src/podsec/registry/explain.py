@@ -56,11 +56,6 @@ class Explanation:
         }
 
 
-def config_for(host: Host, home: Path | None) -> tuple[Path, Path]:
-    """(policy.json, registries.d dir) that podman run with this HOME reads."""
-    return view.paths(host, home)
-
-
 def split_transport(image: str) -> tuple[str, str]:
     for t in pol.KNOWN_TRANSPORTS:
         if image.startswith(f"{t}:"):
