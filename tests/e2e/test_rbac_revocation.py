@@ -23,7 +23,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from tests.conftest import require_root
 from tests.fixtures.kube import (
     CertAuthority,
     ControlPlane,
@@ -37,6 +36,7 @@ from tests.fixtures.kube import (
     write_key,
     write_kubeconfig,
 )
+from tests.fixtures.require import require_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

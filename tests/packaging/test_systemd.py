@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing
+from tests.fixtures.require import missing
 from tests.packaging.tree import DEBS_IN_TREE, Booted, Overlay, boot, debian_tree
 
 pytestmark = [pytest.mark.debtree]

@@ -68,3 +68,15 @@ def test_the_kubernetes_pin_has_one_value() -> None:
     ]
     assert stray == [], "read the pin from tests/fixtures/require.py (or benchmarks' harness)"
     assert pin not in (repo / "Makefile").read_text()
+
+
+def test_tests_import_helpers_from_the_helpers_module() -> None:
+    """conftest.py holds hooks and fixtures; a helper imported from it is a second home."""
+    repo = SRC.parents[1]
+    offenders = [
+        f"{path}:{n}"
+        for path in [*repo.glob("tests/**/*.py"), *repo.glob("benchmarks/*.py")]
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("from tests.conftest import", "import tests.conftest"))
+    ]
+    assert offenders == [], "import helpers from tests/fixtures/require.py"
