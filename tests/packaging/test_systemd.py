@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.require import missing
+from tests.fixtures.require import IMAGES_DIR, K8S_BIN, missing
 from tests.packaging.tree import DEBS_IN_TREE, Booted, Overlay, boot, debian_tree
 
 pytestmark = [pytest.mark.debtree]
 
-K8S_BIN = Path("/var/cache/podsec-dev/kubernetes/v1.20.2/current/bin")
-IMAGES = Path("/var/cache/podsec-dev/images/v1.20.2/oci")
+IMAGES = IMAGES_DIR / "oci"
 TREE_K8S_BIN = "/usr/local/bin"  # on systemd's default PATH, outside podsec's wrapper dir
 TREE_IMAGES = "/var/cache/podsec-test-images"
 ADDRESS = "192.0.2.10"  # TEST-NET-1: the booted tree's own address (registry node and node IP)
