@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_root, require_tool
+from tests.fixtures.require import require_root, require_tool
 from tests.integration.test_archive_roundtrip import layout, saved  # noqa: F401 - fixtures
 
 from podsec.host.paths import Host
