@@ -51,7 +51,6 @@ from pathlib import Path
 
 from podsec.config import Settings
 from podsec.errors import UsageError
-from podsec.host import files
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.names import U7S_BIN, U7S_USER
@@ -469,11 +468,6 @@ def retag_pairs(plan: NodePlan) -> list[tuple[str, str]]:
         if pulled and expected:
             pairs.append((pulled, expected))
     return pairs
-
-
-def read_env_file(host: Host) -> dict[str, str]:
-    text = files.read_text(host.path(ENV_FILE))
-    return parse_env_file(text or "")
 
 
 __all__: Sequence[str] = (
