@@ -30,7 +30,7 @@ from tests.fixtures.images import (
     build_oci_layout,
     make_podman_env,
 )
-from tests.fixtures.require import require_root
+from tests.fixtures.require import free_port, require_root
 
 from podsec.trust import policy as policy_mod
 
@@ -750,9 +750,7 @@ def test_default_target_with_real_names(
 
 
 def test_registry_not_running(setup: Setup) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     result = setup.load(url=f"http://127.0.0.1:{port}")
     assert result.returncode != 0
     assert "cannot reach the registry" in result.stderr

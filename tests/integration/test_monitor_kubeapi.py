@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.fixtures.require import free_port
 from tests.integration.test_monitor_support import (
     SmtpServer,
     SyslogServer,
-    free_unused_port,
     run_prog,
     smtp_server,
     syslog_server,
@@ -127,7 +127,7 @@ def test_forbidden_requests_reported_and_mailed(
     # -m with the SMTP server down: exit non-zero, the records stay
     r = run_prog(
         "podsec-inotify-check-kubeapi", "-m", "-M", "sec@example.org",
-        "--smtp", f"127.0.0.1:{free_unused_port()}", env=env,
+        "--smtp", f"127.0.0.1:{free_port()}", env=env,
     )  # fmt: skip
     assert r.returncode != 0 and "mail" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
     assert not (state / "forbidden.log.1").exists()

@@ -19,6 +19,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from tests.fixtures.require import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -126,9 +127,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 
         missing("aiosmtpd is not installed (pip install -e '.[dev]')")
         raise
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = SmtpServer("127.0.0.1", port)
 
     class Handler:
@@ -141,9 +140,3 @@ def smtp_server() -> Iterator[SmtpServer]:
     controller.start()
     yield server
     controller.stop()
-
-
-def free_unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
