@@ -114,7 +114,7 @@ def test_tools_missing_required_fails_and_alternative_covers() -> None:
 def test_json_shape(tmp_path: Path, host_root: Path) -> None:
     checks = preflight.run_all(fake_host(tmp_path, host_root), tools=False)
     doc = json.loads(
-        json.dumps({"checks": [c.to_dict() for c in checks], "summary": preflight.summary(checks)})
+        json.dumps({"checks": [c.as_dict() for c in checks], "summary": preflight.summary(checks)})
     )
     assert set(doc["checks"][0]) == {"id", "status", "found", "fix"}
     assert sum(doc["summary"].values()) == len(checks)

@@ -27,10 +27,10 @@ def doctor(ctx: click.Context, json_output: bool, no_tools: bool) -> int:
     from podsec.host import preflight
 
     env = context.with_json(ctx, json_output)
-    checks = preflight.run_all(env.host, tools=not no_tools)
-    counts = preflight.summary(checks)
+    report = preflight.doctor(env.host, tools=not no_tools)
+    checks, counts = report.checks, report.summary
     if env.json:
-        output.emit_json({"checks": [c.to_dict() for c in checks], "summary": counts})
+        output.emit_json(report)
     else:
         rows = [(c.id, _STYLE[c.status], c.found, c.fix) for c in checks]
         output.table(_("podsec doctor"), [_("check"), _("status"), _("found"), _("fix")], rows)

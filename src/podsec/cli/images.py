@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
@@ -63,7 +62,7 @@ def audit_cmd(ctx: click.Context, registry: str, signatures_dir: str, json_outpu
             progress=prog,
         )
     if env.json:
-        output.emit_json({**dataclasses.asdict(report), "findings": report.findings})
+        output.emit_json(report)
     else:
         output.table(
             _("images in {registry}").format(registry=registry),

@@ -300,13 +300,7 @@ def check_apiserver_cmd(
         raise UsageError(_("give --cluster FILE or --vip ADDR"))
     result = health.check(c, local=local, timeout=timeout)
     if env.json:
-        output.emit_json(
-            {
-                "ok": result.ok,
-                "holds_vip": result.holds_vip,
-                "probes": [{"url": p.url, "ok": p.ok, "detail": p.detail} for p in result.probes],
-            }
-        )
+        output.emit_json(result)
     elif result.ok:
         output.result(health.summary(result))
     else:
@@ -354,35 +348,30 @@ def prepare_cmd(
     sign_by: str | None,
     json_output: bool,
 ) -> None:
-    from podsec.errors import NotFoundError
-    from podsec.host import files
     from podsec.lb import ingress as ing
 
     env = context.with_json(ctx, json_output)
-    text = files.read_text(Path(manifest))
-    if text is None:
-        raise NotFoundError(_("manifest {file} does not exist").format(file=manifest))
-    prepared = ing.prepare(text, node_port=node_port, registry=registry, source=manifest)
-    cmds = ing.commands(prepared.images, sign_by)
-    if output_path == "-":
-        click.echo(prepared.text, nl=False)
-    else:
-        target = Path(output_path or manifest)
-        changed = files.atomic_write(target, prepared.text, mode=0o644)
+
+    def written(target: Path, changed: bool) -> None:
         msg = _("{file} written") if changed else _("{file} is up to date")
         output.info(msg.format(file=target))
-    if push:
-        with output.progress() as progress:
-            ing.push(prepared.images, sign_by, progress=progress)
-    if env.json:
-        output.emit_json(
-            {
-                "service": prepared.service,
-                "nodePort": prepared.node_port,
-                "images": [{"source": m.source, "target": m.target} for m in prepared.images],
-                "commands": [] if push else [shlex.join(c) for c in cmds],
-            }
+
+    with output.progress(push) as progress:
+        res = ing.prepare_file(
+            manifest,
+            node_port=node_port,
+            registry=registry,
+            output=None if output_path == "-" else Path(output_path or manifest),
+            push_images=push,
+            sign_by=sign_by,
+            written=written,
+            progress=progress,
         )
+    prepared, cmds = res.prepared, res.commands
+    if res.written is None:
+        click.echo(prepared.text, nl=False)
+    if env.json:
+        output.emit_json(res)
         return
     output.info(
         _("{svc}: http nodePort {port}").format(svc=prepared.service, port=prepared.node_port)

@@ -113,20 +113,7 @@ def list_cmd(ctx: click.Context, socket: str | None, state: str | None, json_out
     api, st = _api(ctx, socket, state)
     entries = portsync.list_ports(api, st)
     if env.json:
-        output.emit_json(
-            [
-                {
-                    "id": e.id,
-                    "spec": e.forward.spec(),
-                    "proto": e.forward.proto,
-                    "hostIP": e.forward.host_ip,
-                    "hostPort": e.forward.host_port,
-                    "childPort": e.forward.child_port,
-                    "owner": e.owner,
-                }
-                for e in entries
-            ]
-        )
+        output.emit_json(entries)
         return
     rows = [
         (
@@ -199,17 +186,7 @@ def sync_cmd(
     if once:
         changes = portsync.sync_once(opts)
         if env.json:
-            output.emit_json(
-                [
-                    {
-                        "action": c.action,
-                        "spec": c.forward.spec(),
-                        "owner": c.owner,
-                        "detail": c.detail,
-                    }
-                    for c in changes
-                ]
-            )
+            output.emit_json(changes)
         return 1 if any(c.action == "failed" for c in changes) else 0
     stop = threading.Event()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from podsec.errors import CommandError
 from podsec.host import accounts
@@ -36,7 +37,7 @@ class Check:
     found: str
     fix: str = ""
 
-    def to_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
 
@@ -403,3 +404,21 @@ def run_all(host: Host, *, tools: bool = True) -> list[Check]:
 
 def summary(checks: Sequence[Check]) -> dict[str, int]:
     return {s: sum(1 for c in checks if c.status == s) for s in (OK, WARN, FAIL)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """``podsec doctor``: every check, and how many ended ok, warn, fail."""
+
+    checks: tuple[Check, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summary(self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checks": [c.as_dict() for c in self.checks], "summary": self.summary}
+
+
+def doctor(host: Host, *, tools: bool = True) -> Report:
+    return Report(tuple(run_all(host, tools=tools)))

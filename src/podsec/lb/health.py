@@ -11,6 +11,7 @@ import http.client
 import ssl
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import Any
 
 from podsec.host.run import run
 from podsec.i18n import _
@@ -32,6 +33,13 @@ class Health:
     @property
     def ok(self) -> bool:
         return all(p.ok for p in self.probes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "holds_vip": self.holds_vip,
+            "probes": [{"url": p.url, "ok": p.ok, "detail": p.detail} for p in self.probes],
+        }
 
 
 def probe(address: str, port: int, timeout: float = 2.0) -> Probe:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+import shlex
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from podsec.errors import UsageError, ValidationError
@@ -201,3 +203,53 @@ def push(
         run(argv, timeout=1800)
         progress.advance(task)
     progress.finish(task)
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """``podsec ingress prepare``: the prepared manifest, where it went, what is left to run."""
+
+    prepared: Prepared
+    commands: tuple[tuple[str, ...], ...]  # podman commands still to run (none after a push)
+    written: Path | None  # None: the caller prints the text
+    changed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        p = self.prepared
+        return {
+            "service": p.service,
+            "nodePort": p.node_port,
+            "images": [{"source": m.source, "target": m.target} for m in p.images],
+            "commands": [shlex.join(c) for c in self.commands],
+        }
+
+
+def prepare_file(
+    manifest: str,
+    *,
+    node_port: int = DEFAULT_NODE_PORT,
+    registry: str = REGISTRY_HOST,
+    output: Path | None,
+    push_images: bool = False,
+    sign_by: str | None = None,
+    written: Callable[[Path, bool], None] = lambda _path, _changed: None,
+    progress: Progress = NULL_PROGRESS,
+) -> PreparedFile:
+    """Read ``manifest``, :func:`prepare` it, write it to ``output`` (None: the caller prints
+    it; ``written`` is told the file and whether it changed), and with ``push_images`` run
+    the commands that put the images into the registry."""
+    from podsec.errors import NotFoundError
+    from podsec.host import files
+
+    text = files.read_text(Path(manifest))
+    if text is None:
+        raise NotFoundError(_("manifest {file} does not exist").format(file=manifest))
+    prepared = prepare(text, node_port=node_port, registry=registry, source=manifest)
+    cmds = tuple(tuple(c) for c in commands(prepared.images, sign_by))
+    changed = False
+    if output is not None:
+        changed = files.atomic_write(output, prepared.text, mode=0o644)
+        written(output, changed)
+    if push_images:
+        push(prepared.images, sign_by, progress=progress)
+    return PreparedFile(prepared, () if push_images else cmds, output, changed)

@@ -11,8 +11,9 @@ image is gone.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from podsec.errors import NotFoundError, PodsecError
 from podsec.host.paths import Host
@@ -50,6 +51,9 @@ class AuditReport:
     @property
     def findings(self) -> int:
         return sum(1 for i in self.items if i.status != OK) + len(self.orphans)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "findings": self.findings}
 
 
 def audit(

@@ -240,6 +240,14 @@ class Change:
     owner: str
     detail: str = ""
 
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "action": self.action,
+            "spec": self.forward.spec(),
+            "owner": self.owner,
+            "detail": self.detail,
+        }
+
 
 def _slot(fwd: PortForward) -> tuple[str, int, str]:
     return (fwd.host_ip, fwd.host_port, fwd.proto)
@@ -296,6 +304,17 @@ class Entry:
     id: int
     forward: PortForward
     owner: str  # ns/name, "manual", or "" (the runtime's own forwards)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "spec": self.forward.spec(),
+            "proto": self.forward.proto,
+            "hostIP": self.forward.host_ip,
+            "hostPort": self.forward.host_port,
+            "childPort": self.forward.child_port,
+            "owner": self.owner,
+        }
 
 
 def list_ports(api: RootlesskitApi, state_path: Path) -> list[Entry]:
