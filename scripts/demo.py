@@ -277,6 +277,15 @@ def teardown() -> None:
     subprocess.run([PODSEC, "u7s", "stop"], env=e, capture_output=True, check=False, timeout=120)
     with contextlib.suppress(OSError, ValueError):
         os.killpg(int((STATE / "services.pid").read_text()), signal.SIGTERM)
+    # signing started the maker's gpg-agent (it outlives gpg by design)
+    with contextlib.suppress(OSError, IndexError, KeyError, subprocess.SubprocessError):
+        home = Path(run(["getent", "passwd", MAKER], show=False, ok=(0, 2)).stdout.split(":")[5])
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home / ".gnupg"), "--kill", "all"],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
 
 
 def _leftovers() -> list[int]:
@@ -284,7 +293,7 @@ def _leftovers() -> list[int]:
     sandbox's overlays, and every process in a user namespace one of them made (the node's
     containers: their own mount namespaces show only the node's paths)."""
     me = os.getpid()
-    init_userns = str(Path("/proc/1/ns/user").readlink())
+    init_userns = str(Path("/proc/self/ns/user").readlink())  # the parent: the machine's
     procs: dict[int, str] = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit() and int(p.name) != me:
