@@ -28,6 +28,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -206,14 +207,18 @@ def report(changes: Sequence[Change], what: str) -> str:
 
 
 def run(command: Sequence[str], roots: Sequence[str] = ROOTS) -> int:
+    t0 = time.monotonic()
     before, mounted = snapshot(roots), mounts(roots)
+    t1 = time.monotonic()
     rc = subprocess.run(list(command), check=False).returncode
+    t2 = time.monotonic()
     changes = compare(before, snapshot(roots)) + compare_mounts(mounted, mounts(roots))
+    walks = f"walks {t1 - t0:.1f} s + {time.monotonic() - t2:.1f} s"
     what = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(command))[:120]
     if changes:
         print(report(changes, what), file=sys.stderr, flush=True)
         return rc or FAILED
-    print(f"machine guard: {what}: the machine is as it was ({len(before)} paths)", flush=True)
+    print(f"machine guard: {what}: the machine is as it was ({len(before)} paths, {walks})")
     return rc
 
 
