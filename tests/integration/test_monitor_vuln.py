@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,30 @@ import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_TRIVY_LOG"], "a") as fh:
     fh.write(json.dumps(args) + "\\n")
+if args[:1] == ["server"]:  # trivy's server mode: answer the clients over HTTP
+    import http.server
+    host, _sep, port = args[args.index("--listen") + 1].rpartition(":")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            with open(os.environ["FAKE_TRIVY_LOG"], "a") as fh:
+                fh.write(json.dumps(["server-request", self.path]) + "\\n")
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    http.server.HTTPServer((host, int(port)), Handler).serve_forever()
 reports = json.load(open(os.environ["FAKE_TRIVY_REPORTS"]))
+if "--server" in args and os.environ.get("FAKE_TRIVY_SERVER"):  # reach the server first
+    import urllib.request
+    try:
+        urllib.request.urlopen(args[args.index("--server") + 1] + "/healthz", timeout=5).read()
+    except OSError as exc:
+        print("FATAL cannot connect to the trivy server:", exc, file=sys.stderr)
+        sys.exit(1)
 if args[:1] == ["version"]:
     print(json.dumps(reports["__version__"]))
     sys.exit(0)
@@ -257,3 +281,51 @@ def test_build_invulnerable_image_codes(tmp_path: Path, trivy: dict[str, Path]) 
         timeout=300,
     )
     assert r.returncode == 2 and "failed" in r.stdout
+
+
+def test_trivy_server_unit_serves_the_clients(host_root: Path, trivy: dict[str, Path]) -> None:
+    """issue 16: podsec-inotify-server-trivy (trivy.local:4954) was missing. `podsec monitor
+    install` ships it; its ExecStart, run with the trivy stand-in (trivy cannot be installed
+    here) on a free port, serves check-vuln's client requests; with the server stopped the
+    client fails (UNKNOWN), so the connection is what is tested."""
+    import shlex
+    import socket
+    import subprocess
+    import time
+
+    from podsec.host.paths import Host
+    from podsec.monitor import install
+
+    install.install(Host(host_root))
+    unit = (host_root / "etc/systemd/system/podsec-inotify-server-trivy.service").read_text()
+    exec_start = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
+    argv = shlex.split(exec_start.split("=", 1)[1])
+    assert argv[:4] == ["/usr/bin/trivy", "server", "--listen", "0.0.0.0:4954"]
+    assert "SyslogIdentifier=podsec-inotify-server-trivy" in unit and "Restart=always" in unit
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [str(trivy["prog"]), *argv[1:]]
+    argv[argv.index("0.0.0.0:4954")] = f"127.0.0.1:{port}"
+    env = {"FAKE_TRIVY_REPORTS": str(trivy["reports"]), "FAKE_TRIVY_LOG": str(trivy["log"])}
+    env["FAKE_TRIVY_SERVER"] = "1"
+    server = subprocess.Popen(argv, env={**os.environ, **env})
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        storage(host_root / "var/lib/containers/storage", ["registry.local/p10/clean:1"])
+        env.update(PODSEC_ROOT=str(host_root), PODSEC_TRIVY=str(trivy["prog"]))
+        env["PODSEC_SYSLOG_SOCKET"] = "/nonexistent"
+        r = run_prog("podsec-inotify-check-vuln", "--server", f"127.0.0.1:{port}", env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.startswith("VULN OK"), r.stdout
+        assert '["server-request", "/healthz"]' in trivy["log"].read_text()
+    finally:
+        server.terminate()
+        server.wait(10)
+    r = run_prog("podsec-inotify-check-vuln", "--server", f"127.0.0.1:{port}", env=env)
+    assert r.returncode == 3 and "cannot connect to the trivy server" in r.stdout
