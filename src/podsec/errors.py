@@ -7,11 +7,16 @@ wrong and, when known, a hint saying what to do. The CLI catches it in one place
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class PodsecError(Exception):
     """A failure the user can act on."""
 
     exit_code: int = 1
+    # the exit status the original bash program had for this failure; used only when the
+    # command runs under its original name (podsec-load-sign-oci: 3 arch ... 8 index.json)
+    original_code: int | None = None
 
     def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None):
         super().__init__(message)
@@ -19,6 +24,11 @@ class PodsecError(Exception):
         self.hint = hint
         if exit_code is not None:
             self.exit_code = exit_code
+
+    def as_original(self, code: int) -> Self:
+        """This error, exiting ``code`` under the original program name."""
+        self.original_code = code
+        return self
 
     def __str__(self) -> str:
         return self.message

@@ -61,7 +61,7 @@ def test_usage_errors(argv: list[str], text: str, tmp_path: Path) -> None:
 def test_missing_admin_kubeconfig_is_one_error(tmp_path: Path) -> None:
     r = run("podsec-k8s-rbac-get-userroles", "alice", home=tmp_path)
     assert r.returncode == 1
-    assert r.stderr.splitlines()[0] == "podsec: no admin kubeconfig found"
+    assert r.stderr.splitlines()[0] == "podsec-k8s-rbac-get-userroles: no admin kubeconfig found"
 
 
 def test_help_has_examples() -> None:

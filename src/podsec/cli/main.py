@@ -100,12 +100,15 @@ def invoke(
     *,
     usage_exit: int = 2,
     internal_exit: int = 70,
+    original: bool = False,
 ) -> NoReturn:
     """Run ``command`` as program ``prog_name`` and exit with its status.
 
     Usage errors print one line (exit ``usage_exit``; Nagios plugins pass 3); a
-    PodsecError prints ``podsec: <message>`` and its hint; anything unexpected prints one
-    line too unless ``--debug``/``PODSEC_DEBUG`` asks for the traceback.
+    PodsecError prints ``<prog>: <message>`` and its hint (``podsec:`` for podsec itself, the
+    original program's name under it); anything unexpected prints one line too unless
+    ``--debug``/``PODSEC_DEBUG`` asks for the traceback. ``original``: an original program
+    name — an error that knows the original's exit status exits with it.
     """
     argv = list(sys.argv[1:] if args is None else args)
     try:
@@ -121,11 +124,13 @@ def invoke(
         sys.exit(130)
     except PodsecError as exc:
         message, *hints = exc.diagnostics()
-        click.echo(f"podsec: {message}", err=True)
+        click.echo(f"{prog_name}: {message}", err=True)
         for hint in hints:
             click.echo(f"  {hint}", err=True)
         if _debug_requested(argv):
             traceback.print_exc()
+        if original and exc.original_code is not None:
+            sys.exit(exc.original_code)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -163,7 +168,7 @@ def legacy(command_spec: str, prog_name: str, *, plugin: bool = False) -> Callab
 
     def entry() -> NoReturn:
         if not plugin:
-            invoke(_load(command_spec), prog_name)
+            invoke(_load(command_spec), prog_name, original=True)
         wants_help = any(a in ("--help", "--version") for a in sys.argv[1:])
         try:
             invoke(_load(command_spec), prog_name, usage_exit=3, internal_exit=3)

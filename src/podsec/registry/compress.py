@@ -107,7 +107,7 @@ def detect(path: Path) -> Codec:
     raise ValidationError(
         _("{path}: not an xz, zstd or tar archive").format(path=path),
         hint=_("the file is damaged or is not an image archive"),
-    )
+    ).as_original(6)  # podsec-load-sign-oci: unpacking failed
 
 
 @dataclass(frozen=True)
@@ -416,7 +416,7 @@ class ArchiveReader:
                 path=self.path, detail=detail
             ),
             hint=_("copy the archive again and compare its checksum"),
-        )
+        ).as_original(6)  # podsec-load-sign-oci: unpacking failed
 
     def check_end(self) -> None:
         """Drain the stream and make sure the decompressor saw a complete, valid file."""

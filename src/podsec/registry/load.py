@@ -335,7 +335,13 @@ def request(
 
         sigstore_key = Path.home() / USER_PRIVATE_KEY if signer == "-" else Path(str(signer))
         signer = None
-    the_arch = naming.check_arch(arch)
+    # podsec-load-sign-oci keeps the original's exit codes: 3 architecture, 4 empty target
+    try:
+        the_arch = naming.check_arch(arch)
+    except PodsecError as exc:
+        raise exc.as_original(3) from None
+    if target is not None and not target.strip():
+        raise UsageError(_("the target REGISTRY/PATH is empty")).as_original(4)
     target_ref = naming.parse_target(target) if target else None
     passphrase = None
     if passphrase_file is not None:
@@ -430,12 +436,12 @@ def _stream(loader: _Pass, progress: Progress, task: str) -> None:  # noqa: PLR0
             top, _sep, rel = compress.member_name(info, req.archive).partition("/")
             if not started:
                 started = True
-                if top != req.arch:
+                if top != req.arch:  # the original: no <arch>/ directory, exit 7
                     raise ValidationError(
                         _("the archive holds {found} images, not {arch}").format(
                             found=top, arch=req.arch
                         )
-                    )
+                    ).as_original(7)
             if top != req.arch:
                 raise ValidationError(
                     _("unexpected entry {name} in the archive").format(name=info.name)
@@ -482,10 +488,10 @@ def _stream(loader: _Pass, progress: Progress, task: str) -> None:  # noqa: PLR0
         archive.check_end()
         if spool is not None:
             _load_layout(loader, spool)
-        elif not loader.planned:
+        elif not loader.planned:  # the original: no index.json, exit 8
             raise ValidationError(
                 _("{path}: the archive holds no image blobs").format(path=req.archive)
-            )
+            ).as_original(8)
     progress.finish(task)
 
 
@@ -507,7 +513,10 @@ def _spool(archive: compress.ArchiveReader, info: Any, path: Path) -> None:
 
 def _load_layout(loader: _Pass, layout: Path) -> None:
     """Push from an unpacked layout (the original's archives)."""
-    contents = oci.Layout.open(layout, loader.req.arch).contents
+    try:
+        contents = oci.Layout.open(layout, loader.req.arch).contents
+    except ValidationError as exc:  # the original: index.json missing or unreadable, exit 8
+        raise exc.as_original(8) from None
     loader.plan(contents)
     sizes = contents.blob_sizes()
     loader.progress.start(loader.task_bytes, float(sum(sizes.values())), "B")

@@ -143,7 +143,7 @@ def archive_platform(
     if contents.arch and contents.arch != arch:
         raise ValidationError(
             _("the archive holds {found} images, not {arch}").format(found=contents.arch, arch=arch)
-        )
+        ).as_original(7)
     if not contents.images:
         raise ValidationError(_("{path}: the archive lists no images").format(path=archive))
     for entry in contents.images:

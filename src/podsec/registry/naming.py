@@ -216,7 +216,7 @@ def parse_target(text: str) -> Reference:
         raise UsageError(
             _("{target!r}: the first component must be a registry host name").format(target=text),
             hint=_("expected REGISTRY/PATH, e.g. registry.local/c10f"),
-        )
+        ).as_original(5)  # podsec-load-sign-oci's exit code
     if not _REPO_RE.match(rest) or len(f"{first}/{rest}") > 255:  # distribution's limit
         raise UsageError(
             _("{target!r}: invalid repository path").format(
