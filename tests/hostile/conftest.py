@@ -169,9 +169,14 @@ def make_special(path: Path, kind: str) -> None:
     elif kind == "fifo":
         os.mkfifo(path)
     elif kind == "socket":
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(str(path))
-        sock.close()
+        import tempfile
+
+        # bound under a short name (AF_UNIX paths are limited to 107 bytes), then moved
+        with tempfile.TemporaryDirectory(prefix="hs", dir="/tmp") as short:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(f"{short}/s")
+            sock.close()
+            os.rename(f"{short}/s", path)
     elif kind == "loop":
         path.symlink_to(path.name)
     elif kind == "latin1":
@@ -180,6 +185,8 @@ def make_special(path: Path, kind: str) -> None:
         path.write_text("[" * 100_000 + "]" * 100_000)
     elif kind == "deep-yaml":
         path.write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    elif kind == "deep-toml":
+        path.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
     else:
         raise AssertionError(kind)
 
@@ -193,6 +200,7 @@ PROBLEM = {
     "latin1": "not valid UTF-8 (byte 10)",
     "deep-json": "nested deeper than",
     "deep-yaml": "nested deeper than",
+    "deep-toml": "nested deeper than",
 }
 
 

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 from podsec import readers
+from podsec.errors import ValidationError
+from podsec.i18n import _
 
 BACKUP_SUFFIX = ".podsec-bak"
 
@@ -50,7 +52,7 @@ def atomic_write(
         same_owner = (uid in (-1, st.st_uid)) and (gid in (-1, st.st_gid))
         if same_owner and (st.st_mode & 0o7777) == mode and path.read_bytes() == payload:
             return False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _writable_place(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     tmp = Path(tmp_name)
     try:
@@ -70,6 +72,24 @@ def atomic_write(
             tmp.unlink()
         raise
     return True
+
+
+def check_place(path: Path) -> None:
+    """Refuse (ValidationError naming it) a target that cannot become a file: a directory,
+    or one below a regular file (an ``--output`` under a file). Creates nothing, so a
+    command writing several files checks them all first."""
+    if path.is_dir() and not path.is_symlink():
+        raise ValidationError(_("cannot write {path}: it is a directory").format(path=path))
+    blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValidationError(
+            _("cannot write {path}: {parent} is not a directory").format(path=path, parent=blocker)
+        )
+
+
+def _writable_place(path: Path) -> None:
+    check_place(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def backup_file(path: Path) -> Path:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from podsec import readers
 from podsec.host import files
 from podsec.host.logscan import Scanner, Stats, scan_file
 from podsec.i18n import _
@@ -34,11 +35,19 @@ class Cursor:
 
     @classmethod
     def load(cls, path: Path) -> Cursor | None:
-        try:
-            data = json.loads(path.read_text())
-            return cls(int(data["dev"]), int(data["inode"]), int(data["offset"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        """The saved cursor; None when there is none. A cursor that is not a readable
+        regular file of JSON (a directory, FIFO, loop, bad bytes) is refused with
+        :class:`~podsec.readers.FileFormatError`: following on would re-report or lose
+        records, and the next save could not replace it."""
+        data = readers.read_json(path)
+        if data is None:
             return None
+        try:
+            return cls(int(data["dev"]), int(data["inode"]), int(data["offset"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise readers.FileFormatError(
+                str(path), _("not a cursor (dev, inode, offset): {err}").format(err=exc)
+            ) from exc
 
     def save(self, path: Path) -> None:
         files.atomic_write(path, json.dumps(asdict(self)), mode=0o644, backup=False)

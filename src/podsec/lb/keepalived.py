@@ -212,6 +212,8 @@ def install(
     script_text = render_script(c)
     if host.is_live:
         check_vip_against(c.vip, node.interface, interface_addresses(node.interface))
+    for target in (conf_path, script_path):  # both writable before either is written
+        files.check_place(target)
     if validate:
         if shutil.which("keepalived") is None:
             raise ValidationError(

@@ -186,8 +186,8 @@ def signed_scopes(policy: pol.Policy) -> dict[str, tuple[str, ...]]:
 
 def load_system_policy(host: Host) -> pol.Policy | None:
     path = host.path(pol.SYSTEM_POLICY)
-    if not path.exists():
-        return None
+    if not path.exists() and not path.is_symlink():
+        return None  # a symlink (a loop, a dangling one) is read, and refused, not replaced
     return pol.load(path, pol.SYSTEM_POLICY)
 
 
