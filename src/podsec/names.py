@@ -40,6 +40,7 @@ AUDIT_POLICY = f"{AUDIT_DIR}/policy.yaml"
 
 # -- podsec's own state shared between areas
 REVOKED_FILE = "/var/lib/podsec/rbac/revoked.json"  # written by rbac revoke, read by monitor
+EXPIRING_FILE = "/var/lib/podsec/rbac/expiring.json"  # bind --for: removed by expire (timer, u7s)
 ISSUED_FILE = "/var/lib/podsec/rbac/issued.json"  # written by create-kubeconfig/renew, read by both
 # the revocation authorizer (podsec.webhook.authz): its serving certificate and the
 # kubeconfig kube-apiserver reads (--authorization-webhook-config-file)

@@ -618,3 +618,40 @@ def test_certs_lists_the_issued_certificate_its_revocation_and_last_sight(rb: En
         check=False,
     )
     assert check.returncode == 2 and user in check.stdout, check.stdout + check.stderr
+
+
+# ----------------------------------------------------------------------------- bind --for
+def test_bind_for_is_removed_when_its_time_is_over_with_a_syslog_trail(
+    rb: Env, tmp_path: Path
+) -> None:
+    import socket
+
+    user = f"system:oncall{TAG}"
+    bind = f"breakglass{TAG}"
+    path = tmp_path / "log.sock"
+    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sink.bind(str(path))
+    sink.settimeout(5)
+    env = rb.env(PODSEC_SYSLOG_SOCKET=str(path))
+    base = [str(BIN / "podsec"), "--root", str(rb.root), "rbac"]
+    r = rb._run(
+        [*base, "bind", user, "clusterrole", "view", bind, "--for", "4s", *rb.admin(), "--json"],
+        env,
+        check=True,
+    )
+    granted = json.loads(r.stdout)
+    assert granted["action"] == "created" and granted["until"]
+    line = sink.recv(4096).decode()
+    assert f"granted User {user} ClusterRoleBinding {bind} (ClusterRole view) until" in line
+    assert (rb.root / "etc/systemd/system/podsec-rbac-expire.timer").is_file()
+    early = rb._run([*base, "expire", *rb.admin(), "--json"], env, check=True)
+    assert json.loads(early.stdout) == []
+    assert rb.cp.kubectl("get", "clusterrolebinding", bind, check=False).returncode == 0
+    time.sleep(4.5)
+    late = rb._run([*base, "expire", *rb.admin(), "--json"], env, check=True)
+    (gone,) = json.loads(late.stdout)
+    assert gone["action"] == "deleted" and gone["subject"]["name"] == user
+    assert rb.cp.kubectl("get", "clusterrolebinding", bind, check=False).returncode != 0
+    line = sink.recv(4096).decode()
+    assert f"expired: User {user} ClusterRoleBinding {bind} removed (granted" in line
+    sink.close()

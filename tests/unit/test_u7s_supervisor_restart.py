@@ -72,3 +72,33 @@ def test_an_asked_restart_is_immediate(sup: supervisor.Supervisor) -> None:
     assert sup.spawned == ["kubelet"]  # type: ignore[attr-defined]
     assert not (sup.run_dir / f"{supervisor.RESTART_PREFIX}kubelet").exists()
     assert sup.procs["kubelet"].backoff == 1.0
+
+
+def test_the_supervisor_runs_rbac_expire_every_minute_as_root_on_control_planes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bind --for: on a node without systemd the supervisor is the timer
+    from tests.unit.test_u7s_runtime import make_plan
+
+    from podsec.u7s import supervisor as sup
+
+    started: list[tuple[tuple[str, ...], dict[str, object]]] = []
+
+    class Done:
+        def poll(self) -> int:
+            return 0
+
+    def spawn(argv: tuple[str, ...], **kw: object) -> Done:
+        started.append((tuple(argv), kw))
+        return Done()
+
+    monkeypatch.setattr(sup.hostrun, "spawn", spawn)
+    (job,) = sup.jobs_for(make_plan())
+    assert job.argv[-1] == "rbac-expire" and job.every == 60
+    assert sup.jobs_for(make_plan(role="join-worker")) == ()
+    s = sup.Supervisor(Host(tmp_path), LAYOUT)
+    s.jobs = (job,)
+    s._run_jobs(1000.0)
+    s._run_jobs(1030.0)  # not yet
+    s._run_jobs(1061.0)
+    assert len(started) == 2 and "as_user" not in started[0][1]

@@ -13,6 +13,7 @@ core functions with the same defaults; this entry point parses nothing else.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -91,6 +92,19 @@ def _authz(opts: Mapping[str, str]) -> int:
     return 0
 
 
+def _rbac_expire(opts: Mapping[str, str]) -> int:
+    """Bindings whose --for is over leave them (the timer and the u7s supervisor run this)."""
+    from podsec.host.syslog import Syslog
+    from podsec.rbac import expiry
+
+    syslog = Syslog(expiry.TAG, os.environ.get("PODSEC_SYSLOG_SOCKET", "/dev/log"))
+    try:
+        expiry.expire(_host(), syslog.log, kubeconfig=opts.get("kubeconfig"))
+    finally:
+        syslog.close()
+    return 0
+
+
 def _kubelet_docker_shim(opts: Mapping[str, str]) -> int:
     from podsec.u7s import kubelet
 
@@ -104,6 +118,7 @@ DAEMONS: dict[str, Callable[[Mapping[str, str]], int]] = {
     "child": _child,
     "admission": _admission,
     "authz": _authz,
+    "rbac-expire": _rbac_expire,
     # run by the webhook itself inside the node's namespaces (through nsenter), briefly
     "admission-listen": _admission_listen,
     # before a kubelet < 1.24 starts: answers cAdvisor's Docker questions, then exits

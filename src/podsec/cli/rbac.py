@@ -409,6 +409,7 @@ def _register() -> None:
     for command in (
         rbac_access.bind_cmd,
         rbac_access.unbind_cmd,
+        rbac_access.expire_cmd,
         rbac_access.roles_cmd,
         rbac_access.who_can_cmd,
         rbac_revocation.revoke_cmd,

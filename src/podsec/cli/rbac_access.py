@@ -6,6 +6,7 @@ Registered on the ``rbac`` group by podsec.cli.rbac; the original program names
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,16 @@ def _binding_command(name: str, unbind: bool) -> Callable[[Callable[..., None]],
                 "--force",
                 is_flag=True,
                 help=_("Bind even a name a revoked, still valid certificate carries."),
+            )(f)
+            f = click.option(
+                "--for",
+                "for_text",
+                metavar="DURATION",
+                help=_(
+                    "Break-glass: USER leaves the binding after DURATION (90s, 30m, 8h, 2d), "
+                    "removed by the podsec-rbac-expire timer (or the u7s node's supervisor); "
+                    "both steps go to syslog."
+                ),
             )(f)
         f = click.option("--group", "is_group", is_flag=True, help=_("USER names a group."))(f)
         f = admin_options(f)
@@ -86,11 +97,15 @@ def _run_binding(
     any_user: bool,
     json_output: bool,
     force: bool = False,
+    for_text: str | None = None,
 ) -> None:
-    from podsec.rbac import grant
+    from podsec.host.syslog import Syslog
+    from podsec.rbac import expiry, grant
 
     env = context.with_json(ctx, json_output)
-    change = grant.change(
+    seconds = expiry.parse_for(for_text) if for_text is not None else None
+    syslog = Syslog(expiry.TAG, os.environ.get("PODSEC_SYSLOG_SOCKET", "/dev/log"))
+    outcome = grant.change(
         env.host,
         unbind=unbind,
         user=user,
@@ -104,10 +119,17 @@ def _run_binding(
         kubeconfig=kubeconfig,
         context=kube_context,
         api_timeout=request_timeout,
+        for_seconds=seconds,
+        log=syslog.log,
     )
+    syslog.close()
+    if seconds is not None:
+        for error in syslog.errors:
+            output.info(_("warning: {text}").format(text=error))
     if env.json:
-        output.emit_json(change)
+        output.emit_json(outcome)
         return
+    change = outcome.change
     messages = {
         "created": _("{binding} created with {subject}"),
         "added": _("{subject} added to {binding}"),
@@ -121,6 +143,15 @@ def _run_binding(
             subject=f"{change.subject.kind} {change.subject.name}",
         )
     )
+    if outcome.until:
+        output.result(_("until {until}").format(until=outcome.until))
+        if not outcome.timer:
+            output.info(
+                _(
+                    "systemd does not run here: the u7s node's supervisor, or `podsec rbac "
+                    "expire` from cron, removes it then"
+                )
+            )
 
 
 @_binding_command("bind", unbind=False)
@@ -131,6 +162,52 @@ def bind_cmd(ctx: click.Context, **kwargs: Any) -> None:
 @_binding_command("unbind", unbind=True)
 def unbind_cmd(ctx: click.Context, **kwargs: Any) -> None:
     _run_binding(ctx, True, **kwargs)
+
+
+@click.command(
+    "expire",
+    help=_(
+        "Remove from their bindings the subjects bound with --for whose time is over "
+        "(/var/lib/podsec/rbac/expiring.json), each removal to syslog. The "
+        "podsec-rbac-expire.timer runs it every minute; the u7s node's supervisor too."
+    ),
+    epilog=_("Examples:\n\n  podsec rbac expire\n\n  podsec rbac expire --json"),
+)
+@admin_options
+@click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
+@click.pass_context
+def expire_cmd(
+    ctx: click.Context,
+    *,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    request_timeout: float,
+    json_output: bool,
+) -> None:
+    from podsec.host.syslog import Syslog
+    from podsec.rbac import expiry
+
+    env = context.with_json(ctx, json_output)
+    syslog = Syslog(expiry.TAG, os.environ.get("PODSEC_SYSLOG_SOCKET", "/dev/log"))
+    done = expiry.expire(
+        env.host,
+        syslog.log,
+        kubeconfig=kubeconfig,
+        context=kube_context,
+        api_timeout=request_timeout,
+    )
+    syslog.close()
+    for error in syslog.errors:
+        output.info(_("warning: {text}").format(text=error))
+    if env.json:
+        output.emit_json(done)
+        return
+    for e in done:
+        output.result(
+            _("{what} removed (until {until})").format(
+                what=e.grant.describe(), until=e.grant.expires_at
+            )
+        )
 
 
 # --------------------------------------------------------------------------- roles

@@ -8,13 +8,17 @@ local is checked before the API server is contacted.
 
 from __future__ import annotations
 
-from podsec.errors import NotFoundError
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from podsec.errors import NotFoundError, UsageError
 from podsec.host import accounts
 from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube.client import Client
 from podsec.kube.kubeconfig import admin_connection
-from podsec.rbac import bindings, names, revoke
+from podsec.rbac import bindings, expiry, names, revoke
 from podsec.rbac.bindings import Change, Subject
 
 
@@ -49,14 +53,39 @@ def change(
     kubeconfig: str | None = None,
     context: str | None = None,
     api_timeout: float = 15.0,
-) -> Change:
+    for_seconds: int | None = None,
+    log: expiry.Log | None = None,
+) -> Outcome:
     """Add ``user`` to (or remove it from) the binding; ``force`` binds even a name a
-    revoked, still valid certificate carries. The administrator's kubeconfig is resolved
+    revoked, still valid certificate carries; ``for_seconds`` makes the grant expire
+    (:mod:`podsec.rbac.expiry`: recorded, syslogged through ``log``, the timer installed).
+    The administrator's kubeconfig is resolved
     (:func:`podsec.kube.kubeconfig.admin_connection`) only once the local checks passed."""
     target = bindings.target(role_type, role, binding, namespace)
     who = subject(host, user, group=group, any_user=any_user)
+    if unbind and for_seconds is not None:
+        raise UsageError(_("--for is for bind only"))
     if not unbind and not force:
         revoke.refuse_rebinding(host, who.kind, who.name)
     admin = admin_connection(kubeconfig, host, context)
     with Client(admin, timeout=api_timeout) as api:
-        return (bindings.unbind if unbind else bindings.bind)(api, who, target)
+        done = (bindings.unbind if unbind else bindings.bind)(api, who, target)
+    if for_seconds is None:
+        expiry.forget(host, done)  # permanent now, or gone
+        return Outcome(done)
+    grant = expiry.record(host, done, for_seconds, log or (lambda _p, _m: None))
+    running = expiry.ensure_timer(host, [sys.executable, "-m", "podsec.cli.daemon", "rbac-expire"])
+    return Outcome(done, grant.expires_at, running)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change
+    until: str = ""  # bind --for: when the subject leaves the binding
+    timer: bool = False  # the expiry timer runs (systemd); else the supervisor or by hand
+
+    def as_dict(self) -> dict[str, Any]:
+        out = self.change.as_dict()
+        if self.until:
+            out.update(until=self.until, timerRunning=self.timer)
+        return out

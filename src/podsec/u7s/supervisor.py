@@ -131,6 +131,25 @@ def systemd_units(layout: Layout, plan: NodePlan) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class Job:
+    """A command the supervisor runs every ``every`` seconds as root (what a timer does
+    under systemd)."""
+
+    name: str
+    argv: tuple[str, ...]
+    every: float
+
+
+def jobs_for(plan: NodePlan) -> tuple[Job, ...]:
+    from podsec.u7s.runtime import wants_authz
+
+    if not wants_authz(plan):  # a control plane: where admin.conf and the bindings live
+        return ()
+    # bind --for: subjects whose time is over leave their bindings (podsec.rbac.expiry)
+    return (Job("rbac-expire", (*_DAEMON, "rbac-expire"), 60.0),)
+
+
 class SupervisorError(PodsecError):
     """The built-in supervisor could not start or stop the node."""
 
@@ -152,6 +171,9 @@ class Supervisor:
     progress: Progress = NULL_PROGRESS
     procs: dict[str, _Proc] = field(default_factory=dict)
     stopping: bool = False
+    jobs: tuple[Job, ...] = ()
+    _job_runs: dict[str, hostrun.Child] = field(default_factory=dict)
+    _job_next: dict[str, float] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -215,16 +237,34 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        self.procs = {s.name: _Proc(s) for s in services_for(load_plan(self.host))}
+        plan = load_plan(self.host)
+        self.procs = {s.name: _Proc(s) for s in services_for(plan)}
+        self.jobs = jobs_for(plan)
         try:
             while not self.stopping:
                 self._tick()
+                self._run_jobs(time.monotonic())
                 time.sleep(0.5)
         finally:
+            for job in self._job_runs.values():
+                if job.poll() is None:
+                    job.terminate()
             for proc in reversed(list(self.procs.values())):
                 self._terminate(proc)
             self._release()
         return 0
+
+    def _run_jobs(self, now: float) -> None:
+        """Start each periodic job when its interval has passed and its last run ended."""
+        for job in self.jobs:
+            last = self._job_runs.get(job.name)
+            if last is not None and last.poll() is None:
+                continue
+            if now < self._job_next.get(job.name, 0.0):
+                continue
+            self._job_next[job.name] = now + job.every
+            # as root, like the supervisor: the job edits root's state (podsec rbac expire)
+            self._job_runs[job.name] = hostrun.spawn(job.argv, log_file=self._log(job.name))
 
     def _tick(self) -> None:
         now = time.monotonic()
