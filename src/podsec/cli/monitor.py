@@ -8,22 +8,26 @@ guidelines ask; under ``podsec monitor`` it exits 0 like every podsec command.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from podsec.cli import context
 from podsec.cli.main import legacy
+from podsec.cli.monitor_options import (
+    PLUGIN_EPILOG,
+    PLUGIN_SETTINGS,
+    plugin_options,
+    run_plugin,
+    sink_options,
+    warn,
+)
 from podsec.i18n import _
 
 if TYPE_CHECKING:
-    from podsec.monitor.plugin import Check, PluginOptions
-
-PLUGIN_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
+    from podsec.monitor.plugin import PluginOptions
 
 
 @click.group(
@@ -35,117 +39,6 @@ PLUGIN_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
 )
 def monitor() -> None:
     pass
-
-
-# ------------------------------------------------------------------------- shared options
-def _sink_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "--syslog-socket",
-        metavar="PATH",
-        envvar="PODSEC_SYSLOG_SOCKET",
-        default="/dev/log",
-        show_default=True,
-        help=_("Syslog socket to write to (also PODSEC_SYSLOG_SOCKET)."),
-    )(func)
-    func = click.option(
-        "--smtp",
-        metavar="HOST:PORT",
-        envvar="PODSEC_SMTP",
-        default="localhost:25",
-        show_default=True,
-        help=_("SMTP server for mail (also PODSEC_SMTP)."),
-    )(func)
-    return func
-
-
-PluginCommand = Callable[[click.Context, "PluginOptions", bool], NoReturn]
-
-
-def _plugin_options(func: PluginCommand) -> Callable[..., NoReturn]:
-    """The options every weighted plugin takes; the command gets them as PluginOptions."""
-
-    @functools.wraps(func)
-    def command(**kwargs: Any) -> NoReturn:
-        # imported when a plugin runs, not when the module loads (watch-kubeapi needs none)
-        from podsec.monitor.plugin import PluginOptions
-
-        levels = {k: kwargs[f"level_{k}"] for k in "afchmldw"}
-        verbosity = kwargs["verbosity"]
-        if not any(levels.values()) and verbosity == 0 and not sys.argv[1:]:
-            verbosity = 2  # the original's defaults with no arguments at all
-        options = PluginOptions(
-            levels=levels,
-            verbosity=verbosity,
-            timeout=kwargs["timeout"],
-            mailto=kwargs["mailto"],
-            syslog_socket=kwargs["syslog_socket"],
-            smtp=kwargs["smtp"],
-        )
-        func(click.get_current_context(), options, kwargs["json_output"])
-
-    helps = {
-        "a": _("Syslog Crash (priority 0) when the metric is outside RANGE."),
-        "f": _("Syslog Fatal (priority 1) when the metric is outside RANGE."),
-        "c": _("Nagios CRITICAL and syslog Critical (priority 2) outside RANGE."),
-        "h": _("Syslog High (priority 3) when the metric is outside RANGE."),
-        "m": _("Syslog Middle (priority 4) when the metric is outside RANGE."),
-        "l": _("Syslog Low (priority 5) when the metric is outside RANGE."),
-        "d": _("Syslog Debug (priority 6) when the metric is outside RANGE."),
-        "w": _("Nagios WARNING when the metric is outside RANGE."),
-    }
-    out: Callable[..., NoReturn] = command
-    for key in reversed("afchmldw"):
-        out = click.option(f"-{key}", f"level_{key}", metavar="RANGE", help=helps[key])(out)
-    out = click.option(
-        "-M", "--mail", "mailto", metavar="EMAIL", help=_("Mail the report to EMAIL when not OK.")
-    )(out)
-    out = click.option("-v", "verbosity", count=True, help=_("More long output (-v, -vv, -vvv)."))(
-        out
-    )
-    out = click.option(
-        "-t",
-        "--timeout",
-        type=float,
-        default=300.0,
-        show_default=True,
-        help=_("Give up (UNKNOWN) after this many seconds."),
-    )(out)
-    out = click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))(
-        out
-    )
-    # Nagios plugins answer --version (exit 3 under the original names, like --help)
-    out = click.version_option(package_name="podsec", message="%(prog)s %(version)s")(out)
-    return _sink_options(out)
-
-
-def _run_plugin(
-    ctx: click.Context, check: Check[Any], options: PluginOptions, json_output: bool
-) -> NoReturn:
-    """The core runs the plugin; this prints what it shows and exits with its state."""
-    from podsec.cli import output
-    from podsec.monitor import plugin
-
-    def show(report: plugin.Report) -> None:
-        if json_output:
-            output.emit_json(report)
-        else:
-            click.echo(report.render(), nl=False)
-
-    code = plugin.run(
-        check,
-        options,
-        settings=lambda: context.get(ctx).settings,
-        show=show,
-        warn=_warn,
-    )
-    sys.exit(code)
-
-
-PLUGIN_EPILOG = _(
-    "RANGE is a Nagios range [@]START:END ('~' is minus infinity; 100 means 0:100; @ alerts "
-    "inside). The metric is the sum of the weights of the rules that fire. Exit codes: 0 OK, "
-    "1 WARNING, 2 CRITICAL, 3 UNKNOWN."
-)
 
 
 @monitor.command(
@@ -162,11 +55,11 @@ PLUGIN_EPILOG = _(
         "  podsec-inotify-check-policy -vvv -c 100 -M root"
     ),
 )
-@_plugin_options
+@plugin_options
 def check_policy_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
     from podsec.monitor import policy_check
 
-    _run_plugin(ctx, policy_check.PolicyCheck(), options, json_output)
+    run_plugin(ctx, policy_check.PolicyCheck(), options, json_output)
 
 
 @monitor.command(
@@ -181,11 +74,11 @@ def check_policy_cmd(ctx: click.Context, options: PluginOptions, json_output: bo
     + "\n\n"
     + _("Examples:\n\n  podsec monitor check-images -c 100\n\n  podsec-inotify-check-images -vv"),
 )
-@_plugin_options
+@plugin_options
 def check_images_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
     from podsec.monitor import images_check
 
-    _run_plugin(ctx, images_check.ImagesCheck(), options, json_output)
+    run_plugin(ctx, images_check.ImagesCheck(), options, json_output)
 
 
 @monitor.command(
@@ -204,11 +97,11 @@ def check_images_cmd(ctx: click.Context, options: PluginOptions, json_output: bo
         "Examples:\n\n  podsec monitor check-authz\n\n  podsec-inotify-check-authz -w 20 -c 500"
     ),
 )
-@_plugin_options
+@plugin_options
 def check_authz_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
     from podsec.monitor import authz_check
 
-    _run_plugin(ctx, authz_check.AuthzCheck(), options, json_output)
+    run_plugin(ctx, authz_check.AuthzCheck(), options, json_output)
 
 
 @monitor.command(
@@ -232,12 +125,12 @@ def check_authz_cmd(ctx: click.Context, options: PluginOptions, json_output: boo
     show_default=True,
     help=_("Warn this many days before an in-use certificate expires."),
 )
-@_plugin_options
+@plugin_options
 def check_certs_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
     from podsec.monitor import certs_check
 
     days = float(ctx.params["days"])
-    _run_plugin(ctx, certs_check.CertsCheck(days=days), options, json_output)
+    run_plugin(ctx, certs_check.CertsCheck(days=days), options, json_output)
 
 
 # ------------------------------------------------------------------------ watch-containers
@@ -263,7 +156,7 @@ def check_certs_cmd(ctx: click.Context, options: PluginOptions, json_output: boo
 )
 @click.option("--json", "json_output", is_flag=True, help=_("Also print each event as JSON."))
 @click.option("-v", "verbose", count=True, help=_("Also print each event on stdout."))
-@_sink_options
+@sink_options
 @click.pass_context
 def watch_containers_cmd(
     ctx: click.Context,
@@ -297,11 +190,7 @@ def watch_containers_cmd(
 
         return containers_watch.ContainersWatcher(env.host, emit, notice)
 
-    run_watcher(containers_watch.TAG, syslog_socket, watcher, warn=_warn)
-
-
-def _warn(text: str) -> None:
-    click.echo(text, err=True)
+    run_watcher(containers_watch.TAG, syslog_socket, watcher, warn=warn)
 
 
 # --------------------------------------------------------------------------- watch-kubeapi
@@ -359,7 +248,7 @@ def _warn(text: str) -> None:
     "-M", "--mailto", metavar="EMAIL", help=_("Recipient of -m (default: MAILTO, else root).")
 )
 @click.option("--json", "json_output", is_flag=True, help=_("Print records as JSON lines."))
-@_sink_options
+@sink_options
 @click.pass_context
 def watch_kubeapi_cmd(
     ctx: click.Context,
@@ -432,7 +321,7 @@ def watch_kubeapi_cmd(
         return ka.Watch(ka.follower(paths, sink, notice, codes=codes), forbidden, once=once)
 
     problems: list[str] = []
-    run_watcher(ka.TAG, syslog_socket, watcher, warn=_warn)
+    run_watcher(ka.TAG, syslog_socket, watcher, warn=warn)
     if once and problems:
         ctx.exit(1)  # the Critical notice was the one line; --once reports it in its status
 
@@ -477,7 +366,7 @@ def _check_log_option(path: Path, shown: str) -> None:
 @click.option("-v", "verbosity", count=True, help=_("More long output."))
 @click.option("-t", "--timeout", type=float, default=3000.0, show_default=True)
 @click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
-@_sink_options
+@sink_options
 @click.pass_context
 def check_vuln_cmd(
     ctx: click.Context,
@@ -501,7 +390,7 @@ def check_vuln_cmd(
         syslog_socket=syslog_socket,
         smtp=smtp,
     )
-    _run_plugin(ctx, vuln.VulnCheck(server, db_max_age), options, json_output)
+    run_plugin(ctx, vuln.VulnCheck(server, db_max_age), options, json_output)
 
 
 @monitor.command(
@@ -524,7 +413,7 @@ def check_vuln_cmd(
 @click.argument("build_context", metavar="[CONTEXT]", required=False)
 @click.argument("build_opts", metavar="[PODMAN BUILD OPTIONS]...", nargs=-1, type=click.UNPROCESSED)
 @click.option("--server", metavar="HOST[:PORT]", help=_("Trivy server (default U7S_TRIVY_SERVER)."))
-@_sink_options
+@sink_options
 @click.pass_context
 def build_image_cmd(
     ctx: click.Context,

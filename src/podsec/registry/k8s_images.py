@@ -132,6 +132,10 @@ class ImageSet:
     images: tuple[str, ...]  # full references
     kube_version: str
 
+    def as_dict(self) -> dict[str, object]:
+        """``save-k8s --dry-run --json``."""
+        return {"kubernetes": self.kube_version, "images": self.images}
+
 
 def kubeadm_images(kubeadm: str, version: str, repo: str) -> list[str]:
     try:

@@ -7,6 +7,9 @@ for the other nodes. On any other node the published policy and keys are fetched
 given with ``--trust`` (a key fingerprint or the sha256 of a file) — the original trusted
 plain HTTP. Every write is atomic with a ``.podsec-bak`` backup; a second run changes
 nothing.
+
+Kept as one module over 500 lines: one command's job (the node's trust configuration,
+built or fetched, pinned and installed), each step used only by it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ skopeo/podman (containers/image) accept signatures made here, and :func:`verify`
 :func:`matches` apply containers/image's rules: exactly one valid signature by a trusted
 key, a strictly formed payload, the manifest digest, and the identity rule of the policy's
 ``signedIdentity`` (default ``matchRepoDigestOrExact``).
+
+Kept as one module over 500 lines: one format, the simple-signing signature — its payload
+rules, gpg signing/verification and the lookaside file names must agree byte for byte.
+(The lookaside I/O, fetch_signatures/store_signature, could become trust/lookaside.py; left
+to the trust issue, which owns the verification engine.)
 """
 
 from __future__ import annotations

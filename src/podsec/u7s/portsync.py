@@ -16,6 +16,10 @@ Which forwards are ours is recorded in a small state file beside RootlessKit's s
 RootlessKit restart) until ``ports remove``. Reconciliation is idempotent and runs after the
 initial list, on every change, and whenever the watch is re-established (a RootlessKit restart
 loses every forward; the next pass puts them back).
+
+Kept as one module over 500 lines: one controller — its desired-state rules, the state
+file, reconciliation, the manual add/remove that share that state, and the supervised
+command it runs as (the API client and kubeconfig rules live in podsec.kube).
 """
 
 from __future__ import annotations
