@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_tool
+from tests.fixtures.require import require_tool
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
