@@ -15,30 +15,50 @@ from pathlib import Path
 
 
 def parse_po(path: Path) -> dict[str, str]:
-    """Return {msgid: msgstr} of one .po file (no plurals, no contexts: we use neither)."""
+    """Return {msgid: msgstr} of one .po file (no contexts: we use none). A plural entry
+    (``msgid_plural`` and ``msgstr[N]``, click's own ngettext strings) is stored as the .mo
+    format has it: ``singular\0plural`` → ``form0\0form1\0…``."""
     entries: dict[str, str] = {}
     msgid: list[str] | None = None
+    plural: list[str] | None = None
     msgstr: list[str] | None = None
+    forms: dict[int, list[str]] = {}
     current: list[str] | None = None
     fuzzy = False
 
     def flush() -> None:
-        if msgid is not None and msgstr is not None:
-            key, value = "".join(msgid), "".join(msgstr)
-            if value and not fuzzy:
-                if key in entries and entries[key] != value:
-                    raise SystemExit(f"{path}: conflicting translations for {key!r}")
-                entries[key] = value
+        if msgid is None:
+            return
+        key = "".join(msgid)
+        if plural is not None:
+            key += "\0" + "".join(plural)
+            texts = ["".join(forms[i]) for i in sorted(forms)]
+            value = "\0".join(texts) if texts and all(texts) else ""
+        elif msgstr is not None:
+            value = "".join(msgstr)
+        else:
+            return
+        if value and not fuzzy:
+            if key in entries and entries[key] != value:
+                raise SystemExit(f"{path}: conflicting translations for {key!r}")
+            entries[key] = value
 
     for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = raw.strip()
         if line.startswith("#,") and "fuzzy" in line:
             fuzzy = True
+        elif line.startswith("msgid_plural "):
+            plural = [ast.literal_eval(line[13:])]
+            current = plural
         elif line.startswith("msgid "):
             flush()
             fuzzy = fuzzy and msgid is None
-            msgid, msgstr = [ast.literal_eval(line[6:])], None
+            msgid, plural, msgstr, forms = [ast.literal_eval(line[6:])], None, None, {}
             current = msgid
+        elif line.startswith("msgstr["):
+            index, _sep, text = line[7:].partition("] ")
+            forms[int(index)] = [ast.literal_eval(text)]
+            current = forms[int(index)]
         elif line.startswith("msgstr "):
             msgstr = [ast.literal_eval(line[7:])]
             current = msgstr
@@ -48,10 +68,18 @@ def parse_po(path: Path) -> dict[str, str]:
             current.append(ast.literal_eval(line))
         elif not line:
             flush()
-            msgid = msgstr = current = None
+            msgid = plural = msgstr = current = None
+            forms = {}
             fuzzy = False
     flush()
     return entries
+
+
+# Plural-Forms of the languages we ship (gettext's own table)
+PLURAL_FORMS = {
+    "ru": "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : "
+    "n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);",
+}
 
 
 def write_mo(entries: dict[str, str], out: Path) -> None:
@@ -84,9 +112,10 @@ def write_mo(entries: dict[str, str], out: Path) -> None:
 def compile_all(po_root: Path, locale_root: Path) -> list[Path]:
     written = []
     for lang_dir in sorted(p for p in po_root.iterdir() if p.is_dir()):
-        merged: dict[str, str] = {
-            "": "Content-Type: text/plain; charset=UTF-8\nLanguage: %s\n" % lang_dir.name
-        }
+        header = "Content-Type: text/plain; charset=UTF-8\nLanguage: %s\n" % lang_dir.name
+        if lang_dir.name in PLURAL_FORMS:
+            header += "Plural-Forms: %s\n" % PLURAL_FORMS[lang_dir.name]
+        merged: dict[str, str] = {"": header}
         for po in sorted(lang_dir.glob("*.po")):
             for key, value in parse_po(po).items():
                 if key and key in merged and merged[key] != value:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from podsec.errors import PodsecError, ValidationError
+from podsec.errors import PodsecError, UsageError, ValidationError
 from podsec.registry import compress, oci
 
 
@@ -180,7 +180,7 @@ def test_truncated_and_foreign_archives(tmp_path: Path) -> None:
 
 
 def test_level_range() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(UsageError):
         compress.XZ.with_level(12)
     assert compress.ZSTD.with_level(22).compress_argv("amd64", 2)[2] == "--ultra"
     argv = compress.XZ.compress_argv("amd64", 1, dict_mib=128)

@@ -229,8 +229,8 @@ def keepalived_cmd(
     from podsec.lb import keepalived
 
     env = context.get(ctx)
+    node = keepalived.check_node(state, priority, interface)  # arguments first: exit 2
     c = _load_cluster(cluster_file)
-    node = keepalived.check_node(state, priority, interface)
     if check:
         conf, script = keepalived.render_config(c, node), keepalived.render_script(c)
         keepalived.check(conf, script, node, live=env.host.is_live)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from podsec.errors import PodsecError, ValidationError
+from podsec.errors import PodsecError, UsageError, ValidationError
 from podsec.host import run
 from podsec.i18n import _
 from podsec.progress import NULL_PROGRESS, Progress
@@ -56,11 +56,11 @@ class Codec:
         """The codec at another level (xz 0-9, zstd 1-22); None keeps the default."""
         if level is None:
             return self
-        top = 9 if self.name == "xz" else 22
-        if not 0 <= level <= top:
-            raise ValidationError(
-                _("compression level {level} is out of range for {name} (0-{top})").format(
-                    level=level, name=self.name, top=top
+        low, top = (0, 9) if self.name == "xz" else (1, 22)
+        if not low <= level <= top:  # --level is an argument: exit 2
+            raise UsageError(
+                _("--level {level} is out of range for {name} ({low}-{top})").format(
+                    level=level, name=self.name, low=low, top=top
                 )
             )
         return replace(self, level=level)

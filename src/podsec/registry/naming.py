@@ -31,8 +31,11 @@ def parse_arches(text: str) -> tuple[str, ...]:
     if text == "all":
         return ARCHES
     result: list[str] = []
-    for raw in text.split(","):
+    items = text.split(",")
+    for raw in items:
         arch = _ARCH_ALIASES.get(raw.strip(), raw.strip())
+        if arch == "all":
+            continue  # an unknown item is named first; "all" in a list is refused below
         if arch not in ARCHES:
             raise UsageError(
                 _("unknown architecture {arch!r}").format(arch=raw),
@@ -42,6 +45,11 @@ def parse_arches(text: str) -> tuple[str, ...]:
             )
         if arch not in result:
             result.append(arch)
+    if any(raw.strip() == "all" for raw in items):
+        raise UsageError(
+            _("{text!r}: 'all' cannot be combined with other architectures").format(text=text),
+            hint=_("give all, or a comma list of: {choices}").format(choices=", ".join(ARCHES)),
+        )
     return tuple(result)
 
 
