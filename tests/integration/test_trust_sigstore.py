@@ -288,3 +288,105 @@ def test_load_sign_sigstore(registry, saved, tmp_path: Path) -> None:  # noqa: F
     for item in again["images"]:
         repo = item["target"].split("/", 1)[1].rsplit(":", 1)[0]
         assert len(attachments.read(client, repo, item["digest"])) == 1
+
+
+def test_rotation_without_an_outage(node: Path, registry, test_images, tmp_path: Path) -> None:
+    """Old key, images signed, rotate, re-sign, retire: every image stays accepted at every
+    step, and --retire refuses (changing nothing) while an old-only signature remains.
+
+    Adapted: the maker's scope is moved from registry.local/apps to this test registry's
+    name (127.0.0.1:PORT/apps unless the run has the real names) and the lookaside to a
+    local directory."""
+    assert podsec(node, "policy", "create", "10.20.30.40", "--registry-node").returncode == 0
+    mk = f"mkr{os.getpid() % 100000}"
+    r = podsec(node, "users", "create-imagemaker", "--sigstore", f"{mk}@apps", "--passphrase-stdin",
+               stdin="p1\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    scope = f"{registry.host}/apps"
+    policy_file = node / "etc/containers/policy.json"
+    policy_file.write_text(policy_file.read_text().replace('"registry.local/apps"', f'"{scope}"'))
+    regd_file = node / "etc/containers/registries.d/default.yaml"
+    (tmp_path / "lookaside").mkdir()  # sigstore.local is not served here: an empty lookaside
+    regd_file.write_text(
+        regd_file.read_text()
+        .replace("registry.local/apps:", f"{scope}:")
+        .replace("http://sigstore.local:81/sigstore/", f"file://{tmp_path}/lookaside/")
+    )
+    host = Host(node)
+    private = node / f"home/{mk}/.config/podsec/sigstore.key"
+    old_key = tmp_path / "old.key"
+    old_key.write_bytes(private.read_bytes())
+
+    def signer(key: Path, passphrase: str, *images: str) -> sign.SignRequest:
+        return sign.SignRequest(
+            images=images, sigstore_key=key, passphrase=passphrase, registry_url=registry.url
+        )
+
+    def verdicts() -> dict[str, bool]:
+        trust = view.effective(host, None)
+        client = RegistryClient(registry.url)
+        out = {}
+        for name in ("a", "b", "c", "d"):
+            digest = client.head_manifest(f"apps/{name}", "1")
+            if digest is not None:
+                image = f"{scope}/{name}:1"
+                out[name] = verify.check_image(
+                    host, image, digest, trust.policy, trust.regd
+                ).accepted
+        return out
+
+    for name, src in (("a", "alpha"), ("b", "beta")):
+        _push(test_images, registry, f"apps/{name}:1", src)
+    done = sign.sign_images(host, signer(private, "p1", f"{scope}/a:1", f"{scope}/b:1"))
+    assert all(d.accepted for d in done), [d.reason for d in done]
+    assert verdicts() == {"a": True, "b": True}
+
+    # 1. rotate: both keys trusted, the maker now signs with the new one
+    r = podsec(node, "users", "rotate-key", mk, "--passphrase-stdin", "--json", stdin="p2\n")
+    assert r.returncode == 0, r.stderr
+    rot = json.loads(r.stdout)
+    assert rot["new"] == f"/var/sigstore/keys/{mk}.2.pub" and not rot["already"]
+    (req,) = pol.load(policy_file).transports["docker"][scope]
+    assert req.key_paths == (f"/var/sigstore/keys/{mk}.pub", f"/var/sigstore/keys/{mk}.2.pub")
+    assert sigstore_keys.load_private(private.read_bytes(), b"p2") is not None
+    assert (private.parent / f"sigstore.key.{mk}").read_bytes() == old_key.read_bytes()
+    assert verdicts() == {"a": True, "b": True}
+    again = podsec(node, "users", "rotate-key", mk, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["already"], again.stdout
+    assert len(pol.load(policy_file).transports["docker"][scope][0].keys) == 2  # no third key
+
+    # a new push signs with the new key
+    _push(test_images, registry, "apps/c:1", "busybox")
+    (c,) = sign.sign_images(host, signer(private, "p2", f"{scope}/c:1"))
+    assert c.accepted
+    # 2. retire refuses while a and b carry only old-key signatures, and changes nothing
+    before = policy_file.read_bytes()
+    r = podsec(
+        node, "users", "rotate-key", mk, "--retire", f"{mk}.pub", "--registry", registry.host
+    )
+    assert r.returncode != 0
+    assert "would refuse 2 image(s)" in r.stderr and "apps/a" in r.stderr and "apps/b" in r.stderr
+    assert "apps/c" not in r.stderr
+    assert policy_file.read_bytes() == before
+    assert verdicts() == {"a": True, "b": True, "c": True}
+    # 3. resign what the registry holds with the new key (c already is: nothing added)
+    done = sign.resign(host, signer(private, "p2"), registry=registry.host, scopes=[scope])
+    assert {d.image.rsplit("/", 1)[1]: d.added for d in done} == {
+        "a:1": True,
+        "b:1": True,
+        "c:1": False,
+    }
+    assert verdicts() == {"a": True, "b": True, "c": True}
+    # 4. retire: only the new key stays, everything still accepted
+    r = podsec(
+        node, "users", "rotate-key", mk, "--retire", f"{mk}.pub", "--registry", registry.host
+    )
+    assert r.returncode == 0, r.stderr
+    (req,) = pol.load(policy_file).transports["docker"][scope]
+    assert req.keys == (f"/var/sigstore/keys/{mk}.2.pub",)
+    assert (node / "var/sigstore/keys/policy.json").read_bytes() == policy_file.read_bytes()
+    assert verdicts() == {"a": True, "b": True, "c": True}
+    # an image signed only by the retired key is refused now
+    _push(test_images, registry, "apps/d:1", "busybox")
+    sign.sign_images(host, signer(old_key, "p1", f"{scope}/d:1"))
+    assert verdicts()["d"] is False

@@ -201,3 +201,102 @@ def create_imagemaker_cmd(
 create_imagemakeruser_main = legacy(
     "podsec.cli.users:create_imagemaker_cmd", "podsec-create-imagemakeruser"
 )
+
+
+@users.command(
+    "rotate-key",
+    help=_(
+        "Rotate an image maker's signing key without an outage: a new key is added beside the "
+        "old one in every scope that trusts it (keyPaths), then becomes the one the maker signs "
+        "with. Re-sign what the registry holds (podsec images resign), then --retire OLD "
+        "removes the old key — only when images audit shows every image signed by a key that "
+        "stays; otherwise it lists what would break and changes nothing. Each step can be "
+        "re-run."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec users rotate-key carol\n\n"
+        "  (as carol) podsec images resign --sigstore registry.local/apps\n\n"
+        "  podsec users rotate-key carol --retire carol.pub"
+    ),
+)
+@click.argument("user", metavar="USER")
+@click.option(
+    "--retire",
+    metavar="KEY",
+    help=_("Remove this key (file name in /var/sigstore/keys, or path) from the policy."),
+)
+@click.option(
+    "--passphrase-stdin", is_flag=True, help=_("Read the new key's passphrase from stdin.")
+)
+@click.option(
+    "--registry",
+    default=REGISTRY_HOST,
+    show_default=True,
+    metavar="HOST[:PORT]",
+    help=_("Registry audited before a key is retired."),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@click.pass_context
+def rotate_key_cmd(
+    ctx: click.Context,
+    *,
+    user: str,
+    retire: str | None,
+    passphrase_stdin: bool,
+    registry: str,
+    json_output: bool,
+) -> None:
+    env = context.with_json(ctx, json_output)
+    if retire is not None:
+        from podsec.registry import rotation
+
+        with output.progress(not env.json) as prog:
+            done = rotation.retire_key(env.host, user, retire, registry=registry, progress=prog)
+        if env.json:
+            output.emit_json(done)
+        elif done.retired is None:
+            output.result(_("{user}: no key to retire").format(user=user))
+        else:
+            output.result(
+                _("{user}: {key} retired; kept {kept} ({n} images checked)").format(
+                    user=user, key=done.retired, kept=", ".join(done.kept), n=done.checked
+                )
+            )
+            for path in done.changed:
+                output.result(_("  changed:   {path}").format(path=path))
+        return
+    from podsec.trust import rotate
+
+    passphrase = None
+    if passphrase_stdin:
+        import sys
+
+        passphrase = sys.stdin.readline().rstrip("\n")
+    done_rot = rotate.rotate_key(env.host, user, passphrase=passphrase)
+    if env.json:
+        output.emit_json(done_rot)
+        return
+    if done_rot.already:
+        output.result(
+            _("{user}: already rotated to {new}; re-sign, then --retire {old}").format(
+                user=user, new=done_rot.new, old=done_rot.old.rsplit("/", 1)[-1]
+            )
+        )
+    else:
+        output.result(
+            _("{user}: new key {new} beside {old} (pin: --trust {pin})").format(
+                user=user, new=done_rot.new, old=done_rot.old, pin=done_rot.pin
+            )
+        )
+    for path in done_rot.changed:
+        output.result(_("  changed:   {path}").format(path=path))
+    how = (
+        _("podsec images resign --sigstore SCOPE")
+        if done_rot.kind == "sigstore"
+        else _("podsec images resign --sign-by {fpr} SCOPE").format(fpr=done_rot.sign_by)
+    )
+    output.info(
+        _("next, as {user}: {how}; then podsec users rotate-key {user} --retire {old}").format(
+            user=user, how=how, old=done_rot.old.rsplit("/", 1)[-1]
+        )
+    )

@@ -22,6 +22,7 @@ from podsec.names import REGISTRY_HOST
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.registry.client import RegistryClient
 from podsec.trust import manifest, setup, verify, view
+from podsec.trust.policy import Policy
 
 OK = "ok"
 UNSIGNED = "unsigned"
@@ -62,9 +63,13 @@ def audit(
     registry: str = REGISTRY_HOST,
     signatures_dir: Path | None = None,
     progress: Progress = NULL_PROGRESS,
+    policy: Policy | None = None,
 ) -> AuditReport:
+    """``policy``: audit against this policy instead of the system's (what a change
+    would do, e.g. retiring a key)."""
     trust = view.effective(host, None)
-    policy, conf = trust.policy, trust.regd
+    conf = trust.regd
+    policy = trust.policy if policy is None else policy
     client = RegistryClient(f"http://{registry}")
     by_digest, attached = _read_registry(client, progress)
     items = []

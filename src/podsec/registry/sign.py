@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -203,3 +203,43 @@ def sign_images(
         progress.advance(_("signing"))
     progress.finish(_("signing"))
     return out
+
+
+def registry_images(client: RegistryClient, registry: str, scopes: Sequence[str]) -> list[str]:
+    """``REGISTRY/REPO:TAG`` of every image tag under ``scopes`` (all when empty); cosign
+    attachment tags are not images."""
+    from podsec.registry.audit import attachment_target
+
+    out = []
+    for repo in sorted(client.catalog()):
+        name = f"{registry}/{repo}"
+        if scopes and not any(name == s or name.startswith(s.rstrip("/") + "/") for s in scopes):
+            continue
+        for tag in sorted(client.tags(repo) or []):
+            if attachment_target(tag) is None:
+                out.append(f"{name}:{tag}")
+    return out
+
+
+def resign(
+    host: Host,
+    req: SignRequest,
+    *,
+    registry: str,
+    scopes: Sequence[str] = (),
+    progress: Progress = NULL_PROGRESS,
+) -> list[SignedImage]:
+    """Sign every image the registry holds under ``scopes`` with ``req``'s key (after a key
+    rotation: then ``rotate-key --retire`` can drop the old key). Idempotent."""
+    for scope in scopes:
+        if not scope.startswith(registry + "/") and scope != registry:
+            raise UsageError(
+                _("{scope} is not in the registry {registry}").format(
+                    scope=scope, registry=registry
+                )
+            )
+    client = RegistryClient(req.registry_url or base_url(registry))
+    images = registry_images(client, registry, scopes)
+    if not images:
+        return []
+    return sign_images(host, replace(req, images=tuple(images)), progress=progress)
