@@ -188,10 +188,8 @@ def _new_sigstore_key(host: Host, user: str, new: KeyFile, passphrase: str | Non
         pair = sigstore_keys.generate((passphrase or "").encode())
         pending.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         files.atomic_write(pending, pair.private_key, mode=0o600, owner=u.uid, group=u.gid)
-        files.atomic_write(
-            public, pair.public_key, mode=0o644, owner=0, group=GROUP_PODMAN_DEV,
-            accounts_root=host.root,
-        )  # fmt: skip
+        dev = accounts.gid(host, GROUP_PODMAN_DEV)
+        files.atomic_write(public, pair.public_key, mode=0o644, owner=0, group=dev)
         changed += [f"{u.home}/{sigstore_keys.USER_PRIVATE_KEY}.new", new.path]
     return changed
 
@@ -214,9 +212,8 @@ def _new_gpg_key(host: Host, user: str, new: KeyFile, passphrase: str | None) ->
             os.chown(dirpath, u.uid, u.gid)
             for n in dirnames + names:
                 os.lchown(Path(dirpath) / n, u.uid, u.gid)
-    gpgkeys.write_public(
-        host.path(new.path), armored, owner=0, group=GROUP_PODMAN_DEV, accounts_root=host.root
-    )
+    dev = accounts.gid(host, GROUP_PODMAN_DEV)
+    gpgkeys.write_public(host.path(new.path), armored, owner=0, group=dev)
     return [new.path]
 
 
