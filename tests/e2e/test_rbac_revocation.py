@@ -192,7 +192,9 @@ def test_revoke_refuses_alice_through_every_group_and_spares_bob(setup: Setup) -
     assert res["enforced"] is True and res["groups"] == ["devs"]
     # at once: the very next request (no unauthorized-TTL cache in the way)
     assert s.refused(alice)
-    assert s.can_i(alice, "get", "pods") == "no"
+    # even asking is refused: the SelfSubjectAccessReview kubectl auth can-i creates
+    ask = s.cp.kubectl("auth", "can-i", "get", "pods", "-n", NS, kubeconfig=alice, check=False)
+    assert ask.returncode != 0 and "revoked" in ask.stderr, ask.stdout + ask.stderr
     raw = s.cp.kubectl("get", "--raw", "/version", kubeconfig=alice, check=False)
     assert raw.returncode != 0 and "Forbidden" in raw.stderr  # non-resource requests too
     # bob of devs keeps what devs is granted; the group's binding is untouched

@@ -655,3 +655,66 @@ def test_bind_for_is_removed_when_its_time_is_over_with_a_syslog_trail(
     line = sink.recv(4096).decode()
     assert f"expired: User {user} ClusterRoleBinding {bind} removed (granted" in line
     sink.close()
+
+
+# ----------------------------------------------------------------------------- suggest
+def _audit_dir(rb: Env) -> None:
+    """The sandbox's audit directory is the control plane's."""
+    audit = rb.root / "etc/kubernetes/audit"
+    if not audit.exists():
+        audit.parent.mkdir(parents=True, exist_ok=True)
+        audit.symlink_to(rb.cp.audit_log.parent)
+
+
+def test_suggest_round_trip_a_fresh_user_does_the_same_work_and_nothing_more(
+    rb: Env, tmp_path: Path
+) -> None:
+    ns, worker, fresh = f"rt{TAG}", f"sam{TAG}", f"fresh{TAG}"
+    rb.cp.kubectl("create", "namespace", ns)
+    rb.cp.kubectl(
+        "create",
+        "rolebinding",
+        f"{worker}-edit",
+        "-n",
+        ns,
+        "--clusterrole=edit",
+        f"--user={worker}",
+    )
+
+    def work(kc: Path) -> None:
+        for args in (
+            ("create", "configmap", "c1", "--from-literal=a=1"),
+            ("get", "configmap", "c1"),
+            ("get", "pods"),
+            ("delete", "configmap", "c1", "--wait=false"),
+        ):
+            rb.cp.kubectl(*args, "-n", ns, kubeconfig=kc)
+
+    work(rb.cp.kubeconfig_for(tmp_path, worker))
+    _audit_dir(rb)
+    text = rb.podsec("suggest", worker, "--since", "1h", "--bind-to", fresh, check=True).stdout
+    rb.cp.kubectl("apply", "-f", "-", input=text)
+    fresh_kc = rb.cp.kubeconfig_for(tmp_path, fresh)
+
+    def can(verb: str, what: str) -> str:
+        out = rb.cp.kubectl("auth", "can-i", verb, what, "-n", ns, kubeconfig=fresh_kc, check=False)
+        assert out.stdout.strip() in ("yes", "no"), out.stderr
+        return out.stdout.strip()
+
+    assert [can("create", "configmaps"), can("get", "configmaps/c1"), can("list", "pods")] == [
+        "yes"
+    ] * 3
+    assert can("delete", "configmaps/c1") == "yes"
+    # nothing more: other names, other verbs, other resources
+    for verb, what in (
+        ("get", "configmaps/other"),
+        ("update", "configmaps/c1"),
+        ("get", "secrets"),
+        ("create", "pods"),
+        ("delete", "pods"),
+    ):
+        assert can(verb, what) == "no", (verb, what, text)
+    work(fresh_kc)  # the same work, done for real
+    r = rb.podsec("unused", worker, "--since", "1h", *rb.admin(), "--json", check=True)
+    unused = {(x["resource"], x["verb"]) for x in json.loads(r.stdout)}
+    assert ("secrets", "get") in unused and ("configmaps", "create") not in unused

@@ -404,7 +404,7 @@ def certs_cmd(
 
 # --------------------------------------------------------------------------- the other groups
 def _register() -> None:
-    from podsec.cli import rbac_access, rbac_revocation
+    from podsec.cli import rbac_access, rbac_revocation, rbac_suggest
 
     for command in (
         rbac_access.bind_cmd,
@@ -415,6 +415,8 @@ def _register() -> None:
         rbac_revocation.revoke_cmd,
         rbac_revocation.enforce_revocation_cmd,
         rbac_revocation.authz_serve_cmd,
+        rbac_suggest.suggest_cmd,
+        rbac_suggest.unused_cmd,
     ):
         rbac.add_command(command)
 
