@@ -173,6 +173,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         cp.kubectl("create", "namespace", NS)
         cp.kubectl("create", "rolebinding", "devs-edit", "-n", NS, "--clusterrole=edit")
         cp.kubectl("set", "subject", "rolebinding", "devs-edit", "-n", NS, "--group=devs")
+        # RBAC sees a new binding through its informer: wait for it (not the webhook's doing)
+        deadline = time.monotonic() + 30
+        while (
+            cp.kubectl(
+                *("auth", "can-i", "list", "pods", "-n", NS, "--as=probe", "--as-group=devs"),
+                check=False,
+            ).stdout.strip()
+            != "yes"
+        ):
+            assert time.monotonic() < deadline, "the devs binding did not take effect"
+            time.sleep(0.2)
         try:
             s.start_webhook()
             yield s
