@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from podsec.cli import context, output
 from podsec.cli.main import legacy
 from podsec.i18n import _
+
+if TYPE_CHECKING:
+    from podsec.trust.policy import Requirement
+    from podsec.trust.signature import Claims
 
 
 @click.group(help=_("Image trust policy: which images may be pulled, signed by whom."))
@@ -100,7 +104,7 @@ create_policy_main = legacy("podsec.cli.policy:create_policy_cmd", "podsec-creat
 
 
 # ------------------------------------------------------------------------------ show / explain
-def _req_text(r: Any) -> str:
+def _req_text(r: Requirement) -> str:
     text = str(r.type)
     if r.keys:
         text += " " + ",".join(r.keys)
@@ -202,7 +206,7 @@ def policy_explain_cmd(ctx: click.Context, image: str, user: str | None, json_ou
         ctx.exit(1)
 
 
-def _claims_text(claims: Any) -> str:
+def _claims_text(claims: Claims | None) -> str:
     """A signature's own claims, read without verification (for ``policy explain``)."""
     if claims is None:
         return _("claims: -")

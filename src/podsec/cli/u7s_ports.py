@@ -13,18 +13,21 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from podsec.cli import context, output
 from podsec.i18n import _
 
+if TYPE_CHECKING:
+    from podsec.u7s.rootlesskit_api import RootlesskitApi
+
 _SOCKET_HELP = _("RootlessKit's API socket (default: u7s-admin's usernetes/rootlesskit/api.sock).")
 _STATE_HELP = _("The file recording podsec's forwards (default: beside RootlessKit's state).")
 
 
-def _api(ctx: click.Context, socket: str | None, state: str | None) -> tuple[Any, Any]:
+def _api(ctx: click.Context, socket: str | None, state: str | None) -> tuple[RootlesskitApi, Path]:
     from podsec.u7s import portsync
     from podsec.u7s.rootlesskit_api import RootlesskitApi, default_socket
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +13,9 @@ from podsec.cli.main import legacy
 from podsec.errors import UsageError
 from podsec.i18n import _
 from podsec.names import REGISTRY_HOST
+
+if TYPE_CHECKING:
+    from podsec.trust.users import UserReport
 
 
 @click.group(help=_("Image users (group podman) and image makers (group podman_dev)."))
@@ -58,7 +61,7 @@ def _read_secrets(
     return pw, pp
 
 
-def _print_users(reports: Sequence[Any], json_out: bool) -> None:
+def _print_users(reports: Sequence[UserReport], json_out: bool) -> None:
     if json_out:
         output.emit_json(reports)
         return
