@@ -666,6 +666,19 @@ def _audit_dir(rb: Env) -> None:
         audit.symlink_to(rb.cp.audit_log.parent)
 
 
+def _await_rbac(rb: Env, user: str, verb: str, what: str, ns: str) -> None:
+    """RBAC sees new bindings through its informer: wait until ``user`` may (admin's can-i)."""
+    deadline = time.monotonic() + 30
+    while (
+        rb.cp.kubectl(
+            "auth", "can-i", verb, what, "-n", ns, f"--as={user}", check=False
+        ).stdout.strip()
+        != "yes"
+    ):
+        assert time.monotonic() < deadline, f"{user} may not {verb} {what} after 30 s"
+        time.sleep(0.2)
+
+
 def test_suggest_round_trip_a_fresh_user_does_the_same_work_and_nothing_more(
     rb: Env, tmp_path: Path
 ) -> None:
@@ -690,10 +703,12 @@ def test_suggest_round_trip_a_fresh_user_does_the_same_work_and_nothing_more(
         ):
             rb.cp.kubectl(*args, "-n", ns, kubeconfig=kc)
 
+    _await_rbac(rb, worker, "create", "configmaps", ns)
     work(rb.cp.kubeconfig_for(tmp_path, worker))
     _audit_dir(rb)
     text = rb.podsec("suggest", worker, "--since", "1h", "--bind-to", fresh, check=True).stdout
     rb.cp.kubectl("apply", "-f", "-", input=text)
+    _await_rbac(rb, fresh, "delete", "configmaps/c1", ns)
     fresh_kc = rb.cp.kubeconfig_for(tmp_path, fresh)
 
     def can(verb: str, what: str) -> str:

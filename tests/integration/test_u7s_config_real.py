@@ -194,6 +194,11 @@ def test_generated_v1beta2_init_config_passes_kubeadm_dry_run(
         "--flex-volume-plugin-dir=/var/lib/kubelet/volumeplugins",
         "path: /var/lib/kubelet/volumeplugins",
         "volumePluginDir: /var/lib/kubelet/volumeplugins",
+        # the revocation webhook (issue 20): Webhook before RBAC, its kubeconfig mounted
+        "--authorization-mode=Node,Webhook,RBAC",
+        "--authorization-webhook-config-file=/etc/kubernetes/podsec-authz/webhook.kubeconfig",
+        "--authorization-webhook-cache-unauthorized-ttl=0s",
+        "path: /etc/kubernetes/podsec-authz/webhook.kubeconfig",
     ):
         assert needle in out, needle
     assert "/usr/libexec/kubernetes" not in out  # issue 12: u7s-admin cannot create it
