@@ -20,6 +20,7 @@ HEAVY = {"rich", "kubernetes", "cryptography", "yaml"}
 PLUGINS = {
     "podsec-inotify-check-policy": ("check_policy_main", ["-c", "100"]),
     "podsec-inotify-check-images": ("check_images_main", []),
+    "podsec-inotify-check-keys": ("check_keys_main", []),
     "podsec-inotify-check-vuln": ("check_vuln_main", []),
     "podsec-inotify-check-kubeapi": ("check_kubeapi_main", ["-d", "--once"]),
     "podsec-inotify-check-authz": ("check_authz_main", []),

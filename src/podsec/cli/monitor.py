@@ -105,6 +105,42 @@ def check_authz_cmd(ctx: click.Context, options: PluginOptions, json_output: boo
 
 
 @monitor.command(
+    "check-keys",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Check the signer keys the system policy trusts: a key that expires within --days "
+        "days (weight 1); an expired, revoked or unreadable key, one weaker than the site's "
+        "minimum (RSA below --min-rsa bits, DSA, SHA-1 self-signatures) or without an owner "
+        "(not /var/sigstore/keys/USER.pgp|pub of an existing user) (weight 101). Without -w "
+        "any finding warns; the default -c 100 makes the weight-101 ones CRITICAL."
+    ),
+    epilog=PLUGIN_EPILOG
+    + "\n\n"
+    + _("Examples:\n\n  podsec monitor check-keys\n\n  podsec-inotify-check-keys --days 60 -vv"),
+)
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help=_("Warn this many days before a key expires."),
+)
+@click.option(
+    "--min-rsa",
+    type=click.IntRange(min=1024),
+    default=3072,
+    show_default=True,
+    help=_("Smallest acceptable RSA key size (bits)."),
+)
+@plugin_options
+def check_keys_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
+    from podsec.monitor import keys_check
+
+    check = keys_check.KeysCheck(days=float(ctx.params["days"]), min_rsa=int(ctx.params["min_rsa"]))
+    run_plugin(ctx, check, options, json_output)
+
+
+@monitor.command(
     "check-certs",
     context_settings=PLUGIN_SETTINGS,
     help=_(
@@ -472,6 +508,9 @@ check_policy_main = legacy(
 )
 check_images_main = legacy(
     "podsec.cli.monitor:check_images_cmd", "podsec-inotify-check-images", plugin=True
+)
+check_keys_main = legacy(
+    "podsec.cli.monitor:check_keys_cmd", "podsec-inotify-check-keys", plugin=True
 )
 check_certs_main = legacy(
     "podsec.cli.monitor:check_certs_cmd", "podsec-inotify-check-certs", plugin=True

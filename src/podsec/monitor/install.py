@@ -35,6 +35,7 @@ ENABLED = (
     "podsec-inotify-check-kubeapi.service",
     "podsec-inotify-check-policy.timer",
     "podsec-inotify-check-images.timer",
+    "podsec-inotify-check-keys.timer",
     "podsec-inotify-check-vuln.timer",
     "podsec-inotify-check-kubeapi-mail.timer",
 )
