@@ -19,7 +19,7 @@ from podsec import config
 from podsec.errors import UsageError
 from podsec.host.paths import Host
 from podsec.registry import client, k8s_images
-from podsec.u7s import flags, probe, wrapper
+from podsec.u7s import flags, probe, render, wrapper
 
 pytestmark = pytest.mark.integration
 
@@ -177,7 +177,7 @@ def test_generated_v1beta2_init_config_passes_kubeadm_dry_run(
     )
     cfg = tmp_path / "init.yaml"
     cfg.write_text(plan.kubeadm_config)  # type: ignore[attr-defined]
-    argv = wrapper.kubeadm_argv(plan, str(cfg), kubeadm=_kubeadm())  # type: ignore[arg-type]
+    argv = render.kubeadm_argv(plan, str(cfg), kubeadm=_kubeadm())  # type: ignore[arg-type]
     result = subprocess.run(_sandboxed(argv, tmp_path), capture_output=True, text=True, timeout=120)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]

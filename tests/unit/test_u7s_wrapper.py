@@ -12,7 +12,7 @@ from tests.unit.u7s_fakes import FakeProbe, registry_with
 from podsec import config
 from podsec.errors import PodsecError, UsageError
 from podsec.host.paths import Host
-from podsec.u7s import flags, wrapper
+from podsec.u7s import flags, render, wrapper
 from podsec.u7s.plan import NodePlan
 
 TOKEN = "abcdef.0123456789abcdef"
@@ -130,7 +130,7 @@ def test_every_user_flag_is_honoured(host: Host) -> None:
     assert cluster["networking"]["dnsDomain"] == "corp.internal"
     assert cluster["featureGates"] == {"PublicKeysECDSA": True}
     assert "lb.example" in cluster["apiServer"]["certSANs"]
-    argv = wrapper.kubeadm_argv(p, "/cfg.yaml")
+    argv = render.kubeadm_argv(p, "/cfg.yaml")
     assert argv[:2] == ["kubeadm", "init"] and argv[-1] == "--skip-phases=addon/coredns"
     assert "--config" in argv
 
@@ -202,7 +202,7 @@ def test_flannel_unavailable_gives_bridge_and_env_override(host: Host) -> None:
     p = plan(host, ["init"], None, U7S_CNI_PLUGIN="bridge")
     assert p.cni == "bridge" and not any("flannel" in i for i in p.images)
     with pytest.raises(UsageError):
-        wrapper.flannel_manifest(p)
+        render.flannel_manifest(p)
 
 
 def test_crio_detected_on_path(host: Host) -> None:
@@ -227,7 +227,7 @@ def test_join_worker(host: Host) -> None:
     j = kinds(p)["JoinConfiguration"]
     assert j["discovery"]["bootstrapToken"]["caCertHashes"] == [HASH]
     assert p.env["U7S_CONTROLPLANE"] == "" and p.env["U7S_TOKEN"] == TOKEN
-    assert wrapper.kubeadm_argv(p, "/c.yaml")[:2] == ["kubeadm", "join"]
+    assert render.kubeadm_argv(p, "/c.yaml")[:2] == ["kubeadm", "join"]
 
 
 def test_join_control_plane(host: Host) -> None:
@@ -300,9 +300,9 @@ def test_v1beta3_with_newer_kubeadm(host: Host) -> None:
 
 def test_env_file_has_the_originals_variables(host: Host) -> None:
     p = plan(host, ["init", "--token", TOKEN])
-    text = wrapper.render_env_file(p)
+    text = render.render_env_file(p)
     assert "PATH=/usr/libexec/podsec/u7s/bin:/sbin/:/usr/sbin/:/bin:/usr/bin/" in text.splitlines()
-    env = wrapper.parse_env_file(text)
+    env = render.parse_env_file(text)
     assert env == {"PATH": env["PATH"], **p.env}
     expected = {
         "U7S_KUBEVERSION": "v1.20.2",
@@ -339,13 +339,13 @@ def test_env_file_has_the_originals_variables(host: Host) -> None:
 
 
 def test_env_quoting_round_trips() -> None:
-    text = wrapper._quote('a b "c" $x `y` \\z')
-    assert wrapper.parse_env_file(f"K={text}\n") == {"K": 'a b "c" $x `y` \\z'}
+    text = render._quote('a b "c" $x `y` \\z')
+    assert render.parse_env_file(f"K={text}\n") == {"K": 'a b "c" $x `y` \\z'}
 
 
 def test_flannel_manifest_and_retag(host: Host) -> None:
     p = plan(host, ["init", "--pod-network-cidr", "10.77.0.0/16"])
-    manifest = wrapper.flannel_manifest(p)
+    manifest = render.flannel_manifest(p)
     assert (
         "registry.local/k8s-p10/flannel:v0.25.1" in manifest
         and '"Network": "10.77.0.0/16"' in manifest
@@ -353,7 +353,7 @@ def test_flannel_manifest_and_retag(host: Host) -> None:
     reg = registry_with(REPO)
     reg[f"{REPO}/pause"] = ["3.4.1"]
     p = plan(host, ["init"], FakeProbe(registry=reg), U7S_SETAVAILABLEIMAGES="yes")
-    assert wrapper.retag_pairs(p) == [(f"{REPO}/pause:3.4.1", f"{REPO}/pause:3.2")]
+    assert render.retag_pairs(p) == [(f"{REPO}/pause:3.4.1", f"{REPO}/pause:3.2")]
     assert p.pause_image == f"{REPO}/pause:3.4.1"
 
 

@@ -13,6 +13,7 @@ from podsec.kube import apply, kubeconfig
 from podsec.kube.client import RBAC, APIError, Client, Unreachable, path
 from podsec.names import ADMIN_CONF
 from podsec.progress import Progress
+from podsec.u7s import render
 from podsec.u7s.layout import Layout
 from podsec.u7s.lifecycle import NodeError
 from podsec.u7s.plan import NodePlan
@@ -89,9 +90,8 @@ FLANNEL_MANIFEST = "/etc/podsec/u7s/manifests/kube-flannel.yml"
 def apply_flannel(host: Host, plan: NodePlan, progress: Progress, timeout: float = 120) -> None:
     """Apply the flannel manifest (kept outside kubelet's static-pod dir), retrying until the
     API accepts it or ``timeout``."""
-    from podsec.u7s import wrapper
 
-    text = wrapper.flannel_manifest(plan)
+    text = render.flannel_manifest(plan)
     files.atomic_write(host.path(FLANNEL_MANIFEST), text)
     objects = apply.documents(text)
     progress.start("flannel")

@@ -18,7 +18,7 @@ from podsec.i18n import _
 from podsec.names import ADMIN_CONF, AUTHZ_DIR
 from podsec.progress import Progress
 from podsec.registry import k8s_images
-from podsec.u7s import addons, node_images, runtime, supervisor
+from podsec.u7s import addons, node_images, render, runtime, supervisor
 from podsec.u7s.layout import CRI_SOCKETS, Layout, layout_for
 from podsec.u7s.lifecycle import NodeError, in_namespace, start
 from podsec.u7s.plan import ETCD_DATA_DIR, PLAN_FILE, NodePlan
@@ -61,10 +61,9 @@ def check_ports(plan: NodePlan) -> None:
 def write_plan(host: Host, plan: NodePlan, layout: Layout) -> None:
     """The plan (read by the services, which run as u7s-admin: 0640 root:u7s-admin; it holds
     the bootstrap token) and the original's env file of U7S_* values (0600)."""
-    from podsec.u7s import wrapper
 
     files.atomic_write(host.path(PLAN_FILE), plan.to_json(), mode=0o640, group=layout.gid)
-    files.atomic_write(host.path(wrapper.ENV_FILE), wrapper.render_env_file(plan), mode=0o600)
+    files.atomic_write(host.path(render.ENV_FILE), render.render_env_file(plan), mode=0o600)
 
 
 def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
@@ -72,9 +71,8 @@ def kubeadm_config_path(layout: Layout, plan: NodePlan) -> Path:
 
 
 def kubeadm_argv(plan: NodePlan, config: Path, kubeadm: str) -> list[str]:
-    from podsec.u7s import wrapper
 
-    return wrapper.kubeadm_argv(plan, str(config), kubeadm=kubeadm)
+    return render.kubeadm_argv(plan, str(config), kubeadm=kubeadm)
 
 
 def _copy_kubeconfig(host: Host, layout: Layout) -> None:
@@ -197,10 +195,9 @@ def _undo(host: Host, plan: NodePlan, layout: Layout, kubeadm_ran: bool, kubeadm
         supervisor.disable(host)
     if kubeadm_ran:
         clean_kube_state(host)
-    from podsec.u7s import wrapper
 
     host.path(PLAN_FILE).unlink(missing_ok=True)
-    host.path(wrapper.ENV_FILE).unlink(missing_ok=True)
+    host.path(render.ENV_FILE).unlink(missing_ok=True)
 
 
 def clean_kube_state(host: Host) -> None:
@@ -251,9 +248,8 @@ def reset(
         if d.is_dir():
             hostrun.run(["rm", "-rf", "--one-file-system", str(d)], timeout=300)
     host.path(PLAN_FILE).unlink(missing_ok=True)
-    from podsec.u7s import wrapper
 
-    host.path(wrapper.ENV_FILE).unlink(missing_ok=True)
+    host.path(render.ENV_FILE).unlink(missing_ok=True)
     root_conf = host.path("/root/.kube/config")
     user_conf = host.path(str(layout.home / ".kube/config"))
     if (

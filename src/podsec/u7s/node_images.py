@@ -15,7 +15,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.progress import Progress
 from podsec.trust import reference
-from podsec.u7s import lifecycle, supervisor
+from podsec.u7s import lifecycle, render, supervisor
 from podsec.u7s.layout import Layout
 from podsec.u7s.lifecycle import NodeError
 from podsec.u7s.plan import NodePlan
@@ -71,9 +71,8 @@ def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -
         finally:
             archive.unlink(missing_ok=True)
         progress.advance("images")
-    from podsec.u7s import wrapper
 
-    for pulled, expected in wrapper.retag_pairs(plan):
+    for pulled, expected in render.retag_pairs(plan):
         ctr(layout, "images", "tag", "--force", pulled, expected)
     progress.finish("images")
 

@@ -17,16 +17,16 @@ API for the CLI / node runtime (stable; the bodies land in later commits)::
         plan = wrapper.build_plan(settings, host, args, probe=HostProbe(host))
         # real kubeadm inside the namespace:
         #   kubeadm <plan.role→init|join> *plan.kubeadm_args --config <file with plan.kubeadm_config>
-        wrapper.kubeadm_argv(plan, config_path)   # that argv, ready to run
-        wrapper.render_env_file(plan)   # text of /etc/podsec/u7s/config/env (U7S_* of §4.2 step 13)
+        render.kubeadm_argv(plan, config_path)    # that argv, ready to run (podsec.u7s.render)
+        render.render_env_file(plan)   # text of /etc/podsec/u7s/config/env (U7S_* of §4.2 step 13)
 
     # after kubeadm wrote /var/lib/kubelet/config.yaml (1.20: cgroupsPerQOS false and
     # enforceNodeAllocatable [] that kubeadm drops):
     kubeadm_config.patch_kubelet_config(text, plan.kube_version) -> str
     # flannel (when plan.cni == "flannel"): the manifest with images on the chosen registry
-    wrapper.flannel_manifest(plan) -> str     # write it OUTSIDE kubelet's static-pod dir
+    render.flannel_manifest(plan) -> str     # write it OUTSIDE kubelet's static-pod dir
     # pause substituted under U7S_SETAVAILABLEIMAGES: after pulling, tag each pulled image
-    # with the name kubeadm expects: wrapper.retag_pairs(plan) -> [(pulled, expected)]
+    # with the name kubeadm expects: render.retag_pairs(plan) -> [(pulled, expected)]
 
 Secrets (bootstrap token, certificate key) are in plan.kubeadm_config and plan.env: write the
 plan JSON, the kubeadm config and the env file with mode 0600.
@@ -43,7 +43,6 @@ against the layout, so missing flannel gives bridge and missing CoreDNS skips it
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address
@@ -53,15 +52,13 @@ from podsec.config import Settings
 from podsec.errors import UsageError
 from podsec.host.paths import Host
 from podsec.i18n import _
-from podsec.names import U7S_BIN, U7S_USER
+from podsec.names import U7S_USER
 from podsec.registry import platform, versions
 from podsec.u7s import flags, images, kubeadm_config, network
 from podsec.u7s.flags import DNS_NAME_RE, KubeadmArgs
 from podsec.u7s.plan import Cni, Cri, NodePlan, Role
 from podsec.u7s.probe import Probe
 
-ENV_FILE = "/etc/podsec/u7s/config/env"
-ENV_PATH = f"PATH={U7S_BIN}:/sbin/:/usr/sbin/:/bin:/usr/bin/"
 SLIRP_GUEST = 100  # slirp4netns gives the namespace <network>.100
 
 
@@ -409,73 +406,4 @@ def env_values(
     return env
 
 
-_SAFE_RE = re.compile(r"[A-Za-z0-9_./:,=@%+-]*")  # fullmatch: a newline must get quoted
-
-
-def _quote(value: str) -> str:
-    """A value both systemd's EnvironmentFile and a POSIX shell read back unchanged."""
-    if _SAFE_RE.fullmatch(value):
-        return value
-    escaped = (
-        value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
-    )
-    return f'"{escaped}"'
-
-
-def render_env_file(plan: NodePlan) -> str:
-    """``/etc/podsec/u7s/config/env``: the PATH line of the original's ENV template, then the
-    U7S_* variables. It holds the join token and certificate key: write it 0600."""
-    lines = ["# written by podsec u7s kubeadm; the u7s units and scripts read it", ENV_PATH]
-    lines += [f"{k}={_quote(v)}" for k, v in plan.env.items()]
-    return "\n".join(lines) + "\n"
-
-
-def parse_env_file(text: str) -> dict[str, str]:
-    """Read an env file written by :func:`render_env_file` back (for tests and restarts)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _eq, value = line.partition("=")
-        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        out[key] = value
-    return out
-
-
-def kubeadm_argv(plan: NodePlan, config_path: str, kubeadm: str = "kubeadm") -> list[str]:
-    """The real kubeadm's argv inside the namespace."""
-    command = "init" if plan.role == "init" else "join"
-    argv = [kubeadm, command, *plan.kubeadm_args, "--config", config_path]
-    if plan.skip_phases:
-        argv.append("--skip-phases=" + ",".join(plan.skip_phases))
-    return argv
-
-
-def flannel_manifest(plan: NodePlan) -> str:
-    """kube-flannel.yml for this plan (images on the chosen registry, the plan's pod CIDR)."""
-    refs = {images.component(r): r for r in plan.images}
-    if plan.cni != "flannel" or "flannel" not in refs or "flannel-cni-plugin" not in refs:
-        raise UsageError(_("this node does not use flannel (CNI {cni})").format(cni=plan.cni))
-    return images.flannel_manifest(refs["flannel"], refs["flannel-cni-plugin"], plan.pod_cidr)
-
-
-def retag_pairs(plan: NodePlan) -> list[tuple[str, str]]:
-    """(pulled image, name kubeadm expects) for images substituted by U7S_SETAVAILABLEIMAGES."""
-    pairs = []
-    for item in plan.env.get("U7S_RETAG_IMAGES", "").split():
-        pulled, _eq, expected = item.partition("=")
-        if pulled and expected:
-            pairs.append((pulled, expected))
-    return pairs
-
-
-__all__: Sequence[str] = (
-    "ENV_FILE",
-    "build_plan",
-    "flannel_manifest",
-    "kubeadm_argv",
-    "parse_env_file",
-    "render_env_file",
-    "retag_pairs",
-)
+__all__: Sequence[str] = ("build_plan",)
