@@ -1,5 +1,6 @@
 """The CLI contract: one-line errors, exit codes, Russian output."""
 
+import json
 import os
 import subprocess
 import sys
@@ -78,3 +79,22 @@ def test_build_invulnerable_image_usage_shows_context_optional() -> None:
     usage = " ".join(r.stdout.split("\n\n")[0].split())
     assert "IMAGE [DOCKERFILE] [CONTEXT]" in usage, usage
     assert "build-invulnerable-image registry.local/app:1\n" in r.stdout
+
+
+def test_u7s_status_says_where_kube_proxy_runs(tmp_path: Path) -> None:
+    """issue 16: the seed's health check `kubectl get daemonsets.apps -A` lists kube-proxy;
+    podsec runs it as a node process, so `podsec u7s status` says so (table and JSON)."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text(
+        "root:x:0:0::/root:/bin/sh\nu7s-admin:x:990:990::/var/lib/u7s-admin:/bin/sh\n"
+    )
+    (etc / "group").write_text("root:x:0:\nu7s-admin:x:990:\n")
+    r = run("--root", str(tmp_path), "u7s", "status")
+    assert "kube-proxy: node process under the u7s supervisor, not a DaemonSet" in r.stderr, (
+        r.stdout + r.stderr
+    )
+    assert "kubectl get ds -A does not list it" in r.stderr
+    r = run("--root", str(tmp_path), "u7s", "status", "--json")
+    doc = json.loads(r.stdout)
+    assert "not a DaemonSet" in doc["services"]["kube-proxy"]["where"]

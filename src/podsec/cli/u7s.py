@@ -95,6 +95,7 @@ def status_cmd(ctx: click.Context, json_output: bool) -> int:
             [_("service"), _("pid"), _("host uid"), _("restarts")],
             rows,
         )
+        output.info("kube-proxy: " + st["services"]["kube-proxy"]["where"])
     return 0 if st["running"] else 3
 
 

@@ -58,6 +58,17 @@ def start(host: Host, layout: Layout, timeout: float = 90.0) -> int:
     return pid
 
 
+def where(service: str) -> str:
+    """Where a node service runs, said where Kubernetes' own listing would mislead: the
+    seed's kube-proxy is a DaemonSet (``kubectl get ds -A`` lists it), podsec's a process of
+    the node (addon/kube-proxy is skipped: its pod cannot set up rootless networking here)."""
+    if service == "kube-proxy":
+        return _(
+            "node process under the u7s supervisor, not a DaemonSet (kubectl get ds -A does not list it)"
+        )
+    return _("node process under the u7s supervisor")
+
+
 def status(host: Host, layout: Layout) -> dict[str, Any]:
     state = supervisor.read_state(host, layout)
     services: dict[str, dict[str, Any]] = {}
@@ -67,6 +78,7 @@ def status(host: Host, layout: Layout) -> dict[str, Any]:
         pid = entry.get("pid")
         if isinstance(pid, int) and Path(f"/proc/{pid}").exists():
             entry["uid"] = runtime.uid_of_pid(pid)
+        entry["where"] = where(svc.name)
         services[svc.name] = entry
     child = layout.child_pid()
     return {
