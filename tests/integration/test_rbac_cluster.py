@@ -733,3 +733,40 @@ def test_suggest_round_trip_a_fresh_user_does_the_same_work_and_nothing_more(
     r = rb.podsec("unused", worker, "--since", "1h", *rb.admin(), "--json", check=True)
     unused = {(x["resource"], x["verb"]) for x in json.loads(r.stdout)}
     assert ("secrets", "get") in unused and ("configmaps", "create") not in unused
+
+
+def test_create_kubeconfig_leaves_the_seeds_files_and_the_admin_context(
+    rb: Env, tmp_path: Path
+) -> None:
+    """issue 16: the seed leaves USER.key, USER.csr and USER.crt in ~USER/.kube and adds the
+    user's context to the admin's kubeconfig (podsec did neither). The admin's current
+    context is kept, and the added context really acts as the user."""
+    user = f"seedk{TAG}"
+    rb.podsec("create-user", user, check=True)
+    admin_cfg = tmp_path / "admin.kubeconfig"
+    admin_cfg.write_bytes(rb.cp.kubeconfig.read_bytes())
+    admin_cfg.chmod(0o600)
+    before = yaml.safe_load(admin_cfg.read_text())
+    r = rb.podsec("create-kubeconfig", user, "--kubeconfig", str(admin_cfg), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    kube = rb.root / "home" / user / ".kube"
+    for suffix, mode in (("key", 0o600), ("csr", 0o644), ("crt", 0o644)):
+        path = kube / f"{user}.{suffix}"
+        assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == mode, path
+        assert path.stat().st_uid == rb.uid(user)
+    assert b"PRIVATE KEY" in (kube / f"{user}.key").read_bytes()
+    assert b"CERTIFICATE REQUEST" in (kube / f"{user}.csr").read_bytes()
+    assert b"BEGIN CERTIFICATE" in (kube / f"{user}.crt").read_bytes()
+    after = yaml.safe_load(admin_cfg.read_text())
+    assert out["adminConfig"] == str(admin_cfg)
+    assert after["current-context"] == before["current-context"]
+    assert out["context"] in [c["name"] for c in after["contexts"]]
+    assert after["clusters"] == before["clusters"]
+    who = rb.cp.kubectl(
+        "auth", "can-i", "list", "secrets", "--context", out["context"], kubeconfig=admin_cfg,
+        check=False,
+    )  # fmt: skip
+    assert who.stdout.strip() == "no"  # the user's identity, not the admin's
+    r = rb.podsec("create-kubeconfig", user, "--kubeconfig", str(admin_cfg), "--no-admin-context")
+    assert r.returncode == 0, r.stderr

@@ -95,6 +95,12 @@ def _issued_lines(res: Issued) -> None:
             date=res.not_after.strftime("%Y-%m-%d %H:%M UTC"),
         )
     )
+    if res.admin_config:
+        output.info(
+            _("context {context} added to {path} (kubectl --context {context})").format(
+                context=res.context, path=res.admin_config
+            )
+        )
 
 
 def _expiration_warning(res: Issued) -> None:
@@ -120,9 +126,11 @@ def _expiration_warning(res: Issued) -> None:
     help=_(
         "Give USER a client certificate signed by the cluster (CSR with CN=USER and O=GROUP "
         "for each group, default k8s) and write ~USER/.kube/config with the context "
-        "USER@CLUSTER; other contexts in that file are kept. REMOTE_USER (default u7s-admin) "
-        "is the cluster-host account the CA is copied from with scp when neither the admin "
-        "kubeconfig nor /etc/kubernetes/pki/ca.crt provides it."
+        "USER@CLUSTER; other contexts in that file are kept. As the seed, USER.key, USER.csr "
+        "and USER.crt are left in ~USER/.kube and the context is added to the admin's own "
+        "kubeconfig (its current context kept; not into kubeadm's admin.conf). REMOTE_USER "
+        "(default u7s-admin) is the cluster-host account the CA is copied from with scp when "
+        "neither the admin kubeconfig nor /etc/kubernetes/pki/ca.crt provides it."
     ),
     epilog=_(
         "Examples:\n\n  podsec rbac create-kubeconfig alice\n\n"
@@ -148,6 +156,11 @@ def _expiration_warning(res: Issued) -> None:
     callback=_duration,
     help=_("Requested certificate lifetime (600s, 12h, 90d, 1y; Kubernetes >= 1.22)."),
 )
+@click.option(
+    "--no-admin-context",
+    is_flag=True,
+    help=_("Do not add the user's context to the admin's kubeconfig."),
+)
 @_issue_options
 @click.pass_context
 def create_kubeconfig_cmd(
@@ -162,6 +175,7 @@ def create_kubeconfig_cmd(
     expiration: int | None,
     timeout: float,
     json_output: bool,
+    no_admin_context: bool,
 ) -> None:
     from podsec.rbac import issue
 
@@ -179,6 +193,7 @@ def create_kubeconfig_cmd(
             timeout=timeout,
             api_timeout=request_timeout,
             progress=prog,
+            admin_context=not no_admin_context,
         )
     _expiration_warning(res)
     if env.json:

@@ -321,9 +321,10 @@ def merge_user(
     ca_pem: bytes,
     cert_pem: bytes,
     key_pem: bytes,
+    make_current: bool = True,
 ) -> Config:
     """``existing`` with the cluster, the user and context ``USER@CLUSTER`` set (other
-    entries kept) and that context made current."""
+    entries kept) and, with ``make_current``, that context made current."""
     config = empty() if existing is None else {k: v for k, v in existing.items() if k != "_dir"}
     for key in ("clusters", "users", "contexts"):
         config[key] = [
@@ -343,7 +344,8 @@ def merge_user(
     )
     ctx = context_name(user, cluster)
     put("contexts", ctx, {"cluster": cluster, "user": user})
-    config["current-context"] = ctx
+    if make_current or not config.get("current-context"):
+        config["current-context"] = ctx
     config.setdefault("apiVersion", "v1")
     config.setdefault("kind", "Config")
     return config

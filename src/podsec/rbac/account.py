@@ -83,8 +83,15 @@ def kube_dir(host: Host, user: str) -> tuple[accounts.User, Path]:
 
 def write_config(host: Host, user: str, kube: Path, text: str) -> bool:
     """Write ``~USER/.kube/config`` atomically, 0600, owned ``USER:k8s``."""
+    return write_file(host, user, kube / "config", text, CONFIG_MODE)
+
+
+def write_file(
+    host: Host, user: str, path: Path, text: str | bytes, mode: int, *, backup: bool = True
+) -> bool:
+    """A file in ``~USER/.kube``, atomically, owned ``USER:k8s``."""
     k8s = accounts.get_group(host, GROUP_K8S)
     uid = accounts.uid(host, user)
     return files.atomic_write(
-        kube / "config", text, mode=CONFIG_MODE, owner=uid, group=None if k8s is None else k8s.gid
+        path, text, mode=mode, owner=uid, group=None if k8s is None else k8s.gid, backup=backup
     )

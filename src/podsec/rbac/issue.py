@@ -24,7 +24,7 @@ from podsec.i18n import _
 from podsec.kube import kubeconfig
 from podsec.kube.client import Client
 from podsec.kube.kubeconfig import Connection
-from podsec.names import CLUSTER_CA, GROUP_K8S, ISSUED_FILE, U7S_USER
+from podsec.names import ADMIN_CONF, CLUSTER_CA, GROUP_K8S, ISSUED_FILE, U7S_USER
 from podsec.progress import NULL_PROGRESS, Progress
 from podsec.rbac import account, certs, csr, names
 
@@ -47,6 +47,8 @@ class Issued:
     requested_seconds: int | None
     lifetime_seconds: int
     changed: bool = True
+    files: tuple[str, ...] = ()  # ~USER/.kube/USER.{key,csr,crt}, as the seed leaves them
+    admin_config: str = ""  # the admin's kubeconfig that got the user's context ("" if none)
 
     @property
     def expiration_honoured(self) -> bool:
@@ -67,6 +69,8 @@ class Issued:
             "requestedSeconds": self.requested_seconds,
             "lifetimeSeconds": self.lifetime_seconds,
             "expirationHonoured": self.expiration_honoured,
+            "files": list(self.files),
+            "adminConfig": self.admin_config,
         }
 
 
@@ -136,6 +140,7 @@ def _issue_and_write(
     expiration: int | None,
     timeout: float,
     progress: Progress,
+    admin_context: bool = True,
 ) -> Issued:
     admin = api.conn
     key = certs.new_key(key_type)
@@ -168,6 +173,21 @@ def _issue_and_write(
     )
     changed = account.write_config(host, user, kube, kubeconfig.dump(config))
     record(host, info, host.unroot(kube / "config"))
+    # the seed leaves the key, the request and the certificate beside the kubeconfig
+    written = []
+    for suffix, data, mode in (
+        ("key", key_pem, 0o600),
+        ("csr", request, 0o644),
+        ("crt", got.cert_pem, 0o644),
+    ):
+        # no .podsec-bak: an old private key must not linger beside the new one
+        account.write_file(host, user, kube / f"{user}.{suffix}", data, mode, backup=False)
+        written.append(host.unroot(kube / f"{user}.{suffix}"))
+    admin_config = (
+        add_to_admin(admin, user=user, ca_pem=ca_pem, cert_pem=got.cert_pem, key_pem=key_pem)
+        if admin_context
+        else ""
+    )
     return Issued(
         user=user,
         groups=tuple(groups),
@@ -180,7 +200,40 @@ def _issue_and_write(
         requested_seconds=expiration,
         lifetime_seconds=info.lifetime,
         changed=changed,
+        files=tuple(written),
+        admin_config=admin_config,
     )
+
+
+def add_to_admin(
+    admin: Connection, *, user: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
+) -> str:
+    """As the seed: the user's credentials and context ``USER@CLUSTER`` in the admin's own
+    kubeconfig (the file the admin connection came from), so the admin can try the user's
+    rights with ``kubectl --context``; its current context is kept. Not into kubeadm's
+    admin.conf, nor when the connection was merged from several files: "" then."""
+    source = admin.source
+    if not source or "," in source or Path(source) == Path(ADMIN_CONF):
+        return ""
+    path = Path(source)
+    current = kubeconfig.read(path)
+    merged = kubeconfig.merge_user(
+        current,
+        user=user,
+        cluster=admin.cluster_name,
+        server=admin.server,
+        ca_pem=ca_pem,
+        cert_pem=cert_pem,
+        key_pem=key_pem,
+        make_current=False,
+    )
+    if any(c.get("name") == admin.cluster_name for c in current.get("clusters") or []):
+        merged["clusters"] = [  # the admin's own cluster entry stays as it was written
+            {k: v for k, v in c.items() if k != "_dir"} for c in current.get("clusters") or []
+        ]
+    st = path.stat()
+    files.atomic_write(path, kubeconfig.dump(merged), mode=0o600, owner=st.st_uid, group=st.st_gid)
+    return str(path)
 
 
 def record(host: Host, info: certs.CertInfo, kubeconfig_path: str) -> None:
@@ -213,6 +266,7 @@ def create_kubeconfig(
     timeout: float = 60.0,
     api_timeout: float = 15.0,
     progress: Progress = NULL_PROGRESS,
+    admin_context: bool = True,
 ) -> Issued:
     user, remote_user = split_user(user_spec)
     _entry, kube = account.kube_dir(host, user)
@@ -237,6 +291,7 @@ def create_kubeconfig(
             expiration=expiration,
             timeout=timeout,
             progress=progress,
+            admin_context=admin_context,
         )
 
 
