@@ -95,6 +95,8 @@ def test_issued_and_renewal_json() -> None:
         "requestedSeconds": 86400,
         "lifetimeSeconds": 365 * 86400,
         "expirationHonoured": False,
+        "files": [],
+        "adminConfig": "",
     }
     kept = issue.Renewal("alice", False, NOW).as_dict()
     assert kept == {"user": "alice", "renewed": False, "notAfter": NOW.isoformat()}
