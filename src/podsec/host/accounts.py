@@ -147,7 +147,7 @@ def ensure_group(host: Host, name: str, *, system: bool = True) -> bool:
     check_name(name)
     if get_group(host, name) is not None:
         return False
-    run(["groupadd", *_prefix(host), *(["--system"] if system else []), name])
+    run(["groupadd", *_prefix(host), *(["--system"] if system else []), "--", name])
     return True
 
 
@@ -187,12 +187,12 @@ def ensure_user(
             argv += ["--groups", ",".join(supplementary)]
         if comment:
             argv += ["--comment", comment]
-        argv += ["--shell", shell, name]
+        argv += ["--shell", shell, "--", name]
         run(argv)
         return True
     missing = [g for g in supplementary if g not in user_groups(host, name)]
     if missing:
-        run(["usermod", *_prefix(host), "--append", "--groups", ",".join(missing), name])
+        run(["usermod", *_prefix(host), "--append", "--groups", ",".join(missing), "--", name])
         changed = True
     return changed
 

@@ -446,6 +446,6 @@ def build_and_scan(
     else:
         text = _("image {image}: no HIGH or CRITICAL vulnerabilities found").format(image=image)
     if dockerfile and scan.code in (3, 4, 5):
-        host_run.run(["podman", "rmi", "--force", image], check=False, timeout=300)
+        host_run.run(["podman", "rmi", "--force", "--", image], check=False, timeout=300)
         text += "\n" + _("image {image} removed").format(image=image)
     return BuildResult(scan.code, text)

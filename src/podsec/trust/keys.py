@@ -88,7 +88,7 @@ def find_secret_key(
     gnupg_home: Path | None, uid: str, *, as_user: str | None = None
 ) -> KeyInfo | None:
     text = _gpg(
-        gnupg_home, "--with-colons", "--list-secret-keys", uid, as_user=as_user, check=False
+        gnupg_home, "--with-colons", "--list-secret-keys", "--", uid, as_user=as_user, check=False
     )
     keys = _parse_colons(text, secret=True)
     return keys[0] if keys else None
@@ -117,6 +117,7 @@ def generate_key(
             "--passphrase-fd",
             "0",
             "--quick-gen-key",
+            "--",
             uid,
             algo,
             "sign",
@@ -136,7 +137,7 @@ def generate_key(
 
 def export_public(gnupg_home: Path | None, key_id: str, *, as_user: str | None = None) -> str:
     """The armored public key."""
-    text = _gpg(gnupg_home, "--armor", "--export", key_id, as_user=as_user)
+    text = _gpg(gnupg_home, "--armor", "--export", "--", key_id, as_user=as_user)
     if "BEGIN PGP PUBLIC KEY BLOCK" not in text:
         raise PodsecError(_("no public key {key} to export").format(key=key_id))
     return text

@@ -141,7 +141,7 @@ def set_password(host: Host, name: str, password: str) -> None:
         return
     # chpasswd has no --prefix: hash here (stdin), then usermod --prefix writes the hash.
     hashed = run(["openssl", "passwd", "-6", "-stdin"], input=password + "\n").stdout.strip()
-    run(["usermod", "--prefix", str(host.root), "--password", hashed, name], timeout=60)
+    run(["usermod", "--prefix", str(host.root), "--password", hashed, "--", name], timeout=60)
 
 
 def _create(host: Host, name: str, groups: tuple[str, ...]) -> bool:

@@ -246,7 +246,7 @@ def reset(
     for name in ("_var_lib_kubelet", "_var_lib_cni", "_var_log"):
         d = host.path(str(layout.data_dir / name))
         if d.is_dir():
-            hostrun.run(["rm", "-rf", "--one-file-system", str(d)], timeout=300)
+            hostrun.run(["rm", "-rf", "--one-file-system", "--", str(d)], timeout=300)
     host.path(PLAN_FILE).unlink(missing_ok=True)
 
     host.path(render.ENV_FILE).unlink(missing_ok=True)
