@@ -4,6 +4,10 @@ The plugin commands print one Nagios status line (+ perfdata and long output) an
 0/1/2/3; anything unexpected is UNKNOWN (3). Their original names (``podsec-inotify-*``)
 take the original flags. Under those names ``--help`` exits 3 as the Nagios plugin
 guidelines ask; under ``podsec monitor`` it exits 0 like every podsec command.
+
+Kept as one module over 500 lines: one command group, each command a few lines of core call
+under its options and help; the shared plugin machinery is in podsec.cli.monitor_options,
+every rule in podsec.monitor.
 """
 
 from __future__ import annotations
