@@ -145,6 +145,33 @@ def check_keys_cmd(ctx: click.Context, options: PluginOptions, json_output: bool
 
 
 @monitor.command(
+    "check-drift",
+    context_settings=PLUGIN_SETTINGS,
+    help=_(
+        "Compare this node's policy.json, registries.d and keys with the registry node's "
+        "published ones (--keys-url): a key trusted here that the registry node no longer "
+        "trusts (weight 101, CRITICAL with the default -c 100), any other difference (weight "
+        "1). The registry node unreachable is UNKNOWN. podsec policy sync fixes the drift."
+    ),
+    epilog=PLUGIN_EPILOG
+    + "\n\n"
+    + _("Examples:\n\n  podsec monitor check-drift\n\n  podsec-inotify-check-drift -vv"),
+)
+@click.option(
+    "--keys-url",
+    default="http://sigstore.local:81/keys/",
+    show_default=True,
+    metavar="URL",
+    help=_("Where the registry node publishes its policy and keys."),
+)
+@plugin_options
+def check_drift_cmd(ctx: click.Context, options: PluginOptions, json_output: bool) -> NoReturn:
+    from podsec.monitor import drift_check
+
+    run_plugin(ctx, drift_check.DriftCheck(str(ctx.params["keys_url"])), options, json_output)
+
+
+@monitor.command(
     "check-certs",
     context_settings=PLUGIN_SETTINGS,
     help=_(
@@ -515,6 +542,9 @@ check_images_main = legacy(
 )
 check_keys_main = legacy(
     "podsec.cli.monitor:check_keys_cmd", "podsec-inotify-check-keys", plugin=True
+)
+check_drift_main = legacy(
+    "podsec.cli.monitor:check_drift_cmd", "podsec-inotify-check-drift", plugin=True
 )
 check_certs_main = legacy(
     "podsec.cli.monitor:check_certs_cmd", "podsec-inotify-check-certs", plugin=True

@@ -103,6 +103,52 @@ def create_policy_cmd(
 create_policy_main = legacy("podsec.cli.policy:create_policy_cmd", "podsec-create-policy")
 
 
+@policy.command(
+    "sync",
+    help=_(
+        "On a client node: install the registry node's published policy.json, keys and the "
+        "registries.d podsec writes for them — only when --trust pins cover them (as for "
+        "policy create); prints what differed. Nothing changes when a pin does not match."
+    ),
+    epilog=_(
+        "Examples:\n\n  podsec policy sync --trust sha256:4f2c...\n\n"
+        "  podsec policy sync --trust FINGERPRINT --trust sha256:<hex of carol.pub>"
+    ),
+)
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    metavar="FINGERPRINT|sha256:HEX",
+    help=_("Pin for the published policy (sha256) or a maker key; repeatable."),
+)
+@click.option(
+    "--keys-url",
+    default="http://sigstore.local:81/keys/",
+    show_default=True,
+    metavar="URL",
+    help=_("Where the registry node publishes its policy and keys."),
+)
+@click.option("--json", "json_output", is_flag=True, help=_("Print the report as JSON."))
+@click.pass_context
+def sync_cmd(
+    ctx: click.Context, *, trust: tuple[str, ...], keys_url: str, json_output: bool
+) -> None:
+    from podsec.trust import sync
+
+    env = context.with_json(ctx, json_output)
+    report = sync.sync(env.host, trust, keys_url=keys_url)
+    if env.json:
+        output.emit_json(report)
+        return
+    for line in sync.describe(report.drift_before):
+        output.info(_("was: {what}").format(what=line))
+    for path in report.changed:
+        output.result(_("  changed:   {path}").format(path=path))
+    if not report.changed:
+        output.result(_("in sync with {url}").format(url=keys_url))
+
+
 # ------------------------------------------------------------------------------ show / explain
 def _req_text(r: Requirement) -> str:
     text = str(r.type)
