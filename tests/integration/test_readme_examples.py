@@ -71,6 +71,8 @@ COVERED = {
     "podsec monitor watch-containers": "tests/integration/test_seed_node.py::test_node_set_up_by_podsec_is_ok_in_its_monitor",
     "podsec monitor check-certs": "tests/integration/test_rbac_cluster.py::",
     "podsec monitor check-keys": "tests/integration/test_monitor_keys.py::",
+    "podsec monitor check-drift": "tests/integration/test_policy_drift.py::test_drift_states_and_sync",
+    "podsec policy sync": "tests/integration/test_policy_drift.py::test_drift_states_and_sync",
     "podsec monitor watch-kubeapi -d": "tests/integration/test_monitor_kubeapi.py::test_daemon_follows_the_live_log",
     "podsec monitor watch-kubeapi -m": "tests/integration/test_monitor_kubeapi.py::test_forbidden_requests_reported_and_mailed",
     "podsec monitor watch-kubeapi --install": "tests/unit/test_monitor_audit.py::",
