@@ -12,6 +12,7 @@ has no kubeadm/kubelet package, as podsec-k8s's description says."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +40,26 @@ def booted(debs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> I
     overlay.add_debs(debs)
     r = overlay.chroot("sh", "-c", f"dpkg -i {DEBS_IN_TREE}/*.deb")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    binds = []
+    # what a real host has and an nspawn container does not: /dev/kmsg (kubelet 1.20 opens
+    # it; the node binds /dev/null over it), /var/lib on a plain filesystem (containerd's
+    # overlayfs snapshots cannot live on the tree's overlay upper dir), and the keyring
+    # system calls (nspawn's seccomp filter refuses them; runc gives every container its own
+    # session keyring)
+    home = overlay.state / "u7s-admin"
+    home.mkdir(mode=0o700)
+    account = next(
+        line.split(":")
+        for line in overlay.file("/etc/passwd").read_text().splitlines()
+        if line.startswith("u7s-admin:")
+    )
+    os.chown(home, int(account[2]), int(account[3]))
+    binds = [
+        "--bind-ro=/dev/null:/dev/kmsg",
+        f"--bind={home}:/var/lib/u7s-admin",
+        "--system-call-filter=add_key keyctl request_key",
+    ]
     if (K8S_BIN / "kubeadm").exists() and (IMAGES / "index.json").exists():
-        binds = [
+        binds += [
             f"--bind-ro={K8S_BIN.resolve()}:{TREE_K8S_BIN}",
             f"--bind-ro={IMAGES.resolve()}:{TREE_IMAGES}",
         ]

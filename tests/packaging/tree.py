@@ -139,7 +139,13 @@ def boot(overlay: Overlay, *nspawn_args: str, timeout: float = 120) -> Iterator[
     try:
         nspawn = _nspawn_pid(proc.pid)
         booted = Booted(proc, _init_of(nspawn), console)
-        state = booted.run("systemctl", "is-system-running", "--wait", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            # "offline": PID 1 is not answering on its bus yet (just exec'd)
+            state = booted.run("systemctl", "is-system-running", "--wait", timeout=timeout)
+            if state.stdout.strip() != "offline" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         booted.timings["boot"] = time.monotonic() - started
         assert state.stdout.strip() in ("running", "degraded"), console.read_text()[-3000:]
         yield booted

@@ -17,7 +17,9 @@ import os
 from pathlib import Path
 from typing import Any, NoReturn
 
+from podsec.errors import CommandError, PodsecError
 from podsec.host.run import replace_process, run
+from podsec.i18n import _
 
 
 def _replace_link(path: Path) -> None:
@@ -30,7 +32,20 @@ def _bind(src: str, dst: str) -> None:
     if Path(src).is_dir():
         _replace_link(target)
         target.mkdir(parents=True, exist_ok=True)
-    run(["mount", "--bind", src, dst], timeout=10)
+    elif not target.exists() and not target.is_symlink():
+        # a file's mount point cannot be made here (e.g. /dev/kmsg, which kubelet 1.20 opens:
+        # every host has it; a container may not)
+        raise PodsecError(
+            _("cannot bind {src} over {dst}: {dst} does not exist").format(src=src, dst=dst)
+        )
+    try:
+        run(["mount", "--bind", src, dst], timeout=10)
+    except CommandError as exc:
+        raise PodsecError(
+            _("cannot bind {src} over {dst}: {err}").format(
+                src=src, dst=dst, err=exc.stderr[-300:].strip() or exc.message
+            )
+        ) from exc
 
 
 def setup(spec: dict[str, Any]) -> None:
