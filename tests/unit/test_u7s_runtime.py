@@ -193,7 +193,10 @@ def test_one_description_two_supervisors() -> None:
         assert ">" not in text.replace("->", "") and "|" not in text  # no shell redirections
     kubelet_unit = units["/etc/systemd/user/kubelet.service"]
     assert "BindsTo=rootlesskit.service" in kubelet_unit
-    # u7s.service stops the target: every service must go with it
+    # u7s.service stops the target: every service must go with it; a service restarted
+    # alone must not restart the target (Requires= would: and PartOf= then restarts all)
+    assert "Requires=" not in units["/etc/systemd/user/u7s.target"]
+    assert "Wants=kubelet.service" in units["/etc/systemd/user/u7s.target"]
     for path, text in units.items():
         if path.startswith("/etc/systemd/user/") and path.endswith(".service"):
             assert "PartOf=u7s.target" in text, path

@@ -369,6 +369,8 @@ class Client:
 
         client = self._client()
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        if not hasattr(client, "param_serialize"):
+            return self._request_v22(client, method, url, body, query, headers)
         _method, full, headers, _body, _post = client.param_serialize(
             method=method,
             resource_path=url,
@@ -390,6 +392,48 @@ class Client:
             raise
         check_response(resp.status, data or b"", method, url)
         return decode(data, method, url, resp.status) if data else None
+
+    def _request_v22(  # noqa: PLR0917 - the arguments of request
+        self,
+        client: Any,
+        method: str,
+        url: str,
+        body: Any,
+        query: dict[str, str] | None,
+        headers: dict[str, str],
+    ) -> Any:
+        """:meth:`request` through the client before v29 (Debian 12 has 22.6: no
+        ``param_serialize``; ``call_api`` raises ApiException on an error status)."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        if body is not None and "json" not in headers["Content-Type"]:
+            # its REST layer encodes only JSON content types (server-side apply is
+            # apply-patch+yaml, of which JSON is a valid document)
+            body = json.dumps(body)
+        try:
+            resp = client.call_api(
+                url,
+                method,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"] if self.conn.token else [],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=self.timeout,
+            )
+            status, data = resp.status, resp.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unreachable(exc) from exc
+        except ApiException as exc:
+            if not exc.status:  # TLS and connection failures come as status 0
+                raise self._unreachable(exc) from exc
+            status, data = exc.status, exc.body or b""
+            if isinstance(data, str):
+                data = data.encode()
+        check_response(status, data or b"", method, url)
+        return json.loads(data) if data else None
 
     def retry_conflicts(self, action: Callable[[], Any], attempts: int = 5) -> Any:
         """Run a read-modify-write ``action`` again when another writer got there first."""

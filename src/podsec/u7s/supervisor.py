@@ -101,10 +101,13 @@ def systemd_units(layout: Layout, plan: NodePlan) -> dict[str, str]:
             Install=[("WantedBy", "u7s.target")],
         )
         out[f"{systemd.USER_DIR}/{u.name}"] = u.render()
+    # Wants, not Requires: a service restarted alone (the kubelet after init) must not
+    # restart the target, which would restart every service with it (PartOf), the namespace
+    # included; the services' own BindsTo= keep their order of life
     target = systemd.unit(
         "u7s.target",
         Unit=[("Description", "rootless kubernetes node (u7s)")]
-        + [("Requires", f"{s.name}.service") for s in services]
+        + [("Wants", f"{s.name}.service") for s in services]
         + [("After", f"{s.name}.service") for s in services],
     )
     out[f"{systemd.USER_DIR}/u7s.target"] = target.render()
@@ -120,6 +123,9 @@ def systemd_units(layout: Layout, plan: NodePlan) -> dict[str, str]:
             ("Type", "oneshot"),
             ("RemainAfterExit", "yes"),
             ("ExecStartPre", f"/usr/bin/loginctl enable-linger {layout.user}"),
+            # the user manager (already running: linger, or an earlier start) re-reads the
+            # user units podsec may have rewritten since
+            ("ExecStartPre", f"/usr/bin/systemctl --user -M {layout.user}@ daemon-reload"),
             ("ExecStart", f"/usr/bin/systemctl --user -M {layout.user}@ start u7s.target"),
             ("ExecStop", f"/usr/bin/systemctl --user -M {layout.user}@ stop u7s.target"),
         ],
