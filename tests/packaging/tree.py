@@ -141,13 +141,15 @@ def boot(overlay: Overlay, *nspawn_args: str, timeout: float = 120) -> Iterator[
         booted = Booted(proc, _init_of(nspawn), console)
         deadline = time.monotonic() + timeout
         while True:
-            # "offline": PID 1 is not answering on its bus yet (just exec'd)
+            # "offline" or no answer at all: PID 1 is not listening on its bus yet
             state = booted.run("systemctl", "is-system-running", "--wait", timeout=timeout)
-            if state.stdout.strip() != "offline" or time.monotonic() > deadline:
+            if state.stdout.strip() in ("running", "degraded") or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         booted.timings["boot"] = time.monotonic() - started
-        assert state.stdout.strip() in ("running", "degraded"), console.read_text()[-3000:]
+        assert state.stdout.strip() in ("running", "degraded"), (
+            f"{state.stdout}{state.stderr}\n{console.read_text()[-3000:]}"
+        )
         yield booted
     finally:
         _stop(proc)
