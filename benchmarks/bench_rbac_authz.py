@@ -85,6 +85,7 @@ class Webhook:
                 break
             except authz.AuthzError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()  # never leave it behind
                     raise SystemExit("the webhook did not start") from None
                 time.sleep(0.1)
 
@@ -92,7 +93,8 @@ class Webhook:
         return harness.pid_cpu(self.proc.pid)
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(10)
 
 
