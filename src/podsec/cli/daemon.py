@@ -75,20 +75,27 @@ def _admission_listen(opts: Mapping[str, str]) -> int:
 
 def _authz(opts: Mapping[str, str]) -> int:
     """The revocation webhook: on a u7s node (``node=1``) its port is opened inside the node's
-    namespace, where the API server dials 127.0.0.1; elsewhere it listens on ``address``."""
+    namespace, where the API server dials 127.0.0.1, and the same port on the host's loopback
+    answers the monitor's probe (check-authz runs on the host); elsewhere it listens on
+    ``address``."""
+    import threading
+
     from podsec.webhook import authz
 
     host = _host()
     port = int(opts.get("port", authz.PORT))
     address = opts.get("address", authz.ADDRESS)
-    listener = None
     if opts.get("node") == "1":
         from podsec.u7s import admission
 
-        listener = admission.listener_from_namespace(
+        inside = admission.listener_from_namespace(
             _node()[1], port, address=address, box_name="authz-listen.sock"
         )
-    authz.host_webhook(host, listener, address=address, port=port).serve_forever()
+        probe = authz.host_webhook(host, address=address, port=port)
+        threading.Thread(target=probe.serve_forever, daemon=True).start()
+        authz.host_webhook(host, inside).serve_forever()
+        return 0
+    authz.host_webhook(host, address=address, port=port).serve_forever()
     return 0
 
 
