@@ -262,12 +262,43 @@ def create_services(host: Host, *, address: str | None = None, enable: bool = Tr
             systemd.enable(host, *units)
             changed.append("systemctl enable " + " ".join(units))
         enabled = True
+        if systemd.running(host):
+            notes.extend(_stop_default_nginx(host))
         started = systemd.start(host, *units)
     if not started:
         notes.append(
             _("systemd is not running this system: start the services with `podsec services run`")
         )
     return CreateReport(tuple(changed), tuple(unchanged), enabled, started, tuple(notes))
+
+
+DEFAULT_NGINX_UNIT = "nginx.service"
+DEFAULT_NGINX_SITE = "/etc/nginx/sites-enabled/default"
+
+
+def _stop_default_nginx(host: Host) -> list[str]:
+    """Debian's nginx package starts nginx.service with its default site on :80, the port
+    registry.local needs (docker-registry would fail to bind it, again and again); sigstore.local
+    is podsec's own nginx instance. So that stock service, while it still serves only the
+    default site, is stopped and disabled — and said so. No vendor file is edited."""
+    if not host.path(DEFAULT_NGINX_SITE).exists():
+        return []
+    state = run(["systemctl", "is-enabled", DEFAULT_NGINX_UNIT], check=False).stdout.strip()
+    active = run(["systemctl", "is-active", "--quiet", DEFAULT_NGINX_UNIT], check=False)
+    if state != "enabled" and active.returncode != 0:
+        return []
+    run(["systemctl", "disable", "--now", "--quiet", DEFAULT_NGINX_UNIT], timeout=120)
+    return [
+        _(
+            "stopped and disabled {unit}: its default site ({site}) held port {port}, which "
+            "registry.local needs (sigstore.local is podsec's own nginx, {sigstore})"
+        ).format(
+            unit=DEFAULT_NGINX_UNIT,
+            site=DEFAULT_NGINX_SITE,
+            port=REGISTRY_PORT,
+            sigstore=SIGSTORE_UNIT,
+        )
+    ]
 
 
 def _probe(url: str, timeout: float = 3.0) -> tuple[bool, str]:
