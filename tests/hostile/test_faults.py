@@ -34,7 +34,8 @@ POINTS = 8
 _TEMP = re.compile(r"(^|/)\.[^/]+\.[A-Za-z0-9_]{8}$")
 
 
-_ACCOUNTS = re.compile(r"root/etc/(passwd|group|shadow|gshadow|subuid|subgid)$")
+# and shadow-utils' own backups of them (group-, passwd-…: the version before its last write)
+_ACCOUNTS = re.compile(r"root/etc/(passwd|group|shadow|gshadow|subuid|subgid)-?$")
 
 
 def _whole_lines(now: tuple[object, ...], *versions: tuple[object, ...] | None) -> bool:

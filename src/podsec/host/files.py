@@ -96,15 +96,27 @@ def backup_file(path: Path) -> Path:
     """Copy ``path`` to ``path.podsec-bak`` (keeping mode and owner); a symlink is copied as a
     symlink so the backup restores exactly what was there."""
     dest = path.with_name(path.name + BACKUP_SUFFIX)
-    if dest.exists() or dest.is_symlink():
-        dest.unlink()
-    if path.is_symlink():
-        dest.symlink_to(path.readlink())
-    else:
-        shutil.copy2(path, dest)
-        st = path.stat()
-        with contextlib.suppress(PermissionError):
-            os.chown(dest, st.st_uid, st.st_gid)
+    # built beside it under a temporary name, then renamed: a kill -9 mid-copy never leaves
+    # a partial backup under the backup's name (the previous one stays whole instead)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if path.is_symlink():
+            tmp.unlink()
+            tmp.symlink_to(path.readlink())
+        else:
+            shutil.copy2(path, tmp)
+            st = path.stat()
+            with contextlib.suppress(PermissionError):
+                os.chown(tmp, st.st_uid, st.st_gid)
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+        tmp.replace(dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
     return dest
 
 

@@ -328,7 +328,8 @@ def list_ports(api: RootlesskitApi, state_path: Path) -> list[Entry]:
 
 def add(api: RootlesskitApi, state_path: Path, fwd: PortForward) -> Entry:
     """A manual forward (kept, and restored by the controller, until :func:`remove`)."""
-    api.list_ports()  # RootlessKit answers sanely before the state file and its lock are made
+    State.load(state_path)  # decide first: the state file readable, RootlessKit's answer
+    api.list_ports()  # sane — then the lock file and the change
     with State.locked(state_path) as state:
         existing = [p for p in api.list_ports() if p.forward == fwd]
         port = existing[0] if existing else api.add_port(fwd)
@@ -338,7 +339,8 @@ def add(api: RootlesskitApi, state_path: Path, fwd: PortForward) -> Entry:
 
 def remove(api: RootlesskitApi, state_path: Path, what: str) -> Entry:
     """Remove a forward by its id or spec (``31000``, ``0.0.0.0:31000:31000/tcp``)."""
-    api.list_ports()  # as in add: RootlessKit's answer checked before anything is made
+    State.load(state_path)  # as in add: both checked before anything is made
+    api.list_ports()
     with State.locked(state_path) as state:
         ports = api.list_ports()
         if what.isdigit() and any(p.id == int(what) for p in ports):
