@@ -30,7 +30,8 @@ from pathlib import Path
 
 from tests.hostile.conftest import BIN, Sandbox, snapshot
 
-POINTS = 8
+POINTS = 12  # half over the run, half refined into the window where it writes
+STARTUP = 0.3  # the first ~30 % of a run is Python starting: no point is spent there
 _TEMP = re.compile(r"(^|/)\.[^/]+\.[A-Za-z0-9_]{8}$")
 
 
@@ -81,9 +82,9 @@ def kill_at_points(
     *,
     volatile: Callable[[str], bool] = lambda _p: False,
     runtime: Callable[[str], bool] = lambda _p: False,
-) -> list[tuple[float, int, int]]:
+) -> list[tuple[float, int, int, int]]:
     """Run the protocol above; returns (kill time, files changed by the killed run, temp
-    leftovers) per point. ``volatile`` paths (random key material: names and bytes differ
+    leftovers, files a whole run changes) per point. ``volatile`` paths (random key material: names and bytes differ
     per run) are not compared; for them convergence is that a further run changes nothing."""
     full = [str(BIN / "podsec"), "--root", str(sandbox.root), *argv]
     pristine = sandbox.top.parent / (sandbox.top.name + ".pristine")
@@ -95,10 +96,17 @@ def kill_at_points(
     assert first.returncode == 0, first.stderr
     after, _ = _clean(snapshot(sandbox.top), runtime)
     assert after != before, "the command changed nothing: nothing to interrupt"
-    report = []
-    for i in range(POINTS):
+    total = sum(1 for p in set(before) | set(after) if before.get(p) != after.get(p))
+    report: list[tuple[float, int, int, int]] = []
+    coarse = POINTS // 2
+    times = [duration * (STARTUP + (1 - STARTUP) * (i + 0.5) / coarse) for i in range(coarse)]
+    while len(report) < POINTS:
+        if len(report) == coarse:  # the other half between the last "nothing written yet"
+            lo = max([r[0] for r in report if r[1] == 0], default=0.0)  # and the first "all"
+            hi = min([r[0] for r in report if r[1] == total], default=duration)
+            times = [lo + (hi - lo) * (j + 0.5) / (POINTS - coarse) for j in range(POINTS - coarse)]
+        at = times[len(report) % coarse]
         _restore(pristine, sandbox.top)
-        at = duration * (i + 0.5) / POINTS
         proc = subprocess.Popen(full, env=_env(sandbox), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(at)
@@ -131,7 +139,7 @@ def kill_at_points(
             third = subprocess.run(full, env=_env(sandbox), capture_output=True, timeout=120)
             assert third.returncode == 0
             assert _clean(snapshot(sandbox.top), runtime)[0] == converged, f"kill at {at:.2f}s"
-        report.append((at, changed, leftovers))
+        report.append((at, changed, leftovers, total))
     _stop_agents(sandbox)
     shutil.rmtree(pristine)
     return report
@@ -145,10 +153,17 @@ def _stop_agents(sandbox: Sandbox) -> None:
                        capture_output=True, timeout=30)  # fmt: skip
 
 
+def _mid_run(report: list[tuple[float, int, int, int]]) -> int:
+    """How many kills landed after the first write and before the last (printed: -s)."""
+    mid = sum(1 for _at, changed, _left, total in report if 0 < changed < total)
+    print(f"kill points {[round(r[0], 2) for r in report]}: {mid} mid-run")
+    return mid
+
+
 def test_policy_create_killed_anywhere(sandbox: Sandbox) -> None:
     report = kill_at_points(sandbox, ["policy", "create", "--registry-node", "192.0.2.10"])
     assert len(report) == POINTS
-    assert any(changed for _at, changed, _left in report)  # some kills landed mid-run
+    assert _mid_run(report)
 
 
 CLUSTER = """\
@@ -167,6 +182,7 @@ def test_lb_haproxy_reload_killed_anywhere(sandbox: Sandbox) -> None:
         sandbox, ["lb", "haproxy", "--cluster", str(cluster), "--reload", "--force"]
     )
     assert len(report) == POINTS
+    _mid_run(report)  # two files: a point between their writes is luck
 
 
 def test_users_create_imagemaker_killed_anywhere(sandbox: Sandbox) -> None:
@@ -183,3 +199,4 @@ def test_users_create_imagemaker_killed_anywhere(sandbox: Sandbox) -> None:
         sandbox, ["users", "create-imagemaker", "alice"], volatile=volatile, runtime=runtime
     )
     assert len(report) == POINTS
+    assert _mid_run(report)
