@@ -486,6 +486,61 @@ def test_unsigned_pod_refused(cluster: dict[str, object]) -> None:
     assert p.returncode != 0 and "signature" in p.stderr.lower(), p.stderr
 
 
+def test_the_nodes_api_server_refuses_a_revoked_certificate(
+    cluster: dict[str, object], tmp_path: Path
+) -> None:
+    """Issue 20 on the rootless node: kubeadm's ClusterConfiguration made the API server ask
+    the revocation webhook, which the supervisor runs on the host side with its port on
+    127.0.0.1 of the namespace; revoking mallory of devs refuses her, bob of devs keeps his."""
+    from tests.fixtures.kube import CertAuthority, write_kubeconfig
+
+    env = cluster["env"]
+    assert isinstance(env, dict)
+    ok = subprocess.run(
+        [*PODSEC, "monitor", "check-authz"], env=env, text=True, capture_output=True, timeout=60
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("AUTHZ OK"), ok.stdout + ok.stderr
+    kubectl(env, "create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs")
+    server = kubectl(
+        env, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"
+    )
+    pki = Path("/etc/kubernetes/pki")
+    ca = CertAuthority.load(pki / "ca.crt", pki / "ca.key")
+    configs = {}
+    for cn in ("mallory", "bob"):
+        crt, key = ca.issue(tmp_path, cn, cn, ["devs"])
+        configs[cn] = write_kubeconfig(
+            tmp_path / f"{cn}.kubeconfig",
+            server=server,
+            ca_cert=pki / "ca.crt",
+            client_cert=crt,
+            client_key=key,
+            user=cn,
+        )
+
+    def get_pods(cn: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(configs[cn]), "get", "pods", "-n", "default"],
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    wait_for("devs may list pods", lambda: get_pods("mallory").returncode == 0, timeout=60)
+    assert get_pods("bob").returncode == 0
+    revoked = subprocess.run(
+        [*PODSEC, "rbac", "revoke", "mallory", "--cert", str(tmp_path / "mallory.crt"), "--json"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert revoked.returncode == 0 and json.loads(revoked.stdout)["enforced"], revoked.stderr
+    refused = get_pods("mallory")
+    assert refused.returncode != 0 and "revoked" in refused.stderr, refused.stderr
+    assert get_pods("bob").returncode == 0
+
+
 def _refused_at_admission(env: object, name: str, image: str) -> str:
     r = subprocess.run(
         ["kubectl", "apply", "-f", "-"],
