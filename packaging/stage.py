@@ -57,6 +57,7 @@ PATH_PREFIXES = (
     ("etc/icinga2/", "podsec-inotify"),
     ("etc/nagwad/", "podsec-inotify"),
     ("etc/sysctl.d/90-podsec-inotify", "podsec-inotify"),
+    ("etc/podsec/crontabs/", "podsec-inotify"),  # the seed's cron lines for the plugins
     ("usr/share/doc/podsec-k8s/", "podsec-k8s"),
 )
 

@@ -22,6 +22,10 @@ PLUGIN_HELP_EXIT = {
     "podsec-inotify-check-policy",
     "podsec-inotify-check-images",
     "podsec-inotify-check-vuln",
+    "podsec-inotify-check-keys",
+    "podsec-inotify-check-drift",
+    "podsec-inotify-check-authz",
+    "podsec-inotify-check-certs",
 }
 
 
