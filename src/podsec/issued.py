@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podsec import readers
-from podsec.errors import ValidationError
-from podsec.i18n import _
+from podsec import cert_records
 
 
 @dataclass(frozen=True)
@@ -62,41 +60,19 @@ _TEXT = ("fingerprint_sha256", "not_before", "not_after", "issued_at", "kubeconf
 
 
 def _entry(item: object, where: str) -> Issued:
-    if not isinstance(item, dict):
-        raise ValidationError(_("{where}: expected an object").format(where=where))
-    cn, serial = item.get("cn"), item.get("serial")
-    if not isinstance(cn, str) or not cn:
-        raise ValidationError(_("{where}.cn: expected a non-empty string").format(where=where))
-    if not isinstance(serial, str):
-        raise ValidationError(_("{where}.serial: expected a string").format(where=where))
-    groups = item.get("groups", [])
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        raise ValidationError(_("{where}.groups: expected a list of strings").format(where=where))
-    text: dict[str, str] = {}
-    for key in _TEXT:
-        value = item.get(key, "")
-        if not isinstance(value, str):
-            raise ValidationError(
-                _("{where}.{key}: expected a string").format(where=where, key=key)
-            )
-        text[key] = value
-    return Issued(cn, serial, tuple(groups), **text)
+    cn, serial, groups, text = cert_records.fields(item, where, _TEXT)
+    return Issued(cn, serial, groups, **text)
 
 
 def parse(data: bytes | str, source: str) -> tuple[Issued, ...]:
-    if not data.strip():
-        return ()
-    doc = readers.parse_json(data, source)
-    if not isinstance(doc, list):
-        raise ValidationError(_("{path} must hold a JSON list").format(path=source))
-    return tuple(_entry(item, f"{source}[{i}]") for i, item in enumerate(doc))
+    """The records of ``data``; empty data is an empty list (a file just created)."""
+    return cert_records.parse(data, source, _entry)
 
 
 def read(path: Path, source: str | None = None) -> tuple[Issued, ...]:
-    """The records in ``path`` (rooted); a missing file means none was recorded."""
-    name = source or str(path)
-    data = readers.read_bytes(path, shown=name)
-    return () if data is None else parse(data, name)
+    """The records in ``path`` (already rooted); a missing file holds none. ``source`` names
+    the file in errors (the unrooted path)."""
+    return cert_records.read(path, source, _entry)
 
 
 def dumps(records: Iterable[Issued]) -> str:

@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podsec import readers
-from podsec.errors import ValidationError
-from podsec.i18n import _
+from podsec import cert_records
 
 
 @dataclass(frozen=True)
@@ -65,43 +63,19 @@ _OPTIONAL_TEXT = ("user", "fingerprint_sha256", "not_after", "revoked_at")
 
 
 def _entry(item: object, where: str) -> Revoked:
-    if not isinstance(item, dict):
-        raise ValidationError(_("{where}: expected an object").format(where=where))
-    cn, serial = item.get("cn"), item.get("serial")
-    if not isinstance(cn, str) or not cn:
-        raise ValidationError(_("{where}.cn: expected a non-empty string").format(where=where))
-    if not isinstance(serial, str):
-        raise ValidationError(_("{where}.serial: expected a string").format(where=where))
-    groups = item.get("groups", [])
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        raise ValidationError(_("{where}.groups: expected a list of strings").format(where=where))
-    text: dict[str, str] = {}
-    for key in _OPTIONAL_TEXT:
-        value = item.get(key, "")
-        if not isinstance(value, str):
-            raise ValidationError(
-                _("{where}.{key}: expected a string").format(where=where, key=key)
-            )
-        text[key] = value
-    return Revoked(cn, serial, tuple(groups), **text)
+    cn, serial, groups, text = cert_records.fields(item, where, _OPTIONAL_TEXT)
+    return Revoked(cn, serial, groups, **text)
 
 
 def parse(data: bytes | str, source: str) -> tuple[Revoked, ...]:
     """The records of ``data``; empty data is an empty list (a file just created)."""
-    if not data.strip():
-        return ()
-    doc = readers.parse_json(data, source)
-    if not isinstance(doc, list):
-        raise ValidationError(_("{path} must hold a JSON list").format(path=source))
-    return tuple(_entry(item, f"{source}[{i}]") for i, item in enumerate(doc))
+    return cert_records.parse(data, source, _entry)
 
 
 def read(path: Path, source: str | None = None) -> tuple[Revoked, ...]:
-    """The records in ``path`` (already rooted); a missing file means nothing is revoked.
-    ``source`` names the file in errors (the unrooted path)."""
-    name = source or str(path)
-    data = readers.read_bytes(path, shown=name)
-    return () if data is None else parse(data, name)
+    """The records in ``path`` (already rooted); a missing file holds none. ``source`` names
+    the file in errors (the unrooted path)."""
+    return cert_records.read(path, source, _entry)
 
 
 def dumps(records: Iterable[Revoked]) -> str:
