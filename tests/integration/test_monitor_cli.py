@@ -15,7 +15,6 @@ import pytest
 from tests.integration.test_monitor_support import (
     SmtpServer,
     SyslogServer,
-    free_unused_port,
     program,
     run_prog,
     smtp_server,
@@ -222,7 +221,3 @@ def test_install_writes_configs_idempotently(host_root: Path) -> None:
         assert (
             host_root / "etc/systemd/system/timers.target.wants/podsec-inotify-check-policy.timer"
         ).is_symlink()
-
-
-def test_unused_port_helper() -> None:
-    assert free_unused_port() > 0
