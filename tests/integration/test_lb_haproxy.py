@@ -98,9 +98,9 @@ def test_add_and_remove_server(host_root: Path) -> None:
     assert (host_root / "etc/haproxy/haproxy.cfg.podsec-bak").exists()
 
     r = podsec(*root, "lb", "add-server", "master03", "192.168.122.83")
-    assert r.returncode == 1 and "already exists" in r.stderr
+    assert r.returncode == 2 and "already exists" in r.stderr  # bad arguments exit 2 (issue 15)
     r = podsec(*root, "lb", "add-server", "bad name", "192.168.122.83")
-    assert r.returncode == 1 and "invalid server name" in r.stderr
+    assert r.returncode == 2 and "invalid server name" in r.stderr
 
     r = podsec(*root, "lb", "remove-server", "master01")
     assert r.returncode == 0, r.stderr

@@ -159,7 +159,15 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         if name.endswith(".service"):
             assert "NoNewPrivileges=yes" in text and "SyslogIdentifier=podsec-inotify-" in text
             assert "\nRuntimeMaxSec=" not in text
-        (units / name).write_text(text.replace("/usr/bin/", f"{bindir}/"))
+        text = text.replace("/usr/bin/", f"{bindir}/")
+        # trivy's server unit runs trivy's own binary, which cannot be installed here: a
+        # stand-in at the path the unit names, so verify checks everything else
+        if f"{bindir}/trivy " in text:
+            stand_in = tmp_path / "trivy-stand-in"
+            stand_in.write_text("#!/bin/sh\nexit 0\n")
+            stand_in.chmod(0o755)
+            text = text.replace(f"{bindir}/trivy ", f"{stand_in} ")
+        (units / name).write_text(text)
     # verify runs `man` for each Documentation=man:…: the pages are generated as the packages
     # do (they are not installed on this machine), so a unit naming a page that does not
     # exist still fails
@@ -205,13 +213,13 @@ def test_install_writes_configs_idempotently(host_root: Path) -> None:
     )
     icinga = (host_root / "etc/icinga2/conf.d/podsec.conf").read_text()
     assert (
-        icinga.count("apply Service") == 7
+        icinga.count("apply Service") == 9
         and 'vars.nagwad_filter = "podsec-inotify-check-kubeapi"' in icinga
     )
     nagios = (host_root / "etc/nagios/templates/podsec-services.cfg").read_text()
     assert (
         "Alerts detected via Kubernetes API audit" in nagios
-        and nagios.count("define service {") == 7
+        and nagios.count("define service {") == 9
     )
     r = run_prog("podsec", "--root", str(host_root), "monitor", "install")
     assert r.returncode == 0 and r.stdout == ""

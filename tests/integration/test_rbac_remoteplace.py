@@ -191,6 +191,9 @@ def test_remoteplace_failure_leaves_local_config_alone(sshd: Sshd, tmp_path: Pat
         ],
         ws,
     )
-    assert r.returncode == 1 and r.stderr.startswith("podsec: scp failed"), r.stderr
+    # under its original name an error line starts with the program's name (issue 16)
+    assert r.returncode == 1 and r.stderr.startswith(
+        "podsec-k8s-rbac-create-remoteplace: scp failed"
+    ), r.stderr
     assert (ws / ".kube/config").read_text() == "current-context: lab\n"
     assert not list((ws / ".kube").glob(".config.remote-*"))
