@@ -217,3 +217,26 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     (etc / "hosts").write_text("127.0.0.1\tlocalhost\n")
     box.home.mkdir()
     yield box
+
+
+# every command that reads a cluster description file ({file}), as argv templates
+CLUSTER_READERS = {
+    "lb haproxy": ("lb", "haproxy", "--cluster", "{file}", "--output", "{top}/out/haproxy.cfg"),
+    "lb haproxy --check": ("lb", "haproxy", "--cluster", "{file}", "--check"),
+    "lb keepalived": (
+        "lb",
+        "keepalived",
+        "--cluster",
+        "{file}",
+        "--state",
+        "MASTER",
+        "--priority",
+        "101",
+        "--interface",
+        "eth0",
+        "--output",
+        "{top}/out/keepalived.conf",
+        "--no-check",
+    ),
+    "lb check-apiserver --cluster": ("lb", "check-apiserver", "--cluster", "{file}"),
+}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hostile.conftest import PROBLEM, Sandbox, make_special
+from tests.hostile.conftest import CLUSTER_READERS, PROBLEM, Sandbox, make_special
 
 KINDS_JSON = ("dir", "fifo", "socket", "loop", "latin1", "deep-json")
 KINDS_YAML = ("dir", "fifo", "socket", "loop", "latin1", "deep-yaml")
@@ -96,26 +96,7 @@ def test_registries_d_entry(sandbox: Sandbox, command: str, kind: str) -> None:
     _check(sandbox, REGISTRIES_D_COMMANDS[command], "default.yaml", kind)
 
 
-CLUSTER_COMMANDS = {
-    "lb haproxy": _cmd("lb", "haproxy", "--cluster", "{file}", "--output", "{top}/o/haproxy.cfg"),
-    "lb haproxy --check": _cmd("lb", "haproxy", "--cluster", "{file}", "--check"),
-    "lb keepalived": _cmd(
-        "lb",
-        "keepalived",
-        "--cluster",
-        "{file}",
-        "--state",
-        "MASTER",
-        "--priority",
-        "101",
-        "--interface",
-        "eth0",
-        "--output",
-        "{top}/o/keepalived.conf",
-        "--no-check",
-    ),
-    "lb check-apiserver": _cmd("lb", "check-apiserver", "--cluster", "{file}"),
-}
+CLUSTER_COMMANDS = {name: _cmd(*argv) for name, argv in CLUSTER_READERS.items()}
 
 
 @pytest.mark.parametrize("kind", KINDS_YAML)

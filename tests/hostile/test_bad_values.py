@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hostile.conftest import Sandbox
+from tests.hostile.conftest import CLUSTER_READERS, Sandbox
 
 REGISTRY_ADDRESSES = {
     "ipv6-loopback": "::1",
@@ -56,26 +56,6 @@ VIPS = {
     "reserved": ("240.1.2.3", "reserved"),
     "ipv6": ("fe80::1", "invalid IPv4 address"),
     "not-an-address": ("vip.example.org", "invalid IPv4 address"),
-}
-CLUSTER_READERS = {
-    "lb haproxy": ("lb", "haproxy", "--cluster", "{file}", "--output", "{top}/out/haproxy.cfg"),
-    "lb haproxy --check": ("lb", "haproxy", "--cluster", "{file}", "--check"),
-    "lb keepalived": (
-        "lb",
-        "keepalived",
-        "--cluster",
-        "{file}",
-        "--state",
-        "MASTER",
-        "--priority",
-        "101",
-        "--interface",
-        "eth0",
-        "--output",
-        "{top}/out/keepalived.conf",
-        "--no-check",
-    ),
-    "lb check-apiserver --cluster": ("lb", "check-apiserver", "--cluster", "{file}"),
 }
 
 
