@@ -276,7 +276,11 @@ def teardown() -> None:
     )
     subprocess.run([PODSEC, "u7s", "stop"], env=e, capture_output=True, check=False, timeout=120)
     with contextlib.suppress(OSError, ValueError):
-        os.killpg(int((STATE / "services.pid").read_text()), signal.SIGTERM)
+        pgid = int((STATE / "services.pid").read_text())
+        os.killpg(pgid, signal.SIGTERM)
+        # registry and nginx take a moment to exit: the parent's leftover scan must not race them
+        if not _gone(lambda: _group(pgid), 15):
+            os.killpg(pgid, signal.SIGKILL)
     # signing started the maker's gpg-agent (it outlives gpg by design)
     with contextlib.suppress(OSError, IndexError, KeyError, subprocess.SubprocessError):
         home = Path(run(["getent", "passwd", MAKER], show=False, ok=(0, 2)).stdout.split(":")[5])
@@ -286,6 +290,40 @@ def teardown() -> None:
             check=False,
             timeout=30,
         )
+
+
+def _group(pgid: int) -> list[int]:
+    """The live (not zombie) members of process group ``pgid``."""
+    members = []
+    for p in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if p.name.isdigit():
+                fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z" and int(fields[2]) == pgid:
+                    members.append(int(p.name))
+    return members
+
+
+def _gone(alive, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``alive()`` until it is empty (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while alive():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _describe(pids: list[int]) -> str:
+    """``pid command`` for each pid, so that a leak names itself."""
+    names = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            cmd = "(gone)"
+        names.append(f"{pid} {cmd.strip()[:80]}")
+    return "; ".join(names)
 
 
 def _leftovers() -> list[int]:
@@ -338,9 +376,16 @@ def outside() -> int:
         env={**os.environ, "PODSEC_DEMO_NS": "1"},
     )
     rc = child.wait()
+    # a process the teardown stopped may still be exiting (a gpg-agent, a shim): a grace period,
+    # then whatever remains is a leak — named, killed, and the demo fails
+    _gone(_leftovers, 10)
+    stayed = _leftovers()
     left = kill_leftovers()
     if left:
-        print(f"demo: the teardown left {left} processes (killed)", file=sys.stderr)
+        print(
+            f"demo: the teardown left {left} processes (killed): {_describe(stayed)}",
+            file=sys.stderr,
+        )
     if rc == 0 and not left:
         sandbox.restore_tun(STATE)
         subprocess.run(["rm", "-rf", "--one-file-system", str(STATE)], check=False)
