@@ -118,8 +118,10 @@ def _copy_options(func: Callable[..., None]) -> Callable[..., None]:
     "--with-signatures",
     is_flag=True,
     help=_(
-        "Keep the images as published and carry their lookaside signatures, the public keys "
-        "and a policy fragment (checked by load --verify)."
+        "Keep the images as published and carry their signatures: the GPG lookaside files "
+        "and, where the scope requires sigstoreSigned, the sigstore attachments "
+        "(sha256-<hex>.sig); each image is verified under this host's policy first, and the "
+        "public keys and a policy fragment go with them (checked by load --verify)."
     ),
 )
 @_copy_options
@@ -452,7 +454,9 @@ def load_sign_cmd(
     help=_(
         "Load a signature-carrying archive (save --with-signatures) without re-signing: "
         "with --verify every blob and every carried signature is checked against THIS node's "
-        "policy before anything is pushed; a tampered layer or signature pushes nothing."
+        "policy before anything is pushed; a tampered layer or signature pushes nothing. "
+        "GPG signatures go to the lookaside staging, sigstore signatures back into the "
+        "registry as attachments (registries.d use-sigstore-attachments)."
     ),
     epilog=_(
         "Examples:\n\n  podsec images load --verify /media/usb/amd64.tar.xz amd64\n\n"

@@ -4,12 +4,14 @@ Each image is copied by skopeo (``--override-arch``) into a ``dir:`` copy with d
 layers, then moved into the shared layout (:mod:`podsec.registry.oci`), and the layout is
 streamed as a tar into the compressor (:mod:`podsec.registry.compress`) — no intermediate tar
 file and no second copy of the blobs. With ``with_signatures`` the published bytes are kept
-and the lookaside signatures, public keys and a policy fragment travel in the archive
-(:mod:`podsec.registry.bundle`).
+and the image's signatures (lookaside files and sigstore attachments), public keys and a policy
+fragment travel in the archive, each image verified first (:mod:`podsec.registry.bundle`). A
+save that fails leaves no archive of its run behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -82,12 +84,21 @@ def save(
     if not request.sources:
         raise UsageError(_("no images to save"))
     check_out_dir(request.out_dir, request.arches, request.codec)
-    request.out_dir.mkdir(parents=True, exist_ok=True)
     if run.which("skopeo") is None:
         raise PodsecError(_("program skopeo not found"), hint=_("apt-get install skopeo"))
+    created = not request.out_dir.exists()
+    request.out_dir.mkdir(parents=True, exist_ok=True)
     results: list[SavedArchive] = []
-    for arch in request.arches:
-        results.append(_save_arch(host, request, arch, progress))
+    try:
+        for arch in request.arches:
+            results.append(_save_arch(host, request, arch, progress))
+    except BaseException:
+        for done in results:  # a refused image: no archive of this run is left
+            done.path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                request.out_dir.rmdir()
+        raise
     return results
 
 
@@ -108,21 +119,27 @@ def _save_arch(  # noqa: PLR0915 - one linear pipeline: copy, convert, index, co
         if request.with_signatures:
             from podsec.registry import bundle as bundle_mod
 
-            bundle = bundle_mod.BundleBuilder(host, layout, request.registries_d, request.policy)
+            bundle = bundle_mod.BundleBuilder(
+                host,
+                layout,
+                request.registries_d,
+                request.policy,
+                src_tls_verify=request.src_tls_verify,
+            )
 
         def copy(index: int) -> Path:
             source = request.sources[index]
             dest = work / f"copy-{index}"
             argv: list[str | Path] = ["skopeo", "--override-arch", arch, "--override-os", "linux"]
+            # skopeo only copies; podsec's engine verifies (bundle.add): Debian's skopeo
+            # refuses any policy that requires sigstoreSigned ("sigstore disabled")
+            argv += ["--policy", policy_file]
             if request.with_signatures:
-                if request.policy is not None:
-                    argv += ["--policy", request.policy]
-                if request.registries_d is not None:
+                if request.registries_d is not None:  # where the lookaside signatures are
                     argv += ["--registries.d", request.registries_d]
                 argv += ["copy", "--quiet", "--preserve-digests"]
             else:
-                argv += ["--policy", policy_file, "copy", "--quiet", "--remove-signatures"]
-                argv += ["--dest-decompress"]
+                argv += ["copy", "--quiet", "--remove-signatures", "--dest-decompress"]
             if request.src_tls_verify is not None and source.transport == "docker://":
                 argv.append(f"--src-tls-verify={'true' if request.src_tls_verify else 'false'}")
             argv += [source.skopeo, f"dir:{dest}"]

@@ -81,9 +81,9 @@ class _Pass:
         )
         self.images = load_plan.planned_images(contents, platform, req.target)
         if req.verify_bundle:
-            load_plan.check_bundle(self.host, self.trust.policy, self.images, self.meta, contents)
+            load_plan.check_bundle(self.host, self.trust, self.images, self.meta, contents)
         for image in self.images:  # every target needs a writable lookaside, checked first
-            if self.trust.sigstore_signer is None:  # sigstore signatures go to the registry
+            if load_plan.needs_staging(image, self.trust, req.verify_bundle):
                 image.staging = load_plan.staging_for(self.host, self.trust.regd, str(image.target))
         self.planned_for(platform)
         self.planned = True

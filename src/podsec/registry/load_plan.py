@@ -30,7 +30,7 @@ from podsec.registry import naming, oci
 from podsec.registry.platform import same_platform
 from podsec.trust import keys as trust_keys
 from podsec.trust import policy as trust_policy
-from podsec.trust import registries_d, verify
+from podsec.trust import registries_d, signature, verify
 
 
 @dataclass
@@ -231,13 +231,17 @@ def default_state_dir(home: Path) -> Path:
 # -------------------------------------------------------------------- load --verify: the bundle
 def check_bundle(
     host: Host,
-    policy: trust_policy.Policy,
+    trust: Trust,
     images: list[PlannedImage],
     meta: dict[str, bytes],
     contents: oci.Contents,
 ) -> None:
-    """load --verify: every image's bundled signatures must satisfy the TARGET's policy
-    (its own trusted keys) before anything is sent."""
+    """load --verify: every image's bundled signatures (GPG and sigstore) must satisfy the
+    TARGET's policy (its own trusted keys) before anything is sent, and the target must
+    read back what is restored: carried sigstore signatures become attachments, which
+    containers/image writes (and reads) only where registries.d sets
+    ``use-sigstore-attachments``."""
+    policy = trust.policy
     for image in images:
         sigs = []
         for rel in image.entry.signatures:
@@ -262,7 +266,24 @@ def check_bundle(
                 ),
                 hint=_bundle_hint(contents),
             )
+        attaches = registries_d.use_sigstore_attachments(trust.regd, str(image.target))
+        if any(signature.is_sigstore(s) for s in sigs) and not attaches:
+            raise ValidationError(
+                _(
+                    "{ref}: the archive carries sigstore signatures, but registries.d of this "
+                    "node does not use sigstore attachments for it"
+                ).format(ref=image.target),
+                hint=_("set use-sigstore-attachments: true for its scope in registries.d"),
+            )
         image.bundle_sigs = sigs
+
+
+def needs_staging(image: PlannedImage, trust: Trust, verify_bundle: bool) -> bool:
+    """Whether ``image``'s signatures go to a lookaside staging directory: GPG signing, or a
+    bundle's simple signatures (sigstore ones go to the registry as attachments)."""
+    if verify_bundle:
+        return any(not signature.is_sigstore(s) for s in image.bundle_sigs)
+    return trust.sigstore_signer is None
 
 
 def _bundle_hint(contents: oci.Contents) -> str:

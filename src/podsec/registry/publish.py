@@ -1,7 +1,7 @@
 """Publishing one loaded image: signed first, then visible, then checked, else taken back.
 
 :class:`Publisher` writes the image's signature to its lookaside staging (or the archive's
-own signatures, for ``load --verify``), puts its manifest under the tag, and checks it
+own signatures, for ``load --verify``: sigstore ones pushed as the registry attachment), puts its manifest under the tag, and checks it
 against the policy exactly as consumers will (``check_image``: the signature fetched from
 the lookaside URL, verified with the policy's key). A refusal deletes the manifest again and
 removes the signature. It also tells which images an earlier run already published.
@@ -86,9 +86,18 @@ class Publisher:
     def sign(self, image: PlannedImage) -> Path | None:
         ref, digest = str(image.target), image.entry.digest
         if self.verify_bundle:
+            # simple signatures to the lookaside, sigstore ones as the registry attachment
+            # (containers/image's order: lookaside first), all before the manifest
             stored = None
-            for sig in image.bundle_sigs:
-                stored = self.store(image, sig)
+            attached = []
+            for blob in image.bundle_sigs:
+                found = sigstore.from_blob(blob)
+                if found is None:
+                    stored = self.store(image, blob)
+                else:
+                    attached.append(found)
+            if attached:
+                sign.push_sigstore(self.client, image.repo, digest, attached)
             return stored
         if self.sigstore_signer is not None:
             # an attachment in the registry, pushed before the manifest makes the image visible

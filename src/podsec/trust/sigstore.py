@@ -59,19 +59,33 @@ class Sigstore:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
     def blob(self) -> bytes:
-        """The storage form (``signature.Blob``): ``\\0sigstore-json\\n`` + JSON."""
-        chunk = json.dumps(
+        """The storage form (``signature.Blob``): ``\\0sigstore-json\\n`` + JSON, byte for
+        byte as containers/image writes it (a ``dir:`` copy's ``signature-N``)."""
+        chunk = go_json(
             {
                 "mimeType": self.mime_type,
                 "payload": base64.b64encode(self.payload).decode(),
                 "annotations": dict(self.annotations),
-            },
-            separators=(",", ":"),
+            }
         )
-        return b"\0" + BLOB_FORMAT + b"\n" + chunk.encode()
+        return b"\0" + BLOB_FORMAT + b"\n" + chunk
 
 
 # ------------------------------------------------------------------------------ the blob
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+               "\u2029": "\\u2029"}  # fmt: skip
+
+
+def go_json(value: dict[str, Any]) -> bytes:
+    """encoding/json's ``Marshal`` of a struct of strings and a map of strings: compact, map
+    keys sorted, UTF-8 kept, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped (the struct's
+    own field order is the dict's)."""
+    sorted_maps = {k: dict(sorted(v.items())) if isinstance(v, dict) else v
+                   for k, v in value.items()}  # fmt: skip
+    text = json.dumps(sorted_maps, separators=(",", ":"), ensure_ascii=False)
+    return re.sub("[<>&\u2028\u2029]", lambda m: _GO_ESCAPES[m.group(0)], text).encode()
+
+
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
