@@ -79,3 +79,28 @@ def test_base_policy_keeps_rotated_keys_by_kind() -> None:
         f"{K}/carol.pub",
         f"{K}/carol.2.pub",
     )
+
+
+def test_a_rotated_gpg_key_is_another_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """rotate-key's GPG key: a second key for the maker's user ID beside the first (the
+    first version exported the existing key again: "rotated" to the same key)."""
+    from tests.fixtures.images import stop_gpg_agents
+    from tests.fixtures.require import require_tool
+
+    from podsec.trust import keys
+
+    require_tool("gpg", "gpgconf")
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    uid = "mk <mk@registry.local>"
+    try:
+        first = keys.generate_key(home, uid, passphrase="")
+        assert keys.generate_key(home, uid) == first  # create-imagemaker's re-run: the same
+        second = keys.generate_key(home, uid, passphrase="", another=True)
+        assert second.fingerprint != first.fingerprint
+        assert [k.fingerprint for k in keys.secret_keys(home, "mk@registry.local")] == [
+            first.fingerprint,
+            second.fingerprint,
+        ]
+    finally:
+        assert stop_gpg_agents([home]) == []

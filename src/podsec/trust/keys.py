@@ -84,13 +84,18 @@ def _parse_colons(text: str, secret: bool = False) -> list[KeyInfo]:
     return out
 
 
-def find_secret_key(
-    gnupg_home: Path | None, uid: str, *, as_user: str | None = None
-) -> KeyInfo | None:
+def secret_keys(gnupg_home: Path | None, uid: str, *, as_user: str | None = None) -> list[KeyInfo]:
+    """Every secret key matching ``uid``, in keyring order (oldest first)."""
     text = _gpg(
         gnupg_home, "--with-colons", "--list-secret-keys", "--", uid, as_user=as_user, check=False
     )
-    keys = _parse_colons(text, secret=True)
+    return _parse_colons(text, secret=True)
+
+
+def find_secret_key(
+    gnupg_home: Path | None, uid: str, *, as_user: str | None = None
+) -> KeyInfo | None:
+    keys = secret_keys(gnupg_home, uid, as_user=as_user)
     return keys[0] if keys else None
 
 
@@ -101,14 +106,17 @@ def generate_key(
     passphrase: str | None = None,
     algo: str = DEFAULT_ALGO,
     as_user: str | None = None,
+    another: bool = False,
 ) -> KeyInfo:
-    """Create a signing-only key for ``uid`` (``Name <email>``) unless one exists.
+    """Create a signing-only key for ``uid`` (``Name <email>``) unless one exists — with
+    ``another``, a further key beside the existing ones (a key rotation); the new one is
+    returned.
 
     Batch mode; the passphrase (empty: none) goes to gpg on stdin.
     """
-    existing = find_secret_key(gnupg_home, uid, as_user=as_user)
-    if existing is not None:
-        return existing
+    before = secret_keys(gnupg_home, uid, as_user=as_user)
+    if before and not another:
+        return before[0]
     try:
         _gpg(
             gnupg_home,
@@ -116,6 +124,8 @@ def generate_key(
             "loopback",
             "--passphrase-fd",
             "0",
+            # without --yes gpg refuses a second key for a user ID that has one
+            *(["--yes"] if another else []),
             "--quick-gen-key",
             "--",
             uid,
@@ -129,10 +139,13 @@ def generate_key(
         raise PodsecError(
             _("cannot create a GPG key for {uid}: {err}").format(uid=uid, err=exc.stderr or exc)
         ) from exc
-    created = find_secret_key(gnupg_home, uid, as_user=as_user)
-    if created is None:
+    known = {k.fingerprint for k in before}
+    created = [
+        k for k in secret_keys(gnupg_home, uid, as_user=as_user) if k.fingerprint not in known
+    ]
+    if not created:
         raise PodsecError(_("gpg created no key for {uid}").format(uid=uid))
-    return created
+    return created[-1]
 
 
 def export_public(gnupg_home: Path | None, key_id: str, *, as_user: str | None = None) -> str:

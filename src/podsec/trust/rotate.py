@@ -159,7 +159,7 @@ def rotate_key(host: Host, user: str, *, passphrase: str | None = None) -> Rotat
     if old.kind == "sigstore":
         changed += _new_sigstore_key(host, user, new, passphrase)
     else:
-        changed += _new_gpg_key(host, user, new, passphrase)
+        changed += _new_gpg_key(host, user, old, new, passphrase)
     updated = edit_keys(policy, old.path, new.path, None)
     changed += setup.write_policy(host, updated, publish=True)
     rotation = _finish(host, user, old, new, updated)
@@ -194,7 +194,18 @@ def _new_sigstore_key(host: Host, user: str, new: KeyFile, passphrase: str | Non
     return changed
 
 
-def _new_gpg_key(host: Host, user: str, new: KeyFile, passphrase: str | None) -> list[str]:
+def _key_files(host: Host, user: str, kind: str) -> list[str]:
+    """The maker's key files of ``kind`` in /var/sigstore/keys (every generation)."""
+    keys_dir = host.path(setup.KEYS_DIR)
+    found = [key_file(f"{setup.KEYS_DIR}/{p.name}") for p in keys_dir.glob(f"{user}*")]
+    return [k.path for k in found if k is not None and k.user == user and k.kind == kind]
+
+
+def _new_gpg_key(
+    host: Host, user: str, old: KeyFile, new: KeyFile, passphrase: str | None
+) -> list[str]:
+    """A new GPG key beside the old one in the maker's keyring (same user ID: sign with its
+    fingerprint — gpg would pick the older key for the e-mail address)."""
     from podsec.host.run import run
     from podsec.trust import keys as gpgkeys
 
@@ -203,8 +214,22 @@ def _new_gpg_key(host: Host, user: str, new: KeyFile, passphrase: str | None) ->
         return []
     gnupg = host.path(u.home) / ".gnupg"
     gnupg.mkdir(mode=0o700, exist_ok=True)
+    # the new key has the maker's user ID too (the old key file says which); a key of that
+    # ID no key file publishes is one an interrupted rotation made: it is the new key
+    published = set()
+    uid = f"{user} <{user}@{REGISTRY_HOST}>"
+    for k in _key_files(host, user, "gpg"):
+        for info in gpgkeys.key_file_info(host.path(k).read_bytes()):
+            published.add(info.fingerprint)
+            if k == old.path and info.uids:
+                uid = info.uids[0]
     try:
-        key = gpgkeys.generate_key(gnupg, f"{user} <{user}@{REGISTRY_HOST}>", passphrase=passphrase)
+        leftover = [k for k in gpgkeys.secret_keys(gnupg, uid) if k.fingerprint not in published]
+        key = (
+            leftover[-1]
+            if leftover
+            else gpgkeys.generate_key(gnupg, uid, passphrase=passphrase, another=True)
+        )
         armored = gpgkeys.export_public(gnupg, key.fingerprint)
     finally:
         run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], check=False, timeout=30)
