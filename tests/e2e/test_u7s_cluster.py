@@ -123,16 +123,28 @@ def wait_for(what: str, probe, timeout: float = 180.0, interval: float = 1.0):  
 
 
 BUSYBOX = f"oci:{IMAGES_DIR / 'oci'}:registry.local/p10/busybox:1.35"
+SIG_REPO = "u7s-e2e-sig"  # registry.local/u7s-e2e-sig requires a sigstore signature
+# containers/image's reason for a payload its signature does not cover
+TAMPERED_SIGSTORE = "cryptographic signature verification failed"
 
 
-def _trust(registry: Registry, sigstore: Sigstore, gnupg_home: GnupgHome) -> None:
+def _trust(registry: Registry, sigstore: Sigstore, gnupg_home: GnupgHome, tmp: Path) -> None:
     """In the sandbox's /etc: registry.local needs the maker's signature; a signed and an
-    unsigned busybox in the registry."""
+    unsigned busybox in the registry. registry.local/u7s-e2e-sig needs a sigstore signature
+    (a key pair podsec made, attachments on in registries.d): one image signed with ``podsec
+    images sign --sigstore``, one whose only attachment has a bit of its payload flipped."""
     # world-readable like the real /etc/pki keys: the verifier runs as u7s-admin
     Path("/etc/containers").mkdir(exist_ok=True)
     key = Path("/etc/containers/u7s-e2e-maker.pgp")
     shutil.copy(gnupg_home.nopass.public_key, key)
     key.chmod(0o644)
+    from podsec.trust import sigstore_keys
+
+    pair = sigstore_keys.generate(b"")
+    sig_key = Path("/etc/containers/u7s-e2e-maker.pub")
+    sig_key.write_bytes(pair.public_key)
+    sig_key.chmod(0o644)
+    (tmp / "maker.key").write_bytes(pair.private_key)
     policy = {
         "default": [{"type": "insecureAcceptAnything"}],
         "transports": {
@@ -143,7 +155,8 @@ def _trust(registry: Registry, sigstore: Sigstore, gnupg_home: GnupgHome) -> Non
                         "keyType": "GPGKeys",
                         "keyPath": str(key),
                     }
-                ]
+                ],
+                f"registry.local/{SIG_REPO}": [{"type": "sigstoreSigned", "keyPath": str(sig_key)}],
             },
         },
     }
@@ -153,7 +166,10 @@ def _trust(registry: Registry, sigstore: Sigstore, gnupg_home: GnupgHome) -> Non
     regd.mkdir(exist_ok=True)
     for f in regd.glob("*.yaml"):
         f.unlink()
-    shutil.copy(sigstore.registries_d / "default.yaml", regd / "default.yaml")
+    (regd / "default.yaml").write_text(
+        (sigstore.registries_d / "default.yaml").read_text()
+        + f"docker:\n  registry.local/{SIG_REPO}:\n    use-sigstore-attachments: true\n"
+    )
     skopeo_copy(
         BUSYBOX,
         registry.ref("u7s-e2e/signed:1"),
@@ -185,6 +201,29 @@ def _trust(registry: Registry, sigstore: Sigstore, gnupg_home: GnupgHome) -> Non
     dup = signature.sign(payload, key, gnupg_home.path)
     signature.store_signature(sigstore.sigstore_dir, "u7s-e2e/dup", digest, dup)
     RETAG_DIGEST[:] = [digest]
+    _sigstore_images(registry, pair.private_key, tmp / "maker.key")
+
+
+def _sigstore_images(registry: Registry, private_key: bytes, key_file: Path) -> None:
+    from podsec.registry import sign
+    from podsec.registry.client import RegistryClient
+    from podsec.trust import sigstore as cosign
+    from podsec.trust import sigstore_keys
+
+    skopeo_copy(BUSYBOX, registry.ref(f"{SIG_REPO}/signed:1"))
+    signed = _sh(*PODSEC, "images", "sign", "--sigstore", "--key", str(key_file),
+                 f"registry.local/{SIG_REPO}/signed:1", "--json", timeout=120)  # fmt: skip
+    assert json.loads(signed.stdout)[0]["accepted"], signed.stdout
+    skopeo_copy(BUSYBOX, registry.ref(f"{SIG_REPO}/tampered:1"))
+    client = RegistryClient(registry.url)
+    digest = client.head_manifest(f"{SIG_REPO}/tampered", "1")
+    assert digest
+    key = sigstore_keys.load_private(private_key, b"")
+    good = cosign.sign_image(key, f"registry.local/{SIG_REPO}/tampered:1", digest)
+    flipped = bytearray(good.payload)
+    flipped[flipped.index(b"sha256:") + 7] ^= 1  # one bit of the signed digest
+    forged = cosign.Sigstore(good.mime_type, bytes(flipped), good.annotations)
+    assert sign.push_sigstore(client, f"{SIG_REPO}/tampered", digest, [forged])
 
 
 RETAG_DIGEST: list[str] = []
@@ -212,7 +251,7 @@ def cluster(
     require_path(IMAGES_DIR / "oci" / "index.json", "the local v1.20.2 images")
     tmp = tmp_path_factory.mktemp("u7s-e2e")
     with sandbox(tmp) as env:
-        _trust(registry, sigstore, gnupg_home)
+        _trust(registry, sigstore, gnupg_home, tmp)
         init = subprocess.run(
             [
                 *PODSEC,
@@ -484,6 +523,41 @@ def test_unsigned_pod_refused(cluster: dict[str, object]) -> None:
         check=False,
     )
     assert p.returncode != 0 and "signature" in p.stderr.lower(), p.stderr
+
+
+def test_sigstore_signed_pod_runs(cluster: dict[str, object]) -> None:
+    """Issue 19: a scope requiring a sigstore signature on a containerd node. The node's
+    pull is decided by podsec's verifier (Debian's skopeo refuses sigstore), the pod is
+    admitted by the webhook, which read the attachment, and runs."""
+    env = cluster["env"]
+    image = f"registry.local/{SIG_REPO}/signed:1"
+    _sh(*PODSEC, "u7s", "pull", image, env=env, timeout=300)
+    kubectl(env, "apply", "-f", "-", input=POD.format(name="sigstore-signed", image=image))  # type: ignore[arg-type]
+
+    def running() -> bool:
+        pod = json.loads(kubectl(env, "get", "pod", "sigstore-signed", "-o", "json"))  # type: ignore[arg-type]
+        return pod["status"].get("phase") == "Running"
+
+    wait_for("sigstore-signed pod Running", running, timeout=120)
+    assert kubectl(env, "logs", "sigstore-signed").strip() == "0"  # type: ignore[arg-type]
+
+
+def test_tampered_sigstore_pod_refused(cluster: dict[str, object]) -> None:
+    """The webhook refuses a pod whose image's only sigstore signature was tampered with (a
+    bit of the payload flipped), with the verifier's reason; the node's pull refuses it too."""
+    env = cluster["env"]
+    image = f"registry.local/{SIG_REPO}/tampered:1"
+    err = _refused_at_admission(env, "sigstore-tampered", image)
+    assert image in err and TAMPERED_SIGSTORE in err, err
+    p = subprocess.run(
+        [*PODSEC, "u7s", "pull", image],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )  # type: ignore[call-overload]
+    assert p.returncode != 0 and TAMPERED_SIGSTORE in p.stderr, p.stderr
 
 
 def test_the_nodes_api_server_refuses_a_revoked_certificate(

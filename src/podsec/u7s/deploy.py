@@ -145,7 +145,7 @@ def deploy(
         progress.start("runtime")
         start(host, layout)
         progress.finish("runtime")
-        node_images.load(plan, layout, progress, oci_layout=oci_layout, pull=pull)
+        node_images.load(plan, layout, progress, oci_layout=oci_layout, pull=pull, host=host)
         progress.start("kubeadm")
         kubeadm_ran = True
         result = in_namespace(

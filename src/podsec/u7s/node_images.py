@@ -1,6 +1,11 @@
 """The node's image store (containerd's ``k8s.io`` namespace inside the node): what is
 there, imports from archives and OCI layouts, and pulls through skopeo so the host's
-signature policy decides what gets in."""
+signature policy decides what gets in.
+
+An image whose policy scope requires ``sigstoreSigned`` is decided by podsec's verifier (the
+admission webhook's engine) instead: Debian's skopeo refuses every such image ("sigstore
+disabled"). The manifest digest it verified is then copied, by digest, so what enters the
+store is exactly what was verified."""
 
 from __future__ import annotations
 
@@ -47,9 +52,44 @@ def import_oci_layout(layout: Layout, oci_dir: Path, tmp: Path) -> None:
         archive.unlink(missing_ok=True)
 
 
-def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -> None:
+def sigstore_verified(host: Host, image: str) -> str | None:
+    """``REPO@DIGEST`` of ``image`` verified by podsec's engine when its scope requires a
+    sigstore signature (refused with the policy's reason otherwise); None when the scope
+    does not (skopeo's own policy check decides)."""
+    import os
+
+    from podsec.registry.client import RegistryClient, base_url
+    from podsec.trust import manifest, verify, view
+    from podsec.trust import policy as pol
+
+    trust = view.effective(host, view.caller_home(host), rootless=os.geteuid() != 0)
+    ref = reference.parse(image)
+    _scope, reqs = pol.scope_for(trust.policy, "docker", str(ref))
+    if not any(r.type == pol.SIGSTORE_SIGNED for r in reqs):
+        return None
+    client = RegistryClient(base_url(ref.domain), timeout=60)
+    body = client.manifest(ref.path, ref.digest or ref.tag or "latest")[0]
+    digest = manifest.digest(body)
+    if ref.digest is not None and digest != ref.digest:
+        raise PodsecError(
+            _("{image}: the registry served a manifest with digest {digest}").format(
+                image=image, digest=digest
+            )
+        )
+    verdict = verify.check_image(
+        host, str(ref), digest, trust.policy, trust.regd, registry=lambda _h: client
+    )
+    if not verdict.accepted:
+        raise PodsecError(verdict.reason)
+    return f"{ref.domain}/{ref.path}@{digest}"
+
+
+def pull_images(
+    layout: Layout, plan: NodePlan, progress: Progress, tmp: Path, host: Host | None = None
+) -> None:
     """Pull every planned image missing from the node's store, through skopeo, so the host's
-    signature policy (/etc/containers/policy.json, registries.d) is enforced on the way in."""
+    signature policy (/etc/containers/policy.json, registries.d) is enforced on the way in
+    (with ``host``: sigstore scopes by podsec's verifier, see the module docstring)."""
     have = present_images(layout)
     todo = [i for i in plan.images if i not in have]
     progress.start("images", total=len(todo) or None)
@@ -60,7 +100,12 @@ def pull_images(layout: Layout, plan: NodePlan, progress: Progress, tmp: Path) -
         if reference.plain_http(ref.split("/", 1)[0]):
             argv.append("--src-tls-verify=false")
         try:
-            hostrun.run([*argv, f"docker://{ref}", f"oci-archive:{archive}:{ref}"], timeout=900)
+            source = sigstore_verified(host, ref) if host is not None else None
+            if source is not None:
+                # verified above; skopeo copies exactly that digest
+                argv.insert(1, "--insecure-policy")
+            src = f"docker://{source or ref}"
+            hostrun.run([*argv, src, f"oci-archive:{archive}:{ref}"], timeout=900)
         except PodsecError as exc:
             raise NodeError(
                 _("cannot pull {image}: {err}").format(image=ref, err=exc.message),
@@ -84,6 +129,7 @@ def load(
     *,
     oci_layout: Path | None,
     pull: bool,
+    host: Host | None = None,
 ) -> None:
     """Every image of ``plan`` into the node's store (from ``oci_layout``, else pulled unless
     ``pull`` is false); refuse when one is still missing."""
@@ -93,7 +139,7 @@ def load(
             import_oci_layout(layout, oci_layout, Path(tmp))
             progress.finish("import")
         elif pull:
-            pull_images(layout, plan, progress, Path(tmp))
+            pull_images(layout, plan, progress, Path(tmp), host)
     missing_images = [i for i in plan.images if i not in present_images(layout)]
     if missing_images:
         raise NodeError(
@@ -107,4 +153,4 @@ def pull(host: Host, layout: Layout, images: Sequence[str], progress: Progress) 
     plan = replace(supervisor.load_plan(host), images=tuple(images), env={})
     lifecycle.start_required(host, layout)
     with tempfile.TemporaryDirectory(prefix="podsec-u7s-") as tmp:
-        pull_images(layout, plan, progress, Path(tmp))
+        pull_images(layout, plan, progress, Path(tmp), host)
