@@ -1,12 +1,19 @@
 """The whole image-trust flow with real components, under scripts/test-env (real names):
 
-podsec writes the registry node's policy and an image maker (key, signedBy rule for
-registry.local/<repo path>); the maker pushes with ``podman push --sign-by`` and with
-podsec's Python signer; then podman as root, podman as a rootless user and ``skopeo copy``
-— all with the policy and registries.d podsec wrote — pull the signed images, and refuse an
-unsigned image, another registry, an untrusted key, a tampered signature and a signature
-made for another repository, each with containers/image's reason. ``policy explain`` and
-``images audit`` are checked against the same registry.
+podsec writes the registry node's policy and two image makers: a GPG one (key, signedBy rule
+for registry.local/<repo path>) and a sigstore one (``users create-imagemaker --sigstore``:
+key pair, sigstoreSigned rule for registry.local/<other path>, use-sigstore-attachments).
+The GPG maker pushes with ``podman push --sign-by`` and with podsec's Python signer; then
+podman as root, podman as a rootless user and ``skopeo copy`` — all with the policy and
+registries.d podsec wrote — pull the signed images, and refuse an unsigned image, another
+registry, an untrusted key, a tampered signature and a signature made for another
+repository, each with containers/image's reason. The sigstore maker signs with ``podsec
+images sign --sigstore`` (an attachment pushed to registry.local); ``policy explain``,
+``images audit`` and ``monitor check-images`` accept that image and refuse one whose
+attachment's payload has one bit flipped, with containers/image's reason; Debian's skopeo and
+podman refuse both ("sigstore disabled": they cannot verify sigstore signatures at all).
+
+Every gpg-agent the fixture's signing started is stopped at its teardown, and checked gone.
 
 Only one thing is adapted: key paths in the policy are absolute paths of the configured
 system (/var/sigstore/keys/...), which lives under a --root tree here, so the copy handed to
@@ -15,6 +22,7 @@ the tools has them prefixed with that tree.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -23,17 +31,30 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.fixtures.images import make_podman_env, require_real_names, skopeo_copy
+from tests.fixtures.images import (
+    gpg_agents,
+    make_podman_env,
+    require_real_names,
+    skopeo_copy,
+    stop_gpg_agents,
+)
 
 from podsec.host.paths import Host
-from podsec.registry import audit, explain
+from podsec.registry import audit, explain, sign
 from podsec.registry.client import RegistryClient
-from podsec.trust import keys, setup, signature, users
+from podsec.trust import attachments, keys, setup, signature, sigstore_keys, users
 from podsec.trust import policy as pol
+from podsec.trust import registries_d as rd
+from podsec.trust import sigstore as cosign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.rootless]
 
 REJECTED = "Source image rejected"
+SIGSTORE_PASSPHRASE = "s1gst0re"
+# containers/image's reason for a payload that does not match its signature
+# (signature/sigstore: "cryptographic signature verification failed: …")
+TAMPERED_SIGSTORE = "cryptographic signature verification failed"
+DEBIAN_SIGSTORE = "sigstore disabled"  # Debian 12's skopeo/podman: "Debian-local change: …"
 
 
 def _root_tree(base: Path) -> Path:
@@ -72,14 +93,36 @@ class Flow:
     pass
 
 
+def _podsec(
+    root: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "podsec.cli", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=input,
+        env={**os.environ, "LANG": "C", **(env or {})},
+    )
+
+
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
     require_real_names()
     from tests.fixtures.require import require_root, require_tool
 
     require_root()
-    require_tool("podman", "skopeo", "gpg", "useradd")
+    require_tool("podman", "skopeo", "gpg", "gpgconf", "useradd")
     base = tmp_path_factory.mktemp("e2e-trust")
+    homes: list[Path] = []  # every GNUPGHOME this fixture signs with: their agents go at teardown
+    try:
+        yield _flow(base, homes, registry, sigstore, gnupg_home, test_images)
+    finally:
+        left = stop_gpg_agents(homes)
+        assert not left, f"gpg-agent still running for {homes}: {left}"
+
+
+def _flow(base, homes, registry, sigstore, gnupg_home, test_images):
     root = _root_tree(base)
     host = Host(root)
     f = Flow()
@@ -90,6 +133,16 @@ def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
     (report,) = users.create_imagemakers(host, users.parse_maker_specs([f"{f.maker}@{f.repo}"]))
     f.fingerprint = report.fingerprint
     f.sign_by = report.sign_by
+    # the sigstore maker, through the CLI, on a path of its own (a scope with makers of both
+    # kinds would require both signatures)
+    f.srepo, f.smaker = f"e2es{os.getpid()}", f"ms{os.getpid() % 100000}"
+    r = _podsec(
+        root, "users", "create-imagemaker", "--sigstore", f"{f.smaker}@{f.srepo}",
+        "--passphrase-stdin", "--json", input=SIGSTORE_PASSPHRASE + "\n",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (f.sreport,) = json.loads(r.stdout)
+    f.skey = root / f"home/{f.smaker}/.config/podsec/sigstore.key"
     # publish like sigstore.local does: keys/ served by the fixture's nginx
     for k in (root / "var/sigstore/keys").iterdir():
         shutil.copy(k, sigstore.keys_dir / k.name)
@@ -103,75 +156,14 @@ def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
     maker_yaml = (root / f"home/{f.maker}/.config/containers/registries.d/default.yaml").read_text()
     (regd / "default.yaml").write_text(maker_yaml.replace(setup.STAGING, sigstore.staging))
     gnupg = root / f"home/{f.maker}/.gnupg"
+    homes.append(gnupg)
     with keys.short_home(gnupg) as gh:
-        env = {**push.env, "GNUPGHOME": str(gh)}
-        push_env = dict(env)
-        # (a) podman push --sign-by, the production path
-        image_id = subprocess.run(
-            ["podman", "pull", "-q", test_images.ref("alpha")],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        r = subprocess.run(
-            [
-                "podman",
-                "push",
-                "--sign-by",
-                f.sign_by,
-                image_id,
-                f"registry.local/{f.repo}/alpha:1",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert r.returncode == 0, r.stderr
-        # (b) podsec's Python signer
-        skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/beta:1"), env=env)
-        client = RegistryClient(registry.url)
-        f.beta_digest = client.head_manifest(f"{f.repo}/beta", "1")
-        sig = signature.sign(
-            signature.make_payload(f"registry.local/{f.repo}/beta:1", f.beta_digest), f.sign_by, gh
-        )
-        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/beta", f.beta_digest, sig)
-        # (c) unsigned
-        skopeo_copy(test_images.ref("busybox"), registry.ref(f"{f.repo}/unsigned:1"), env=env)
-        # (e) tampered: a valid maker signature with one bit flipped
-        skopeo_copy(test_images.ref("busybox"), registry.ref(f"{f.repo}/tampered:1"), env=env)
-        bb = client.head_manifest(f"{f.repo}/tampered", "1")
-        good = signature.sign(
-            signature.make_payload(f"registry.local/{f.repo}/tampered:1", bb), f.sign_by, gh
-        )
-        bad = bytearray(good)
-        bad[-1] ^= (
-            0x01  # the last byte of the signature value (len-20 sometimes hit a packet header: "No data")
-        )
-        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/tampered", bb, bytes(bad))
-        # (f) a valid signature copied to another repository
-        skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/otherrepo:1"), env=env)
-        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/otherrepo", f.beta_digest, sig)
-        # (g) one digest under two tags, only retag:2 signed (issue 14)
-        skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:1"), env=env)
-        skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:2"), env=env)
-        f.retag_digest = client.head_manifest(f"{f.repo}/retag", "1")
-        assert f.retag_digest and f.retag_digest == client.head_manifest(f"{f.repo}/retag", "2")
-        retag = signature.sign(
-            signature.make_payload(f"registry.local/{f.repo}/retag:2", f.retag_digest),
-            f.sign_by,
-            gh,
-        )
-        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/retag", f.retag_digest, retag)
-        # (h) a payload whose docker-reference is duplicated (the last one names the image)
-        skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/dup:1"), env=env)
-        dup_payload = signature.make_payload(f"registry.local/{f.repo}/dup:1", f.beta_digest)
-        dup_payload = dup_payload.replace(
-            b'"docker-reference":',
-            f'"docker-reference":"registry.local/{f.repo}/dup:9","docker-reference":'.encode(),
-        )
-        dup = signature.sign(dup_payload, f.sign_by, gh)
-        signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/dup", f.beta_digest, dup)
+        assert gh is not None
+        homes.append(gh)  # gone after the block: its agent is stopped inside
+        try:
+            push_env = _gpg_images(f, gh, push, registry, sigstore, test_images)
+        finally:
+            stop_gpg_agents([gh])
     # (d) signed by a key nobody trusts
     skopeo_copy(
         test_images.ref("busybox"),
@@ -182,9 +174,109 @@ def flow(tmp_path_factory, registry, sigstore, gnupg_home, test_images):
     )
     # an orphaned signature dir (image deleted long ago)
     (sigstore.sigstore_dir / f"{f.repo}/gone@sha256={'f' * 64}").mkdir(parents=True)
+    _sigstore_images(f, registry, test_images)
     f.push_env = push_env
     f.policy_text = _mapped_policy(root)
     return f
+
+
+def _sigstore_images(f, registry, test_images):
+    """The sigstore maker's images: ``signed:1`` signed with ``podsec images sign --sigstore``
+    (the attachment pushed to registry.local), ``tampered:1`` whose only attachment is a
+    valid signature with one bit of its payload's digest flipped."""
+    skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.srepo}/signed:1"))
+    (f.root.parent / "spass").write_text(SIGSTORE_PASSPHRASE + "\n")
+    r = _podsec(
+        f.root, "images", "sign", "--sigstore", "--key", str(f.skey),
+        "--passphrase-file", str(f.root.parent / "spass"),
+        f"registry.local/{f.srepo}/signed:1", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    (f.signed,) = json.loads(r.stdout)
+    assert f.signed["kind"] == "sigstore" and f.signed["added"] and f.signed["accepted"], f.signed
+    skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.srepo}/tampered:1"))
+    client = RegistryClient(registry.url)
+    f.tampered_digest = client.head_manifest(f"{f.srepo}/tampered", "1")
+    assert f.tampered_digest
+    key = sigstore_keys.load_private(f.skey.read_bytes(), SIGSTORE_PASSPHRASE.encode())
+    good = cosign.sign_image(key, f"registry.local/{f.srepo}/tampered:1", f.tampered_digest)
+    flipped = bytearray(good.payload)
+    flipped[flipped.index(b"sha256:") + 7] ^= 1  # one bit of the signed digest
+    forged = cosign.Sigstore(good.mime_type, bytes(flipped), good.annotations)
+    assert sign.push_sigstore(client, f"{f.srepo}/tampered", f.tampered_digest, [forged])
+
+
+def _gpg_images(f, gh, push, registry, sigstore, test_images):
+    """The GPG maker's images (a)-(h) but (d), signed with the key in ``gh``; returns
+    the push environment."""
+    env = {**push.env, "GNUPGHOME": str(gh)}
+    # (a) podman push --sign-by, the production path
+    image_id = subprocess.run(
+        ["podman", "pull", "-q", test_images.ref("alpha")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    r = subprocess.run(
+        [
+            "podman",
+            "push",
+            "--sign-by",
+            f.sign_by,
+            image_id,
+            f"registry.local/{f.repo}/alpha:1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    # (b) podsec's Python signer
+    skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/beta:1"), env=env)
+    client = RegistryClient(registry.url)
+    f.beta_digest = client.head_manifest(f"{f.repo}/beta", "1")
+    sig = signature.sign(
+        signature.make_payload(f"registry.local/{f.repo}/beta:1", f.beta_digest), f.sign_by, gh
+    )
+    signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/beta", f.beta_digest, sig)
+    # (c) unsigned
+    skopeo_copy(test_images.ref("busybox"), registry.ref(f"{f.repo}/unsigned:1"), env=env)
+    # (e) tampered: a valid maker signature with one bit flipped
+    skopeo_copy(test_images.ref("busybox"), registry.ref(f"{f.repo}/tampered:1"), env=env)
+    bb = client.head_manifest(f"{f.repo}/tampered", "1")
+    good = signature.sign(
+        signature.make_payload(f"registry.local/{f.repo}/tampered:1", bb), f.sign_by, gh
+    )
+    bad = bytearray(good)
+    bad[-1] ^= (
+        0x01  # the last byte of the signature value (len-20 sometimes hit a packet header: "No data")
+    )
+    signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/tampered", bb, bytes(bad))
+    # (f) a valid signature copied to another repository
+    skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/otherrepo:1"), env=env)
+    signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/otherrepo", f.beta_digest, sig)
+    # (g) one digest under two tags, only retag:2 signed (issue 14)
+    skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:1"), env=env)
+    skopeo_copy(test_images.ref("alpha"), registry.ref(f"{f.repo}/retag:2"), env=env)
+    f.retag_digest = client.head_manifest(f"{f.repo}/retag", "1")
+    assert f.retag_digest and f.retag_digest == client.head_manifest(f"{f.repo}/retag", "2")
+    retag = signature.sign(
+        signature.make_payload(f"registry.local/{f.repo}/retag:2", f.retag_digest),
+        f.sign_by,
+        gh,
+    )
+    signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/retag", f.retag_digest, retag)
+    # (h) a payload whose docker-reference is duplicated (the last one names the image)
+    skopeo_copy(test_images.ref("beta"), registry.ref(f"{f.repo}/dup:1"), env=env)
+    dup_payload = signature.make_payload(f"registry.local/{f.repo}/dup:1", f.beta_digest)
+    dup_payload = dup_payload.replace(
+        b'"docker-reference":',
+        f'"docker-reference":"registry.local/{f.repo}/dup:9","docker-reference":'.encode(),
+    )
+    dup = signature.sign(dup_payload, f.sign_by, gh)
+    signature.store_signature(sigstore.sigstore_dir, f"{f.repo}/dup", f.beta_digest, dup)
+    return env
 
 
 REFUSALS = [
@@ -458,3 +550,105 @@ def test_cli_show_audit_status(flow, registry, sigstore):
     r = _cli(flow, "services", "status", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert all(s["answering"] for s in json.loads(r.stdout))
+
+
+# ------------------------------------------------------------------ the sigstore way
+def _sref(flow, name):
+    return f"registry.local/{flow.srepo}/{name}"
+
+
+def test_sigstore_maker_files(flow, registry):
+    """create-imagemaker --sigstore wrote what containers/image reads: a sigstoreSigned rule
+    with the published key, attachments on for that scope only."""
+    p = pol.load(flow.root / "etc/containers/policy.json")
+    (req,) = p.transports["docker"][f"registry.local/{flow.srepo}"]
+    assert (req.type, req.key_path) == ("sigstoreSigned", f"/var/sigstore/keys/{flow.smaker}.pub")
+    assert flow.sreport["fingerprint"].startswith("sha256:")
+    system = rd.load_dir(flow.root / "etc/containers/registries.d")
+    assert rd.use_sigstore_attachments(system, _sref(flow, "signed:1"))
+    assert not rd.use_sigstore_attachments(system, f"registry.local/{flow.repo}/alpha:1")
+    tags = RegistryClient(registry.url).tags(f"{flow.srepo}/signed")
+    assert attachments.tag_for(flow.signed["digest"]) in (tags or [])
+
+
+def test_sigstore_explain(flow):
+    r = _cli(flow, "policy", "explain", _sref(flow, "signed:1"), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["accepted"] and data["scope"] == f"registry.local/{flow.srepo}", data
+    assert data["sigstore_attachments"] == (
+        f"registry.local/{flow.srepo}/signed:{attachments.tag_for(flow.signed['digest'])}"
+    )
+    r = _cli(flow, "policy", "explain", _sref(flow, "tampered:1"), "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert not data["accepted"] and TAMPERED_SIGSTORE in data["reason"], data
+
+
+def test_sigstore_audit(flow, sigstore):
+    rep = audit.audit(flow.host, registry="registry.local", signatures_dir=sigstore.sigstore_dir)
+    mine = {
+        i.repository.split("/", 1)[1]: i
+        for i in rep.items
+        if i.repository.startswith(flow.srepo + "/")
+    }
+    # the attachment tags (sha256-….sig) are not images of their own
+    assert set(mine) == {"signed", "tampered"}, mine
+    assert mine["signed"].status == audit.OK, mine["signed"].reason
+    assert mine["tampered"].status == audit.BAD
+    assert TAMPERED_SIGSTORE in mine["tampered"].reason
+    r = _cli(flow, "images", "audit", "--json")
+    statuses = {i["repository"]: i["status"] for i in json.loads(r.stdout)["items"]}
+    assert statuses[f"{flow.srepo}/signed"] == "ok"
+    assert statuses[f"{flow.srepo}/tampered"] == "bad"
+
+
+def test_sigstore_check_images(flow, tmp_path):
+    """The check-images plugin over root's real podman storage in the node tree: the signed
+    image complies, the tampered one is a 102 with containers/image's reason."""
+    from tests.integration.test_monitor_images import pull_into
+
+    pull_into(
+        flow.root / "var/lib/containers/storage",
+        tmp_path / "pull",
+        [f"docker://{_sref(flow, 'signed:1')}", f"docker://{_sref(flow, 'tampered:1')}"],
+        {},
+    )
+    r = _podsec(
+        flow.root, "monitor", "check-images", "-vv", "-c", "100",
+        env={"PODSEC_SYSLOG_SOCKET": "/nonexistent"},
+    )  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stdout.startswith("IMAGES CRITICAL"), r.stdout
+    lines = r.stdout.splitlines()
+    start = lines.index("[102] users have unsigned images:") + 1
+    bad = list(itertools.takewhile(lambda line: line.startswith("  "), lines[start:]))
+    assert len(bad) == 1, r.stdout
+    assert _sref(flow, "tampered:1") in bad[0] and TAMPERED_SIGSTORE in bad[0], r.stdout
+    assert _sref(flow, "signed:1") not in r.stdout
+
+
+def test_debian_tools_refuse_sigstore(flow, registry, tmp_path):
+    """Debian 12's skopeo and podman cannot verify sigstore signatures: they refuse the
+    signed image and the tampered one alike, with Debian's reason (podsec accepts the first:
+    on a Debian node the containerd admission webhook is what enforces these)."""
+    env = make_podman_env(tmp_path / "deb", insecure=("registry.local", registry.address))
+    (env.config_dir / "policy.json").write_text(flow.policy_text)
+    shutil.copytree(flow.root / "etc/containers/registries.d", env.config_dir / "registries.d")
+    for n, name in enumerate(("signed:1", "tampered:1")):
+        (tmp_path / f"s{n}").mkdir()
+        s = _skopeo(flow, _sref(flow, name), tmp_path / f"s{n}")
+        assert s.returncode != 0 and DEBIAN_SIGSTORE in s.stderr, s.stderr
+        p = env.run("podman", "pull", _sref(flow, name), check=False)
+        assert p.returncode != 0 and DEBIAN_SIGSTORE in p.stderr, p.stderr
+    assert explain.explain(flow.host, _sref(flow, "signed:1"), None).verdict.accepted
+
+
+def test_fixture_gpg_agents_are_counted(flow):
+    """The teardown's check can see an agent: one runs for the GPG maker's home after a
+    signature made there (stopped again here, and at teardown)."""
+    gnupg = flow.root / f"home/{flow.maker}/.gnupg"
+    with keys.short_home(gnupg) as gh:
+        signature.sign(b"{}", flow.sign_by, gh)
+        assert gpg_agents([gh]), "no gpg-agent seen for the home just used"
+        assert stop_gpg_agents([gh]) == []
