@@ -4,9 +4,11 @@ refused (changing nothing) while an old-only signature remains, ``images resign`
 and at every step every image is accepted by podsec's engine *and* pulled by Debian's skopeo
 through the same policy.json and registries.d (signedBy with ``keyPaths``).
 
-Adapted as the sigstore rotation test: the maker's scope is moved from registry.local/apps to
-this test registry's name and the lookaside (read and staging) to a local directory; skopeo
-gets the policy with the key paths prefixed by the node tree.
+Adapted as the sigstore rotation test: the maker's scope (a path of its own: the session's
+registry is shared) is moved from registry.local to this test registry's name and the
+lookaside (read and staging) to the node's /var/sigstore/sigstore directory (sigstore.local
+is not served here); skopeo gets the policy and registries.d with those paths prefixed by the
+node tree.
 """
 
 from __future__ import annotations
@@ -41,21 +43,24 @@ def test_gpg_rotation_without_an_outage(
     require_tool("gpg", "gpgconf", "skopeo")
     assert podsec(node, "policy", "create", "10.20.30.40", "--registry-node").returncode == 0
     mk = f"mkg{os.getpid() % 100000}"
-    r = podsec(node, "users", "create-imagemaker", f"{mk}@apps", "--passphrase-stdin",
+    path = f"gpgrot{os.getpid()}"  # the session's registry is shared: a path of its own
+    r = podsec(node, "users", "create-imagemaker", f"{mk}@{path}", "--passphrase-stdin",
                "--json", stdin="p1\n")  # fmt: skip
     assert r.returncode == 0, r.stderr
     (made,) = json.loads(r.stdout)
     old_fpr = made["fingerprint"]
-    scope = f"{registry.host}/apps"
+    scope = f"{registry.host}/{path}"
     policy_file = node / "etc/containers/policy.json"
-    policy_file.write_text(policy_file.read_text().replace('"registry.local/apps"', f'"{scope}"'))
-    lookaside = tmp_path / "lookaside"
-    lookaside.mkdir()
-    regd = node / "etc/containers/registries.d"
-    (regd / "default.yaml").write_text(
-        f"default-docker:\n  lookaside: file://{lookaside}/\n"
-        f"  lookaside-staging: file://{lookaside}/\n"
+    policy_file.write_text(
+        policy_file.read_text().replace(f'"registry.local/{path}"', f'"{scope}"')
     )
+    regd = node / "etc/containers/registries.d"
+    lookaside = "file:///var/sigstore/sigstore/"  # as the node sees it: podsec maps it
+    yaml = f"default-docker:\n  lookaside: {lookaside}\n  lookaside-staging: {lookaside}\n"
+    (regd / "default.yaml").write_text(yaml)
+    skopeo_regd = tmp_path / "skopeo-registries.d"
+    skopeo_regd.mkdir()
+    (skopeo_regd / "default.yaml").write_text(yaml.replace("file:///", f"file://{node}/"))
     host = Host(node)
     gnupg = node / f"home/{mk}/.gnupg"
     client = RegistryClient(registry.url)
@@ -75,14 +80,14 @@ def test_gpg_rotation_without_an_outage(
         )
         out = {}
         for name in NAMES:
-            digest = client.head_manifest(f"apps/{name}", "1")
+            digest = client.head_manifest(f"{path}/{name}", "1")
             if digest is None:
                 continue
             image = f"{scope}/{name}:1"
             ours = verify.check_image(host, image, digest, trust.policy, trust.regd).accepted
             dest = tmp_path / f"pull-{name}"
             copy = subprocess.run(
-                ["skopeo", "--policy", str(mapped), "--registries.d", str(regd), "copy",
+                ["skopeo", "--policy", str(mapped), "--registries.d", str(skopeo_regd), "copy",
                  "--quiet", "--src-tls-verify=false", f"docker://{image}", f"dir:{dest}"],
                 capture_output=True, text=True, timeout=120,
             )  # fmt: skip
@@ -95,7 +100,7 @@ def test_gpg_rotation_without_an_outage(
 
     try:
         for name, src in (("a", "alpha"), ("b", "beta")):
-            _push(test_images, registry, f"apps/{name}:1", src)
+            _push(test_images, registry, f"{path}/{name}:1", src)
         done = sign.sign_images(host, signer(old_fpr, "p1", f"{scope}/a:1", f"{scope}/b:1"))
         assert all(d.accepted and d.kind == "gpg" for d in done), [d.reason for d in done]
         assert verdicts() == all_pull("a", "b")
@@ -124,7 +129,7 @@ def test_gpg_rotation_without_an_outage(
         assert len(pol.load(policy_file).transports["docker"][scope][0].keys) == 2
 
         # a new push signs with the new key
-        _push(test_images, registry, "apps/c:1", "busybox")
+        _push(test_images, registry, f"{path}/c:1", "busybox")
         (c,) = sign.sign_images(host, signer(new_fpr, "p2", f"{scope}/c:1"))
         assert c.accepted, c.reason
         assert verdicts() == all_pull("a", "b", "c")
@@ -136,7 +141,8 @@ def test_gpg_rotation_without_an_outage(
         )
         assert r.returncode != 0
         assert "would refuse 2 image(s)" in r.stderr, r.stderr
-        assert "apps/a" in r.stderr and "apps/b" in r.stderr and "apps/c" not in r.stderr
+        assert f"{path}/a@" in r.stderr and f"{path}/b@" in r.stderr, r.stderr
+        assert f"{path}/c@" not in r.stderr
         assert policy_file.read_bytes() == before
         assert verdicts() == all_pull("a", "b", "c")
 
@@ -160,7 +166,7 @@ def test_gpg_rotation_without_an_outage(
         assert verdicts() == all_pull("a", "b", "c")
 
         # an image signed only by the retired key is refused now, by both
-        _push(test_images, registry, "apps/d:1", "busybox")
+        _push(test_images, registry, f"{path}/d:1", "busybox")
         sign.sign_images(host, signer(old_fpr, "p1", f"{scope}/d:1"))
         assert verdicts()["d"] == (False, False)
     finally:
