@@ -600,7 +600,7 @@ def test_sigstore_audit(flow, sigstore):
     r = _cli(flow, "images", "audit", "--json")
     statuses = {i["repository"]: i["status"] for i in json.loads(r.stdout)["items"]}
     assert statuses[f"{flow.srepo}/signed"] == "ok"
-    assert statuses[f"{flow.srepo}/tampered"] == "bad"
+    assert statuses[f"{flow.srepo}/tampered"] == "bad-signature"
 
 
 def test_sigstore_check_images(flow, tmp_path):
