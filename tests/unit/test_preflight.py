@@ -118,3 +118,28 @@ def test_json_shape(tmp_path: Path, host_root: Path) -> None:
     )
     assert set(doc["checks"][0]) == {"id", "status", "found", "fix"}
     assert sum(doc["summary"].values()) == len(checks)
+
+
+def test_root_containerd_is_found_running_or_enabled(tmp_path: Path, host_root: Path) -> None:
+    """Debian's containerd package enables a root containerd.service; a rootless node never
+    uses it, and its socket is root to whoever can open it."""
+    import socket
+
+    host = fake_host(tmp_path, host_root)
+    assert preflight.check_root_containerd(host).status == "ok"
+    wants = host_root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True)
+    (wants / "containerd.service").symlink_to("/lib/systemd/system/containerd.service")
+    enabled = preflight.check_root_containerd(host)
+    assert (enabled.status, enabled.fix) == ("warn", "systemctl disable --now containerd.service")
+    assert "enabled" in enabled.found
+    run = host_root / "run/containerd"
+    run.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(run / "containerd.sock"))
+        running = preflight.check_root_containerd(host)
+    assert running.status == "warn" and "/run/containerd/containerd.sock" in running.found
+    (wants / "containerd.service").unlink()
+    (run / "containerd.sock").unlink()
+    (run / "containerd.sock").write_text("")  # a stale regular file is not a daemon
+    assert preflight.check_root_containerd(host).status == "ok"

@@ -308,6 +308,38 @@ def check_init(host: Host) -> Check:
     )
 
 
+ROOT_CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+ROOT_CONTAINERD_UNIT = "containerd.service"
+
+
+def check_root_containerd(host: Host) -> Check:
+    """Debian's containerd package enables a root containerd.service: a rootless node runs its
+    own containerd as u7s-admin and never uses it, and its socket is root to whoever can open
+    it (the original's nodes have no root container runtime)."""
+    fix = _("systemctl disable --now {unit}").format(unit=ROOT_CONTAINERD_UNIT)
+    sock = host.path(ROOT_CONTAINERD_SOCKET)
+    if sock.is_socket():
+        return Check(
+            "root-containerd",
+            WARN,
+            _("a root containerd is running ({path}): the rootless node does not use it").format(
+                path=ROOT_CONTAINERD_SOCKET
+            ),
+            fix,
+        )
+    wants = sorted(host.path("/etc/systemd/system").glob(f"*.wants/{ROOT_CONTAINERD_UNIT}"))
+    if wants:
+        return Check(
+            "root-containerd",
+            WARN,
+            _(
+                "{unit} (root) is enabled: it starts at boot, the rootless node does not use it"
+            ).format(unit=ROOT_CONTAINERD_UNIT),
+            fix,
+        )
+    return Check("root-containerd", OK, _("no root containerd"))
+
+
 def check_nofile(host: Host) -> Check:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard >= 1048576:
@@ -390,6 +422,7 @@ HOST_CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_ping_group_range,
     check_inotify,
     check_init,
+    check_root_containerd,
     check_nofile,
     check_capabilities,
 )
