@@ -178,6 +178,19 @@ def test_sigstore_bundle_round_trip_into_a_fresh_registry(case: Case, test_image
         f"podsec-signatures/{case.path}/app@sha256={digest.split(':')[1]}/signature-1"
     ]
     assert files["amd64/" + image["signatures"][0]] == blob
+    # the outside reference: Debian's skopeo cannot verify sigstore signatures, but it copies
+    # the attachment into a dir: copy — the same bytes, and only once in the bundle although
+    # podsec's own skopeo copy brought it too
+    policy = case.tmp / "accept.json"
+    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    subprocess.run(
+        ["skopeo", "--policy", str(policy), "--registries.d", str(case.source.conf / "registries.d"),
+         "copy", "--quiet", "--preserve-digests", "--src-tls-verify=false",
+         f"docker://{case.ref('app')}", f"dir:{case.tmp / 'skopeo-dir'}"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert (case.tmp / "skopeo-dir/signature-1").read_bytes() == blob
+    assert not (case.tmp / "skopeo-dir/signature-2").exists()
     assert contents["keys"] == ["podsec-keys/maker.pub"]
     assert files["amd64/podsec-keys/maker.pub"] == case.pub.read_bytes()
     fragment = json.loads(files["amd64/podsec-policy.json"])
