@@ -23,6 +23,7 @@ from tests.fixtures.images import stop_gpg_agents
 from tests.fixtures.require import require_tool
 from tests.integration.test_trust_sigstore import _push, node, podsec  # noqa: F401 - fixture
 
+from podsec.errors import UsageError
 from podsec.host.paths import Host
 from podsec.registry import sign
 from podsec.registry.client import RegistryClient
@@ -128,6 +129,10 @@ def test_gpg_rotation_without_an_outage(
         assert again.returncode == 0 and json.loads(again.stdout)["already"], again.stdout
         assert len(pol.load(policy_file).transports["docker"][scope][0].keys) == 2
 
+        # the maker's e-mail address names both keys now: podsec refuses to guess (gpg would
+        # sign with the old key), as podman/skopeo --sign-by refuse it
+        with pytest.raises(UsageError, match="names 2 secret keys"):
+            sign.sign_images(host, signer(f"{mk}@registry.local", "p2", f"{scope}/a:1"))
         # a new push signs with the new key
         _push(test_images, registry, f"{path}/c:1", "busybox")
         (c,) = sign.sign_images(host, signer(new_fpr, "p2", f"{scope}/c:1"))

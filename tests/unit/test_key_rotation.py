@@ -83,7 +83,9 @@ def test_base_policy_keeps_rotated_keys_by_kind() -> None:
 
 def test_a_rotated_gpg_key_is_another_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """rotate-key's GPG key: a second key for the maker's user ID beside the first (the
-    first version exported the existing key again: "rotated" to the same key)."""
+    first version exported the existing key again: "rotated" to the same key); the maker's
+    e-mail address then names two keys, and podsec's signers refuse it as containers/image
+    does ("Error creating signature: Invalid value" from podman/skopeo --sign-by)."""
     from tests.fixtures.images import stop_gpg_agents
     from tests.fixtures.require import require_tool
 
@@ -102,5 +104,12 @@ def test_a_rotated_gpg_key_is_another_key(tmp_path) -> None:  # type: ignore[no-
             first.fingerprint,
             second.fingerprint,
         ]
+        # the e-mail address names both now: signing by it is refused (gpg would take the
+        # old key), by fingerprint it is the one key
+        with pytest.raises(UsageError, match="names 2 secret keys") as refused:
+            keys.signing_key(home, "mk@registry.local")
+        assert second.fingerprint in refused.value.message
+        assert keys.signing_key(home, second.fingerprint) == second
+        assert keys.signing_key(home, "nobody@registry.local") is None
     finally:
         assert stop_gpg_agents([home]) == []

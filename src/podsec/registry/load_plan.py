@@ -99,7 +99,7 @@ def load_trust(
     signer_key = None
     try:
         if signer is not None:
-            found = trust_keys.find_secret_key(gnupg_home, signer)
+            found = trust_keys.signing_key(gnupg_home, signer)
             if found is None:
                 raise NotFoundError(
                     _("no secret key for {signer} in {home}").format(

@@ -173,6 +173,10 @@ def sign_images(
                 _("{image}: name the registry (e.g. registry.local/{image})").format(image=image)
             )
     refs = [reference.parse(i) for i in req.images]
+    if req.sign_by is not None:
+        from podsec.trust import keys
+
+        keys.signing_key(req.gnupg_home, req.sign_by)  # one key, or refused before any push
     trust = view.effective(host, req.home)
     key = load_key(req.sigstore_key, req.passphrase) if req.sigstore_key is not None else None
     out = []

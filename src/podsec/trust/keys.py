@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from podsec.errors import CommandError, PodsecError, ValidationError
+from podsec.errors import CommandError, PodsecError, UsageError, ValidationError
 from podsec.host import files
 from podsec.host.run import run
 from podsec.i18n import _
@@ -92,11 +92,19 @@ def secret_keys(gnupg_home: Path | None, uid: str, *, as_user: str | None = None
     return _parse_colons(text, secret=True)
 
 
-def find_secret_key(
-    gnupg_home: Path | None, uid: str, *, as_user: str | None = None
-) -> KeyInfo | None:
-    keys = secret_keys(gnupg_home, uid, as_user=as_user)
-    return keys[0] if keys else None
+def signing_key(gnupg_home: Path | None, key_id: str) -> KeyInfo | None:
+    """The one secret key ``key_id`` names (None: none). A name matching several keys — a
+    maker's e-mail address after ``users rotate-key`` — is refused, as containers/image
+    refuses it for ``--sign-by``; gpg itself would silently pick the oldest."""
+    found = secret_keys(gnupg_home, key_id)
+    if len(found) > 1:
+        raise UsageError(
+            _("{key} names {n} secret keys ({fingerprints}): sign with one fingerprint").format(
+                key=key_id, n=len(found), fingerprints=", ".join(k.fingerprint for k in found)
+            ),
+            hint=_("after podsec users rotate-key the newest key is the last one"),
+        )
+    return found[0] if found else None
 
 
 def generate_key(
