@@ -262,3 +262,77 @@ def test_webhook_down_is_fail_open_and_check_authz_is_critical(setup: Setup) -> 
         s.start_webhook()
     assert s.refused(dave)
     assert s.check().returncode == 0
+
+
+def test_enforce_edits_a_real_kubeadm_manifest_the_api_server_accepts(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """`enforce-revocation` on an existing cluster edits kube-apiserver's static-pod manifest:
+    here the manifest the real kubeadm 1.20.2 writes (`init phase control-plane apiserver
+    --rootfs`), not a hand-written one. Webhook goes before RBAC, the webhook flags and the
+    read-only kubeconfig mount are added, every other flag of kubeadm's stays, the original is
+    kept outside the manifests directory, a re-run changes nothing, and the real API server
+    accepts the edited Pod (server-side dry run: schema, volume names, hostPath type)."""
+    import yaml
+    from tests.fixtures.require import K8S_BIN, require_path
+
+    kubeadm = require_path(K8S_BIN / "kubeadm", "kubeadm 1.20.2 built by scripts/build-kubernetes")
+    tree = tmp_path / "node"
+    tree.mkdir()
+    made = subprocess.run(
+        [str(kubeadm), "init", "phase", "control-plane", "apiserver", "--rootfs", str(tree),
+         "--apiserver-advertise-address", "192.0.2.10", "--kubernetes-version", "v1.20.2"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    manifest = tree / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    original = manifest.read_bytes()
+
+    def enforce() -> dict[str, object]:
+        r = subprocess.run(
+            [str(BIN / "podsec"), "--root", str(tree), "rbac", "enforce-revocation",
+             "--no-start", "--port", str(setup.port), "--json"],
+            capture_output=True, text=True, env=setup.env(), timeout=120, check=False,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        out: dict[str, object] = json.loads(r.stdout)
+        return out
+
+    out = enforce()
+    assert out["manifestChanged"] is True
+    assert out["manifest"] == "/etc/kubernetes/manifests/kube-apiserver.yaml"
+
+    def flags(text: bytes) -> tuple[dict[str, str], dict[str, object]]:
+        (c,) = yaml.safe_load(text)["spec"]["containers"]
+        assert c["command"][0] == "kube-apiserver"
+        return dict(a.split("=", 1) for a in c["command"][1:]), c
+
+    before, _ = flags(original)
+    after, container = flags(manifest.read_bytes())
+    assert before["--authorization-mode"] == "Node,RBAC"  # kubeadm's own
+    added = dict(str(a).split("=", 1) for a in out["apiserverArgs"])  # type: ignore[attr-defined]
+    assert after["--authorization-mode"] == "Node,Webhook,RBAC"
+    assert {k: after[k] for k in added} == added
+    assert {k: v for k, v in after.items() if k not in added} == {
+        k: v for k, v in before.items() if k not in added
+    }
+    kubeconfig = str(out["kubeconfig"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == kubeconfig]  # type: ignore[index, union-attr]
+    assert mount["readOnly"] is True
+    pod = yaml.safe_load(manifest.read_bytes())
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["hostPath"] == {"path": kubeconfig, "type": "File"}
+    assert (tree / kubeconfig.lstrip("/")).is_file()
+    backup = tree / str(out["backup"]).lstrip("/")
+    assert backup.read_bytes() == original
+    assert not backup.is_relative_to(manifest.parent)  # the kubelet would run a second pod
+
+    again = enforce()
+    assert again["manifestChanged"] is False
+    assert flags(manifest.read_bytes())[0] == after
+
+    accepted = setup.cp.kubectl(
+        "create", "--dry-run=server", "-n", "kube-system", "-f", str(manifest), check=False
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert "created (server dry run)" in accepted.stdout
