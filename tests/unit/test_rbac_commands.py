@@ -122,10 +122,12 @@ def test_change_and_revocation_json() -> None:
         record_file="/var/lib/podsec/rbac/revoked.json",
         enforced=True,
         warnings=("w",),
+        serials=("7",),
     )
     assert res.as_dict() == {
         "cn": "alice",
         "serial": "7",
+        "serials": ["7"],
         "groups": ["k8s"],
         "enforced": True,
         "recordFile": "/var/lib/podsec/rbac/revoked.json",

@@ -597,3 +597,59 @@ def test_user_at_remote_user() -> None:
     assert issue.split_user("alice@root") == ("alice", "root")
     with pytest.raises(UsageError):
         issue.split_user("alice@")
+
+
+class _LostAnswer(CsrApi):
+    """The API server makes the CSR, then the connection drops before the answer: the
+    client sees an error for a create that happened (the API server stopped mid-run)."""
+
+    def request(self, method: str, url: str, body: Any = None, query: Any = None) -> Any:
+        answer = super().request(method, url, body, query)
+        if method == "POST":
+            from podsec.kube.client import Unreachable
+
+            raise Unreachable("cannot reach the Kubernetes API at https://x: EOF")
+        return answer
+
+
+def test_csr_whose_create_answer_is_lost_is_still_deleted() -> None:
+    from podsec.kube.client import Unreachable
+    from podsec.rbac import csr
+
+    api = _LostAnswer()
+    with pytest.raises(Unreachable):
+        csr.issue(api, "alice", b"PEM", expiration=None, timeout=5)  # type: ignore[arg-type]
+    assert [c[0] for c in api.calls] == ["POST", "DELETE"]
+    assert api.calls[1][1] == f"{CSR_URL}/{api.calls[0][2]['metadata']['name']}"
+
+
+CSR_URL = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+
+
+class _Listing(CsrApi):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+        self.queries: list[Any] = []
+
+    def get(self, url: str, query: Any = None) -> Any:
+        self.queries.append((url, query))
+        return {"items": [{"metadata": {"name": n}} for n in self.names]}
+
+
+def test_stale_csrs_of_the_user_are_removed_and_no_others() -> None:
+    """What a killed run (or one whose API server went away) left is removed by the next
+    run for the same user: names of podsec's exact form for that user only."""
+    from podsec.rbac import csr
+
+    listing = [
+        "podsec-alice-0badc0de",  # an earlier run's
+        "podsec-alice-bob-0badc0de",  # user alice-bob's
+        "podsec-alice-0badc0de1",  # not podsec's form
+        "podsec-alicex-0badc0de",
+        "csr-alice",
+    ]
+    api = _Listing(listing)
+    assert csr.remove_stale(api, "alice") == ["podsec-alice-0badc0de"]  # type: ignore[arg-type]
+    assert api.queries == [(CSR_URL, {"labelSelector": "podsec.alt/user=alice"})]
+    assert api.calls == [("DELETE", f"{CSR_URL}/podsec-alice-0badc0de", None)]

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from podsec.trust import identity
 from podsec.trust import signature as s
@@ -58,3 +63,36 @@ def test_findings_of_issue_14_identity():
     # exactReference with a name-only signature
     exact = {"type": "exactReference", "dockerReference": "registry.local/p10/pause:3.2"}
     assert not _ok(exact, "x.io/y:1", "registry.local/p10/pause")
+
+
+def test_a_signature_write_that_dies_midway_leaves_no_partial_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of load-sign while it writes a signature (issue 15): readers never see a
+    partial ``signature-N`` (containers/image would read it as the image's signature)."""
+    real = os.fdopen
+
+    class Dying:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __enter__(self) -> Dying:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def write(self, data: bytes) -> int:
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: Dying(real(fd, *a, **k)))
+    with pytest.raises(OSError):
+        s.store_signature(tmp_path, "p10/busybox", "sha256:" + "a" * 64, b"SIGNATURE")
+    monkeypatch.setattr(os, "fdopen", real)
+    folder = tmp_path / s.sig_dir_name("p10/busybox", "sha256:" + "a" * 64)
+    assert sorted(p.name for p in folder.iterdir()) == []  # no signature-1, no temp file
+    path = s.store_signature(tmp_path, "p10/busybox", "sha256:" + "a" * 64, b"SIGNATURE")
+    assert path.name == "signature-1" and path.read_bytes() == b"SIGNATURE"
+    assert oct(path.stat().st_mode & 0o777) == "0o644"

@@ -234,3 +234,32 @@ def test_check_authz_is_critical_when_the_webhook_fails_open() -> None:
     assert ok.state == plugin.State.OK and "'time'=2.5ms;;100;0" in ok.render()
     slow, _ = plugin.build_thresholds({"w": "1"})
     assert authz_check.report(authz_check.Result("u", 2.5), slow).state == plugin.State.WARNING
+
+
+def test_revoke_without_a_certificate_refuses_what_podsec_issued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-cert: the certificates podsec's issued.json holds for the user, still valid, are
+    recorded — the webhook refuses the name (it recorded nothing before, issue 15)."""
+    from podsec import issued
+
+    monkeypatch.setattr(revoke.bindings, "remove_subjects", lambda api, subjects: [])
+    host = Host(tmp_path)
+    day = dt.timedelta(days=1)
+    records = [
+        issued.Issued("carol", "7", ("devs",), not_after=(NOW + 30 * day).isoformat()),
+        issued.Issued("carol", "6", ("devs",), not_after=(NOW - day).isoformat()),  # expired
+        issued.Issued("dan", "8", ("ops",), not_after=(NOW + 30 * day).isoformat()),
+    ]
+    path = host.path("/var/lib/podsec/rbac/issued.json")
+    path.parent.mkdir(parents=True)
+    path.write_text(issued.dumps(records))
+    res = revoke.revoke(host, object(), "carol", None, now=NOW)  # type: ignore[arg-type]
+    assert res.serials == ("7",) and res.serial == "7" and res.groups == ("devs",)
+    assert not any("no certificate recorded" in w for w in res.warnings)
+    deny = authz.Denylist(tmp_path / "var/lib/podsec/rbac/revoked.json")
+    assert deny.lookup("carol", NOW) is not None and deny.lookup("dan", NOW) is None
+    # a name podsec issued nothing to: nothing recorded, and it says so
+    other = revoke.revoke(host, object(), "erin", None, now=NOW)  # type: ignore[arg-type]
+    assert other.serials == () and other.serial == "" and other.record_file == ""
+    assert any("no certificate recorded" in w for w in other.warnings)

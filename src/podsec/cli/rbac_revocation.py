@@ -39,7 +39,10 @@ from podsec.i18n import _
 @click.option(
     "--no-cert",
     is_flag=True,
-    help=_("No certificate is at hand: only remove USER from every binding (nothing recorded)."),
+    help=_(
+        "No certificate is at hand: record every still valid certificate podsec issued to "
+        "USER (issued.json) and remove USER from every binding."
+    ),
 )
 @click.option("--json", "json_output", is_flag=True, help=_("Print the result as JSON."))
 @click.pass_context
@@ -79,10 +82,10 @@ def revoke_cmd(
                 deleted=_(" (deleted: no subject left)") if c.action == "deleted" else "",
             )
         )
-    if res.record_file:
+    for serial in res.serials:
         output.result(
             _("certificate CN={cn} serial {serial} recorded in {path}").format(
-                cn=res.cn, serial=res.serial, path=res.record_file
+                cn=res.cn, serial=serial, path=res.record_file
             )
         )
 

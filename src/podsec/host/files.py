@@ -7,9 +7,11 @@ host tree's /etc/passwd), never here.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from podsec import readers
@@ -141,6 +143,19 @@ def ensure_dir(
         os.chown(path, uid, gid)
         changed = True
     return changed
+
+
+@contextlib.contextmanager
+def dir_lock(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory`` (created if missing) for the ``with`` body:
+    no lock file is left behind, and a killed holder releases it with its last descriptor."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_text(path: Path) -> str | None:

@@ -12,14 +12,13 @@ with which ``-d`` and ``-m`` coordinate.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from podsec.host.files import dir_lock as state_lock  # -d and -m coordinate
 from podsec.host.logfollow import Follower
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -83,18 +82,6 @@ class ForbiddenLog:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-
-
-@contextlib.contextmanager
-def state_lock(directory: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``directory`` (created if missing) for the ``with`` body."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def follower(

@@ -1,7 +1,11 @@
 """The CertificateSigningRequest round trip: create, approve, wait, fetch — and always delete.
 
-The CSR object gets a unique name (``podsec-USER-<random>``) so concurrent runs never delete
-each other's requests, and it is deleted in every outcome: no orphaned CSR is left behind.
+The CSR object gets a unique name (``podsec-USER-<random>``, labelled ``podsec.alt/user``) and
+is deleted in every outcome the process lives through. A run that cannot (killed, or the API
+server gone between the create and the delete) leaves it behind; the next run for the same
+user removes it first (:func:`remove_stale`), under a host-wide lock that keeps two runs of
+this host from issuing at once (:func:`podsec.rbac.issue` holds it). Only names of exactly
+podsec's form for that user are removed.
 
 Kubernetes < 1.22 does not know ``spec.expirationSeconds``: a 1.20 API server drops the
 field and the signer issues for ``--cluster-signing-duration`` (default one year). Newer
@@ -12,6 +16,7 @@ issued; the caller compares it with what was asked.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -68,8 +73,9 @@ def issue(
     }
     url = path(CERTS, "certificatesigningrequests", name)
     progress.start(_("certificate request"))
-    api.request("POST", path(CERTS, "certificatesigningrequests"), body)
     try:
+        # inside the try: a create whose answer is lost may still have made the object
+        api.request("POST", path(CERTS, "certificatesigningrequests"), body)
         if approve:
             _approve(api, url)
         cert = _wait(api, url, name, timeout)
@@ -81,6 +87,35 @@ def issue(
                 raise
     progress.finish(_("certificate request"))
     return Issued(name, cert)
+
+
+def stale(api: Client, user: str) -> list[str]:
+    """The CSR objects an earlier run for ``user`` left behind: labelled for the user and
+    named exactly as :func:`issue` names them (``podsec-USER-`` and 8 hex digits)."""
+    listing = api.get(
+        path(CERTS, "certificatesigningrequests"),
+        {"labelSelector": f"podsec.alt/user={_label(user)}"},
+    )
+    form = re.compile(re.escape(f"podsec-{user}-") + "[0-9a-f]{8}")
+    names = []
+    for item in (listing or {}).get("items") or []:
+        name = str((item.get("metadata") or {}).get("name") or "")
+        if len(name) <= 253 and form.fullmatch(name):
+            names.append(name)
+    return sorted(names)
+
+
+def remove_stale(api: Client, user: str) -> list[str]:
+    """Delete what :func:`stale` finds (the caller holds the issuing lock); the names."""
+    removed = []
+    for name in stale(api, user):
+        try:
+            api.request("DELETE", path(CERTS, "certificatesigningrequests", name))
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+        removed.append(name)
+    return removed
 
 
 def _label(user: str) -> str:

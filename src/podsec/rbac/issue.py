@@ -4,7 +4,9 @@ checked, then written into ``~USER/.kube/config``.
 Everything that can be checked is checked before the CSR exists (user, ``~/.kube``, the
 existing kubeconfig, the admin connection, the cluster CA, the API server); the kubeconfig
 is written atomically only after the certificate was verified and shown to work, so a
-failure leaves neither a half-written kubeconfig nor an orphaned CSR.
+failure leaves no half-written kubeconfig; a CSR a failed run could not delete (the API
+server gone, the run killed) is removed by the next run for that user
+(:func:`podsec.rbac.csr.remove_stale`).
 """
 
 from __future__ import annotations
@@ -145,7 +147,15 @@ def _issue_and_write(
     admin = api.conn
     key = certs.new_key(key_type)
     request = certs.csr_pem(key, user, groups)
-    got = csr.issue(api, user, request, expiration=expiration, timeout=timeout, progress=progress)
+    # one issuing run per host at a time: a CSR of the user that exists now is an earlier
+    # run's (killed, or the API server went away before its delete) and is removed
+    lock_dir = host.path(ISSUED_FILE).parent
+    files.ensure_dir(lock_dir, mode=0o755)
+    with files.dir_lock(lock_dir):
+        csr.remove_stale(api, user)
+        got = csr.issue(
+            api, user, request, expiration=expiration, timeout=timeout, progress=progress
+        )
     info = certs.check_issued(got.cert_pem, ca_pem, key, user, groups)
     key_pem = certs.key_pem(key)
     # prove the new identity authenticates before anything is written (the original's curl)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podsec import issued as issued_file
 from podsec import revocations
 from podsec.errors import NotFoundError, UsageError, ValidationError
 from podsec.host import files
@@ -30,7 +31,7 @@ from podsec.host.paths import Host
 from podsec.i18n import _
 from podsec.kube.client import Client
 from podsec.kube.kubeconfig import admin_connection
-from podsec.names import AUTHZ_KUBECONFIG, REVOKED_FILE
+from podsec.names import AUTHZ_KUBECONFIG, ISSUED_FILE, REVOKED_FILE
 from podsec.rbac import bindings, certs, issue, names
 from podsec.rbac.bindings import Subject
 
@@ -46,11 +47,13 @@ class Revocation:
     record_file: str
     enforced: bool = False  # the authorization webhook is set up on this host
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    serials: tuple[str, ...] = ()  # every certificate recorded (--no-cert: podsec's issued)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "cn": self.cn,
             "serial": self.serial,
+            "serials": list(self.serials),
             "groups": list(self.groups),
             "enforced": self.enforced,
             "recordFile": self.record_file,
@@ -101,9 +104,8 @@ def refuse_rebinding(host: Host, kind: str, name: str, now: dt.datetime | None =
         )
 
 
-def record(host: Host, cert: certs.CertInfo, user: str, now: dt.datetime) -> Path:
-    path = host.path(REVOKED_FILE)
-    entry = revocations.Revoked(
+def entry_for(cert: certs.CertInfo, user: str, now: dt.datetime) -> revocations.Revoked:
+    return revocations.Revoked(
         cn=cert.cn,
         serial=str(cert.serial),
         groups=tuple(cert.groups),
@@ -112,7 +114,39 @@ def record(host: Host, cert: certs.CertInfo, user: str, now: dt.datetime) -> Pat
         not_after=cert.not_after.isoformat(),
         revoked_at=now.isoformat(),
     )
-    records = revocations.added(load_records(host), entry)
+
+
+def issued_entries(host: Host, user: str, now: dt.datetime) -> list[revocations.Revoked]:
+    """The certificates podsec issued to ``user`` (issued.json) that are still valid, as
+    revocation records: what ``revoke --no-cert`` refuses."""
+    out = []
+    for rec in issued_file.read(host.path(ISSUED_FILE), ISSUED_FILE):
+        expires = rec.expires()
+        if rec.cn != user or (expires is not None and expires <= now):
+            continue
+        out.append(
+            revocations.Revoked(
+                cn=rec.cn,
+                serial=rec.serial,
+                groups=rec.groups,
+                user=user,
+                fingerprint_sha256=rec.fingerprint_sha256,
+                not_after=rec.not_after,
+                revoked_at=now.isoformat(),
+            )
+        )
+    return out
+
+
+def record(host: Host, cert: certs.CertInfo, user: str, now: dt.datetime) -> Path:
+    return record_entries(host, [entry_for(cert, user, now)])
+
+
+def record_entries(host: Host, entries: list[revocations.Revoked]) -> Path:
+    path = host.path(REVOKED_FILE)
+    records = load_records(host)
+    for entry in entries:
+        records = revocations.added(records, entry)
     # readable by the webhook, which runs unprivileged (u7s-admin on a u7s node): the file
     # names certificates, it holds no secret
     files.ensure_dir(path.parent, mode=0o755)
@@ -133,27 +167,34 @@ def revoke(
     *,
     now: dt.datetime | None = None,
 ) -> Revocation:
-    """Record ``cert`` (when given) for the webhook and remove ``user`` from every binding;
-    group bindings stay as they are."""
+    """Record ``cert`` for the webhook — without one, every still valid certificate podsec
+    issued to ``user`` (issued.json) — and remove ``user`` from every binding; group
+    bindings stay as they are."""
     moment = now or dt.datetime.now(dt.UTC)
-    groups = tuple(cert.groups) if cert is not None else ()
-    warnings: list[str] = []
     if cert is not None and cert.cn != user:
         raise ValidationError(
             _("the certificate names CN={cn}, not {user}").format(cn=cert.cn, user=user)
         )
+    entries = [entry_for(cert, user, moment)] if cert is not None else issued_entries(
+        host, user, moment
+    )
+    groups = tuple(dict.fromkeys(g for e in entries for g in e.groups))
+    warnings: list[str] = []
     for g in groups:
         if g in UNREVOKABLE_GROUPS:
             warnings.append(
                 _(
                     "group {group} is allowed before any authorizer: this certificate keeps full "
                     "access until it expires ({date})"
-                ).format(group=g, date=cert.not_after.date() if cert else "?")
+                ).format(group=g, date=_latest(entries)[:10] or "?")
             )
     is_enforced = enforced(host)
-    if cert is None:
+    if not entries:
         warnings.append(
-            _("no certificate recorded: the webhook does not refuse {user}").format(user=user)
+            _(
+                "no certificate recorded (none given, none issued by podsec is still valid): "
+                "the webhook does not refuse {user}"
+            ).format(user=user)
         )
     elif not is_enforced and groups:
         warnings.append(
@@ -163,24 +204,29 @@ def revoke(
             ).format(groups=", ".join(groups))
         )
     # recorded first: the webhook refuses the user at once, even if a removal fails midway
-    path = record(host, cert, user, moment) if cert is not None else None
+    path = record_entries(host, entries) if entries else None
     changes = bindings.remove_subjects(api, [Subject("User", user)])
     return Revocation(
         cn=user,
-        serial=str(cert.serial) if cert is not None else "",
+        serial=entries[-1].serial if entries else "",
         groups=groups,
         changes=tuple(changes),
         record_file=host.unroot(path) if path else "",
         enforced=is_enforced,
         warnings=tuple(warnings),
+        serials=tuple(e.serial for e in entries),
     )
+
+
+def _latest(entries: list[revocations.Revoked]) -> str:
+    return max((e.not_after for e in entries), default="")
 
 
 def resolve_cert(
     host: Host, user: str, cert_file: str | None = None, *, no_cert: bool = False
 ) -> certs.CertInfo | None:
     """The certificate to revoke: ``cert_file``, else the one in ``~USER/.kube/config``;
-    none with ``no_cert``."""
+    none with ``no_cert`` (then :func:`revoke` takes podsec's own record of what it issued)."""
     if no_cert and cert_file:
         raise UsageError(_("--cert and --no-cert exclude each other"))
     if no_cert:

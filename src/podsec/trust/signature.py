@@ -534,16 +534,30 @@ def _read_url(url: str, timeout: float) -> bytes | None:
 
 def store_signature(staging_dir: Path, repo_path: str, digest: str, signature: bytes) -> Path:
     """Write the next ``signature-N`` (contiguous numbering) under a file:// staging dir;
-    an identical existing signature is not written twice."""
+    an identical existing signature is not written twice.
+
+    The bytes go to a temporary file first, which is then hard-linked under the free name
+    (``link`` fails if a concurrent writer took it: the next number is tried): a reader —
+    or a process killed mid-write — never sees a partial ``signature-N``."""
     target = staging_dir / sig_dir_name(repo_path, digest)
     target.mkdir(parents=True, exist_ok=True)
-    index = 1
-    while (target / f"signature-{index}").exists():
-        if (target / f"signature-{index}").read_bytes() == signature:
-            return target / f"signature-{index}"
-        index += 1
-    path = target / f"signature-{index}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(signature)
-    return path
+    fd, tmp_name = tempfile.mkstemp(prefix=".signature.", dir=target)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(signature)
+            fh.flush()
+            os.fsync(fh.fileno())
+        index = 1
+        while True:
+            path = target / f"signature-{index}"
+            try:
+                os.link(tmp, path)
+                return path
+            except FileExistsError:
+                if path.read_bytes() == signature:
+                    return path
+                index += 1
+    finally:
+        tmp.unlink(missing_ok=True)
