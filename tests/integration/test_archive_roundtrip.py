@@ -797,3 +797,120 @@ def test_passphrase_key(setup: Setup) -> None:
     for name in NAMES:
         pulled = setup.pull(name.split("/", 1)[1])
         assert pulled.returncode == 0, pulled.stderr
+
+
+# ------------------------------------------------------------------ kill -9 of load-sign
+KILLS = 10  # half over the run, half refined into the window where it publishes
+STARTUP = 0.3  # the first ~30 % of a run is Python starting: no point is spent there
+
+
+def _is_temp(path: Path) -> bool:  # an interrupted write's temporary file (.NAME.XXXXXXXX)
+    return path.name.startswith(".")
+
+
+def _lookaside_tree(s: Setup, state_dir: Path) -> dict[str, object]:
+    """What load-sign writes here, comparable across targets: this target's lookaside
+    folders (each signature-N as what it verifies to — a partial file verifies to nothing)
+    and the state file (its images and digests), under names without the target; temporary
+    files are left out (counted by the caller)."""
+    from podsec.errors import PodsecError
+    from podsec.trust import signature
+
+    out: dict[str, object] = {}
+    lookaside = s.sigstore.sigstore_dir / s.path.split("/", 1)[1]
+    for path in sorted(lookaside.rglob("*")):
+        key = f"lookaside/{path.relative_to(lookaside)}"
+        if _is_temp(path):
+            continue
+        if not path.is_file():
+            out[key] = ("dir",)
+            continue
+        try:
+            got = signature.verify(path.read_bytes(), [s.gpg.nopass.public_key])
+            out[key] = ("signature", got.docker_reference.replace(s.path, "PATH"),
+                        got.manifest_digest, oct(path.stat().st_mode & 0o777))  # fmt: skip
+        except PodsecError as exc:
+            out[key] = ("no valid signature", str(exc)[:80])
+    for path in sorted(state_dir.rglob("*")):
+        if _is_temp(path):
+            continue
+        if not path.is_file():
+            out[f"state/{path.relative_to(state_dir)}"] = ("dir",)
+            continue
+        try:
+            images = json.loads(path.read_text())["images"]
+            out["state/STATE.json"] = sorted((r, i["digest"]) for r, i in images.items())
+        except (ValueError, KeyError):
+            out[f"state/{path.name}"] = ("partial state file", path.read_bytes()[:80])
+    return out
+
+
+def test_load_sign_killed_anywhere(setup: Setup, tmp_path: Path) -> None:
+    """kill -9 of `podsec images load-sign` at KILLS points (issue 15), each into a fresh
+    target (the blobs are sent again each time): every file it writes is either absent (as
+    before) or as a complete run writes it — a signature verifies, the state file is whole
+    (it records progress per image: the images it lists are a part of the complete run's);
+    no image is visible in the registry without a signature the policy accepts (podman
+    pulls it under the policy); a re-run completes and converges to one run's files (no
+    second signature). An interrupted write's temporary file (.signature.XXXXXXXX) is the
+    one permitted leftover, counted."""
+    import dataclasses
+    import signal
+    import time
+
+    def target(i: int | str) -> tuple[Setup, Path, list[str]]:
+        s = dataclasses.replace(setup, path=f"{setup.path}/k{i}")
+        state = tmp_path / f"state-{i}"
+        state.mkdir()
+        argv = [*PODSEC, "images", "load-sign", str(s.archive), "amd64", s.gpg.nopass.email,
+                s.path, "--registry-url", s.registry.url, "--policy",
+                str(s.env.config_dir / "policy.json")]  # fmt: skip
+        return s, state, argv
+
+    def env(state: Path) -> dict[str, str]:
+        return {**setup.env.env, **setup.gpg.env, "XDG_STATE_HOME": str(state)}
+
+    ref, ref_state, argv = target("ref")
+    started = time.monotonic()
+    first = subprocess.run(argv, env=env(ref_state), capture_output=True, text=True, timeout=300)
+    duration = time.monotonic() - started
+    assert first.returncode == 0, first.stderr
+    after = _lookaside_tree(ref, ref_state)
+    assert sum(1 for k in after if "/signature-" in k) == len(NAMES)
+    total = len(after)
+    report: list[tuple[float, int, int, int]] = []  # at, files, images visible, temp files
+    coarse = KILLS // 2
+    times = [duration * (STARTUP + (1 - STARTUP) * (i + 0.5) / coarse) for i in range(coarse)]
+    while len(report) < KILLS:
+        if len(report) == coarse:  # between the last "nothing yet" and the first "all"
+            lo = max([r[0] for r in report if r[1] == 0], default=0.0)
+            hi = min([r[0] for r in report if r[2] == len(NAMES)], default=duration)
+            times = [lo + (hi - lo) * (j + 0.5) / (KILLS - coarse) for j in range(KILLS - coarse)]
+        at = times[len(report) % coarse]
+        s, state, argv = target(len(report))
+        proc = subprocess.Popen(argv, env=env(state), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(at)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        time.sleep(0.5)  # an orphaned gpg finishes (its signature goes nowhere)
+        now = _lookaside_tree(s, state)
+        for key, entry in now.items():
+            if key == "state/STATE.json":  # progress, recorded per image: a whole file
+                assert isinstance(entry, list) and set(entry) <= set(after[key]), entry
+                continue
+            assert entry == after.get(key), f"kill at {at:.2f}s: {key} is {entry}"
+        visible = [n for n in NAMES if s.head(n.split("/", 1)[1])]
+        _published_are_signed(s)  # each visible image pulls under the policy
+        written = [s.sigstore.sigstore_dir / s.path.split("/", 1)[1], state]
+        temps = sum(1 for top in written for p in top.rglob("*") if _is_temp(p))
+        again = subprocess.run(argv, env=env(state), capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, f"re-run after a kill at {at:.2f}s: {again.stderr}"
+        assert _lookaside_tree(s, state) == after, f"kill at {at:.2f}s: not converged"
+        assert all(s.head(n.split("/", 1)[1]) for n in NAMES)
+        report.append((at, len(now), len(visible), temps))
+    _published_are_signed(s)
+    print(f"load-sign killed at {[round(r[0], 2) for r in report]} of {duration:.2f}s: "
+          f"files {[r[1] for r in report]} of {total}, images visible "
+          f"{[r[2] for r in report]} of {len(NAMES)}, temp leftovers {sum(r[3] for r in report)}")  # fmt: skip
+    assert any(0 < r[1] < total or 0 < r[2] < len(NAMES) for r in report), "none mid-run"

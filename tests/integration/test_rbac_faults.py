@@ -70,6 +70,10 @@ class CuttableProxy:
     def cut(self) -> None:
         with self._lock:
             if self._listener is not None:
+                # shutdown first: a close alone leaves the port listening while the accept
+                # thread is blocked in accept() (Linux), and restore() could not bind it
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
                 self._listener.close()
                 self._listener = None
             for s in self._socks:
@@ -86,10 +90,15 @@ class CuttableProxy:
                 return
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
             except OSError:
                 client.close()
                 continue
             with self._lock:
+                if listener is not self._listener:  # cut meanwhile: this one goes too
+                    client.close()
+                    upstream.close()
+                    return
                 self._socks += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()

@@ -6,8 +6,8 @@ per request made with a revoked certificate — to syslog and to ``forbidden.log
 :mod:`~podsec.monitor.audit_events` (which events, the record), :mod:`podsec.host.logscan`
 (the bytes prefilter over the raw log), :mod:`podsec.host.logfollow` (cursor and rotation),
 :mod:`~podsec.monitor.kubeapi_digest` (``-m``) and :mod:`~podsec.monitor.audit_install`
-(``--install``). This module holds where the state lives, ``forbidden.log`` and the lock
-with which ``-d`` and ``-m`` coordinate.
+(``--install``). This module holds where the state lives and ``forbidden.log``; ``-d`` and
+``-m`` coordinate with :func:`podsec.host.files.dir_lock` on the state directory.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from podsec.host.files import dir_lock as state_lock  # -d and -m coordinate
+from podsec.host.files import dir_lock
 from podsec.host.logfollow import Follower
 from podsec.host.paths import Host
 from podsec.i18n import _
@@ -65,7 +65,7 @@ class ForbiddenLog:
     def write(self, records: list[Record]) -> None:
         if not records:
             return
-        with state_lock(self.path.parent):
+        with dir_lock(self.path.parent):
             if self._fh is not None:
                 try:
                     current = self.path.stat().st_ino

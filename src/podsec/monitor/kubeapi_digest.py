@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from podsec.host.files import dir_lock
 from podsec.i18n import _
 from podsec.monitor import kubeapi_audit
 from podsec.monitor.audit_events import Record
@@ -50,7 +51,7 @@ def mail_digest(paths: kubeapi_audit.Paths, send: Callable[[str, str], None]) ->
     import socket
 
     pending = paths.state_dir / "forbidden.log.sending"
-    with kubeapi_audit.state_lock(paths.state_dir):
+    with dir_lock(paths.state_dir):  # -d and -m coordinate (kubeapi_audit)
         if paths.forbidden.is_file() and paths.forbidden.stat().st_size:
             if pending.exists():  # a previous mail failed: send both together
                 with pending.open("ab") as out:

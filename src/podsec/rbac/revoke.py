@@ -175,8 +175,8 @@ def revoke(
         raise ValidationError(
             _("the certificate names CN={cn}, not {user}").format(cn=cert.cn, user=user)
         )
-    entries = [entry_for(cert, user, moment)] if cert is not None else issued_entries(
-        host, user, moment
+    entries = (
+        [entry_for(cert, user, moment)] if cert is not None else issued_entries(host, user, moment)
     )
     groups = tuple(dict.fromkeys(g for e in entries for g in e.groups))
     warnings: list[str] = []
