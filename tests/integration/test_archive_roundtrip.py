@@ -882,9 +882,10 @@ def test_load_sign_killed_anywhere(setup: Setup, tmp_path: Path) -> None:
     coarse = KILLS // 2
     times = [duration * (STARTUP + (1 - STARTUP) * (i + 0.5) / coarse) for i in range(coarse)]
     while len(report) < KILLS:
-        if len(report) == coarse:  # between the last "nothing yet" and the first "all"
-            lo = max([r[0] for r in report if r[1] == 0], default=0.0)
-            hi = min([r[0] for r in report if r[2] == len(NAMES)], default=duration)
+        if len(report) == coarse:  # from the first point that found something written
+            lo = min([r[0] for r in report if r[1] or r[2]], default=STARTUP * duration)
+            # to the first that found every image visible (publishing is the run's end)
+            hi = min([r[0] for r in report if r[2] == len(NAMES)], default=1.05 * duration)
             times = [lo + (hi - lo) * (j + 0.5) / (KILLS - coarse) for j in range(KILLS - coarse)]
         at = times[len(report) % coarse]
         s, state, argv = target(len(report))

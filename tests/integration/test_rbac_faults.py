@@ -1,7 +1,8 @@
 """Faults during rbac commands against the real control plane (issue 15).
 
 - The API server goes away mid-``bind``/``unbind``/``revoke``/``create-kubeconfig``, at
-  POINTS cut points spread over each command's own (measured) duration: the command fails
+  POINTS cut points spread over each command's own (measured) duration and REFINED more
+  between the last that failed and the first that finished: the command fails
   with one line (and its hint), never a traceback or "internal error"; a re-run after the
   server is back converges — the user is in the binding exactly once, or gone from it, or
   has a working kubeconfig — and no CertificateSigningRequest of the user is left behind.
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ from tests.hostile.conftest import snapshot
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 BIN = Path(sys.executable).parent
-POINTS = 6  # cut points per command
+POINTS = 6  # cut points over each command's run
+REFINED = 4  # and more where its requests are (between the last failure and the first finish)
 KILLS = 12  # kill points of bind: half over the run, half refined into its write window
 STARTUP = 0.3  # the first ~30 % of a run is Python starting: no kill point is spent there
 TAG = f"{os.getpid() % 100000}"
@@ -219,6 +221,16 @@ def _failed_cleanly(r: subprocess.CompletedProcess[str], at: float) -> str:
     return "failed: " + lines[0][:90]
 
 
+def _cut_series(duration: float, one: Callable[[float], str]) -> list[tuple[float, str]]:
+    """``one(at)`` for POINTS cut points over the run, then REFINED more between the last
+    point that failed and the first that finished (where the requests are)."""
+    done = [(at, one(at)) for at in _points(duration)]
+    lo = max((at for at, seen in done if seen != "done"), default=0.0)
+    hi = min((at for at, seen in done if seen == "done" and at > lo), default=duration)
+    done += [(at, one(at)) for at in (lo + (hi - lo) * (j + 0.5) / REFINED for j in range(REFINED))]
+    return done
+
+
 def test_api_server_gone_mid_bind_and_unbind(faults: Faults) -> None:
     f = faults
     user, binding = f"bob{TAG}", f"bob-view-{TAG}"
@@ -229,21 +241,23 @@ def test_api_server_gone_mid_bind_and_unbind(faults: Faults) -> None:
     unbind = ("unbind", user, "clusterrole", "view", binding)
     duration = f.timed(*bind)
     f.timed(*unbind)
-    for at in _points(duration):
-        r = _cut_during(f, at, *bind)
-        seen = _failed_cleanly(r, at)
+
+    def one(at: float) -> str:
+        seen = _failed_cleanly(_cut_during(f, at, *bind), at)
         assert f.subjects(binding).count(user) <= 1
         again = f.run(*bind)
         assert again.returncode == 0, f"bind after a cut at {at:.2f}s: {again.stderr}"
         assert sorted(f.subjects(binding)) == sorted([user, "someone-else"])
-        r = _cut_during(f, at, *unbind)
-        seen_un = _failed_cleanly(r, at)
+        seen_un = _failed_cleanly(_cut_during(f, at, *unbind), at)
         again = f.run(*unbind)
         # unbinding a user who is not bound is an error (README): the cut came after the
         # change, and the re-run says so; either way the state is one run's
         assert again.returncode == 0 or "is not bound" in again.stderr, again.stderr
         assert f.subjects(binding) == ["someone-else"]
         print(f"cut at {at:.2f}s of {duration:.2f}s: bind {seen}; unbind {seen_un}")
+        return seen
+
+    assert any(seen != "done" for _at, seen in _cut_series(duration, one))
 
 
 def test_api_server_gone_mid_create_kubeconfig_and_revoke(faults: Faults) -> None:
@@ -252,25 +266,32 @@ def test_api_server_gone_mid_create_kubeconfig_and_revoke(faults: Faults) -> Non
     f.run("create-user", user).check_returncode()
     create = ("create-kubeconfig", user, "--timeout", "20")
     duration = f.timed(*create)
-    for at in _points(duration):
-        r = _cut_during(f, at, *create)
-        seen = _failed_cleanly(r, at)
-        left = f.csrs(user)
+    orphans: list[str] = []
+
+    def one(at: float) -> str:
+        seen = _failed_cleanly(_cut_during(f, at, *create), at)
+        left = f.csrs(user)  # the run could not delete its request: the re-run must
+        orphans.extend(left)
         again = f.run(*create)
         assert again.returncode == 0, f"after a cut at {at:.2f}s: {again.stderr}"
         assert f.csrs(user) == [], f"cut at {at:.2f}s left {f.csrs(user)}"
         assert f.can_i(user) == "no"  # the new certificate authenticates (403, not 401)
         print(f"cut at {at:.2f}s of {duration:.2f}s: create-kubeconfig {seen}; CSRs left {left}")
+        return seen
+
+    series = _cut_series(duration, one)
+    assert any(seen != "done" for _at, seen in series)
+    print(f"create-kubeconfig: {len(orphans)} CSRs left by cut runs, removed by the re-runs")
     binding = f"carol-view-{TAG}"
     f.run("bind", user, "clusterrole", "view", binding).check_returncode()
     revoke = ("revoke", user)
     duration = f.timed(*revoke)
     revoked = f.root / "var/lib/podsec/rbac/revoked.json"
-    for at in _points(duration):
+
+    def one_revoke(at: float) -> str:
         f.run("bind", user, "clusterrole", "view", binding, "--force").check_returncode()
         assert f.can_i(user) == "yes"
-        r = _cut_during(f, at, *revoke)
-        seen = _failed_cleanly(r, at)
+        seen = _failed_cleanly(_cut_during(f, at, *revoke), at)
         json.loads(revoked.read_text())  # recorded first, whole
         again = f.run(*revoke)
         assert again.returncode == 0, f"revoke after a cut at {at:.2f}s: {again.stderr}"
@@ -278,6 +299,9 @@ def test_api_server_gone_mid_create_kubeconfig_and_revoke(faults: Faults) -> Non
         assert f.can_i(user) == "no"
         assert f.csrs(user) == []
         print(f"cut at {at:.2f}s of {duration:.2f}s: revoke {seen}")
+        return seen
+
+    assert any(seen != "done" for _at, seen in _cut_series(duration, one_revoke))
 
 
 # ------------------------------------------------------------------------ kill -9 of bind
@@ -296,7 +320,7 @@ def _normal(path: str, entry: tuple[object, ...] | None) -> object:
         grants = json.loads(entry[2])
     except ValueError:
         return entry
-    keys = sorted((g["subject"]["name"], g["binding"]["name"]) for g in grants)
+    keys = sorted((g["subject"]["name"], g["target"]["binding"]) for g in grants)
     return ("file", entry[1], keys)
 
 

@@ -114,6 +114,12 @@ def test_a_server_that_is_gone_is_unreachable(fake_kube: FakeKube) -> None:
     dead = kubeconfig.Connection(**{**conn.__dict__, "server": f"https://127.0.0.1:{port}"})
     with Client(dead, timeout=2) as api, pytest.raises(client.Unreachable, match="cannot reach"):
         api.get("/api/v1/namespaces")
+    # a change (the official client's transport) says the same, without urllib3's wrapping
+    with Client(dead, timeout=2) as api, pytest.raises(client.Unreachable) as info:
+        api.request("POST", "/api/v1/namespaces", {"metadata": {"name": "x"}})
+    assert info.value.message == (
+        f"cannot reach the Kubernetes API at https://127.0.0.1:{port}: Connection refused"
+    ), info.value.message
 
 
 def test_kubeconfig_from_the_fake_cluster_is_the_connection(

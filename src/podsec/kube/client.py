@@ -139,6 +139,24 @@ def decode(body: bytes, method: str, url: str, status: int = 200) -> Any:
         ) from None
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The system error under urllib3's wrappers (MaxRetryError → NewConnectionError or
+    ProtocolError → ConnectionRefusedError…): what the one-line message names."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc
+        inner = getattr(exc, "reason", None)  # MaxRetryError
+        if not isinstance(inner, BaseException):
+            args = [a for a in exc.args if isinstance(a, BaseException)]  # ProtocolError
+            inner = args[-1] if args else exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
 def path(*segments: str) -> str:
     """Join URL path segments, quoting each (role names may hold ':')."""
     return "/".join(quote(s, safe=":") if i else s for i, s in enumerate(segments))
@@ -247,9 +265,10 @@ class Client:
         return conn
 
     def _unreachable(self, exc: BaseException) -> Unreachable:
+        cause = _root_cause(exc)
         return Unreachable(
             _("cannot reach the Kubernetes API at {server}: {err}").format(
-                server=self.conn.server, err=getattr(exc, "strerror", None) or exc
+                server=self.conn.server, err=getattr(cause, "strerror", None) or cause
             ),
             hint=_(
                 "check that the cluster is running and the kubeconfig ({source}) names it"
