@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.fixtures import kill_points
 from tests.fixtures.images import (
     GnupgHome,
     PodmanEnv,
@@ -800,8 +801,7 @@ def test_passphrase_key(setup: Setup) -> None:
 
 
 # ------------------------------------------------------------------ kill -9 of load-sign
-KILLS = 10  # half over the run, half refined into the window where it publishes
-STARTUP = 0.3  # the first ~30 % of a run is Python starting: no point is spent there
+KILLS = 10  # half over the run, half bisecting the window where it publishes
 
 
 def _is_temp(path: Path) -> bool:  # an interrupted write's temporary file (.NAME.XXXXXXXX)
@@ -879,15 +879,12 @@ def test_load_sign_killed_anywhere(setup: Setup, tmp_path: Path) -> None:
     assert sum(1 for k in after if "/signature-" in k) == len(NAMES)
     total = len(after)
     report: list[tuple[float, int, int, int]] = []  # at, files, images visible, temp files
-    coarse = KILLS // 2
-    times = [duration * (STARTUP + (1 - STARTUP) * (i + 0.5) / coarse) for i in range(coarse)]
+    times = kill_points.even(duration, KILLS // 2)
     while len(report) < KILLS:
-        if len(report) == coarse:  # from the first point that found something written
-            lo = min([r[0] for r in report if r[1] or r[2]], default=STARTUP * duration)
-            # to the first that found every image visible (publishing is the run's end)
-            hi = min([r[0] for r in report if r[2] == len(NAMES)], default=1.05 * duration)
-            times = [lo + (hi - lo) * (j + 0.5) / (KILLS - coarse) for j in range(KILLS - coarse)]
-        at = times[len(report) % coarse]
+        if not times:  # bisect where it publishes: the last kill before, the first after
+            finished = [(r[0], r[1] == total and r[2] == len(NAMES)) for r in report]
+            times = kill_points.refine(finished, duration, 2)
+        at = times.pop(0)
         s, state, argv = target(len(report))
         proc = subprocess.Popen(argv, env=env(state), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip

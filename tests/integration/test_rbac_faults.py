@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.fixtures import kill_points
 from tests.fixtures.kube import ControlPlane
 from tests.fixtures.require import free_port, require_root, require_tool
 from tests.hostile.conftest import snapshot
@@ -44,8 +45,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 BIN = Path(sys.executable).parent
 POINTS = 6  # cut points over each command's run
 REFINED = 4  # and more where its requests are (between the last failure and the first finish)
-KILLS = 12  # kill points of bind: half over the run, half refined into its write window
-STARTUP = 0.3  # the first ~30 % of a run is Python starting: no kill point is spent there
+KILLS = 12  # kill points of bind: half over the run, half bisecting its write window
 TAG = f"{os.getpid() % 100000}"
 
 
@@ -194,10 +194,6 @@ def faults(
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _points(duration: float) -> list[float]:
-    return [duration * (i + 0.5) / POINTS for i in range(POINTS)]
-
-
 def _cut_during(f: Faults, at: float, *args: str) -> subprocess.CompletedProcess[str]:
     timer = threading.Timer(at, f.proxy.cut)
     timer.start()
@@ -222,12 +218,12 @@ def _failed_cleanly(r: subprocess.CompletedProcess[str], at: float) -> str:
 
 
 def _cut_series(duration: float, one: Callable[[float], str]) -> list[tuple[float, str]]:
-    """``one(at)`` for POINTS cut points over the run, then REFINED more between the last
-    point that failed and the first that finished (where the requests are)."""
-    done = [(at, one(at)) for at in _points(duration)]
-    lo = max((at for at, seen in done if seen != "done"), default=0.0)
-    hi = min((at for at, seen in done if seen == "done" and at > lo), default=duration)
-    done += [(at, one(at)) for at in (lo + (hi - lo) * (j + 0.5) / REFINED for j in range(REFINED))]
+    """``one(at)`` for POINTS cut points over the run, then REFINED more in rounds of two
+    between the last point that failed and the first that finished (where the requests are)."""
+    done = [(at, one(at)) for at in kill_points.even(duration, POINTS, startup=0.0)]
+    while len(done) < POINTS + REFINED:
+        finished = [(at, seen == "done") for at, seen in done]
+        done += [(at, one(at)) for at in kill_points.refine(finished, duration, 2)]
     return done
 
 
@@ -352,14 +348,12 @@ def test_bind_killed_anywhere(faults: Faults) -> None:
             f.cp.kubectl("delete", "clusterrolebinding", binding)
 
     report: list[tuple[float, int, int, bool]] = []
-    coarse = KILLS // 2
-    times = [duration * (STARTUP + (1 - STARTUP) * (i + 0.5) / coarse) for i in range(coarse)]
+    times = kill_points.even(duration, KILLS // 2)
     while len(report) < KILLS:
-        if len(report) == coarse:  # the rest between the last "nothing yet" and first "all"
-            lo = max([r[0] for r in report if r[1] == 0 and not r[3]], default=0.0)
-            hi = min([r[0] for r in report if r[1] == total and r[3]], default=duration)
-            times = [lo + (hi - lo) * (j + 0.5) / (KILLS - coarse) for j in range(KILLS - coarse)]
-        at = times[len(report) % coarse]
+        if not times:  # bisect the write window: the last kill before it, the first after
+            finished = [(r[0], r[1] == total and r[3]) for r in report]
+            times = kill_points.refine(finished, duration, 2)
+        at = times.pop(0)
         reset()
         proc = subprocess.Popen(f.argv(*bind), env=f.env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
@@ -386,8 +380,8 @@ def test_bind_killed_anywhere(faults: Faults) -> None:
         report.append((at, changed, leftovers, bool(bound)))
     reset()
     shutil.rmtree(pristine)
-    mid = sum(1 for _at, changed, _l, bound in report if 0 < changed < total or
-              (bound and changed < total) or (not bound and changed))  # fmt: skip
+    # neither nothing done (no file, not bound) nor everything (every file, bound)
+    mid = sum(1 for _at, n, _l, bound in report if (n, bound) not in ((0, False), (total, True)))
     print(f"bind killed at {[round(r[0], 2) for r in report]} of {duration:.2f}s: files "
           f"changed {[r[1] for r in report]} of {total}, bound {[int(r[3]) for r in report]}, "
           f"temp leftovers {sum(r[2] for r in report)}; {mid} mid-run")  # fmt: skip
