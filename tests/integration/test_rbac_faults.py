@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 BIN = Path(sys.executable).parent
 POINTS = 6  # cut points over each command's run
-REFINED = 4  # and more where its requests are (between the last failure and the first finish)
+REFINED = 6  # and more where its requests are (between the last failure and the first finish)
 KILLS = 12  # kill points of bind: half over the run, half bisecting its write window
 TAG = f"{os.getpid() % 100000}"
 
@@ -298,6 +298,53 @@ def test_api_server_gone_mid_create_kubeconfig_and_revoke(faults: Faults) -> Non
         return seen
 
     assert any(seen != "done" for _at, seen in _cut_series(duration, one_revoke))
+
+
+def test_api_server_gone_while_the_csr_exists(faults: Faults) -> None:
+    """The cut exactly when create-kubeconfig's CSR exists (seen on the API server itself,
+    not through the proxy): the run cannot approve, fetch or delete it and fails with one
+    line; the re-run removes the orphan and issues. Timed cuts hit this window by luck."""
+    from podsec.host.paths import Host
+    from podsec.kube import kubeconfig
+    from podsec.kube.client import Client
+
+    f = faults
+    user = f"erin{TAG}"
+    f.run("create-user", user).check_returncode()
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def watch() -> None:
+        conn = kubeconfig.admin_connection(str(f.cp.kubeconfig), Host(Path("/")))
+        with Client(conn, timeout=10) as api:
+            while not stop.is_set():
+                items = api.get("/apis/certificates.k8s.io/v1/certificatesigningrequests")
+                mine = [i["metadata"]["name"] for i in items["items"]
+                        if i["metadata"]["name"].startswith(f"podsec-{user}-")]  # fmt: skip
+                if mine:
+                    f.proxy.cut()
+                    seen.extend(mine)
+                    return
+                time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        r = f.run("create-kubeconfig", user, "--timeout", "20")
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+        f.proxy.cut()
+        f.proxy.restore()
+    assert seen, "the CSR was never seen"
+    assert _failed_cleanly(r, 0.0) != "done", r.stdout
+    left = f.csrs(user)
+    assert left, "the CSR was gone before the cut"
+    again = f.run("create-kubeconfig", user, "--timeout", "20")
+    assert again.returncode == 0, again.stderr
+    assert f.csrs(user) == [], f"the re-run left {f.csrs(user)}"
+    assert f.can_i(user) == "no"  # the new certificate authenticates (403, not 401)
+    print(f"cut when {seen} existed: {r.stderr.splitlines()[0]}; left {left}; re-run removed it")
 
 
 # ------------------------------------------------------------------------ kill -9 of bind
