@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 BIN = Path(sys.executable).parent
 POINTS = 6  # cut points over each command's run
-REFINED = 6  # and more where its requests are (between the last failure and the first finish)
+REFINED = 4  # and more where its requests are (between the last failure and the first finish)
 KILLS = 12  # kill points of bind: half over the run, half bisecting its write window
 TAG = f"{os.getpid() % 100000}"
 
