@@ -125,7 +125,7 @@ def test_non_root_is_unknown(tree: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     # (the venv under /root cannot be executed by another user here: run the command in-process)
     from click.testing import CliRunner
 
-    from podsec.cli.monitor import check_policy_cmd
+    from podsec.cli.monitor_policy import check_policy_cmd
 
     monkeypatch.setenv("PODSEC_ROOT", str(tree))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)

@@ -98,3 +98,18 @@ def test_atomic_write_takes_numeric_ids_only(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="numeric"):
         files.ensure_dir(tmp_path / "d", group="daemon")  # type: ignore[arg-type]
     assert not (tmp_path / "f").exists()
+
+
+def test_temporary_names_are_mkstemps(tmp_path: Path) -> None:
+    """The temporary file beside the target is named as tempfile.mkstemp names them (what a
+    kill -9 can leave, tests/hostile/test_faults.py), created 0600 and exclusively."""
+    import re
+
+    names = set()
+    for _ in range(50):
+        fd, name = files._temp_file(tmp_path, ".x.conf.")
+        os.close(fd)
+        assert re.fullmatch(r"\.x\.conf\.[a-z0-9_]{8}", Path(name).name)
+        assert Path(name).stat().st_mode & 0o777 == 0o600
+        names.add(name)
+    assert len(names) == 50

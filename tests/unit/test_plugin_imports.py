@@ -18,20 +18,21 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 HEAVY = {"rich", "kubernetes", "cryptography", "yaml"}
 PLUGINS = {
-    "podsec-inotify-check-policy": ("check_policy_main", ["-c", "100"]),
-    "podsec-inotify-check-images": ("check_images_main", []),
-    "podsec-inotify-check-keys": ("check_keys_main", []),
-    "podsec-inotify-check-vuln": ("check_vuln_main", []),
-    "podsec-inotify-check-kubeapi": ("check_kubeapi_main", ["-d", "--once"]),
-    "podsec-inotify-check-authz": ("check_authz_main", []),
-    "podsec-inotify-check-certs": ("check_certs_main", []),
+    "podsec-inotify-check-policy": ["-c", "100"],
+    "podsec-inotify-check-images": [],
+    "podsec-inotify-check-keys": [],
+    "podsec-inotify-check-vuln": [],
+    "podsec-inotify-check-kubeapi": ["-d", "--once"],
+    "podsec-inotify-check-authz": [],
+    "podsec-inotify-check-certs": [],
 }
 PROBE = """
 import atexit, json, os, sys
+from importlib.metadata import entry_points
 atexit.register(lambda: open(os.environ["OUT"], "w").write(json.dumps(sorted(sys.modules))))
 sys.argv = json.loads(os.environ["ARGV"])
-from podsec.cli import monitor
-getattr(monitor, os.environ["ENTRY"])()
+(entry,) = entry_points(group="console_scripts", name=sys.argv[0])
+entry.load()()
 """
 
 
@@ -87,8 +88,9 @@ def _ca_b64(root: Path) -> str:
     return base64.b64encode(pem).decode()
 
 
-def imported(plugin: str, root: Path, tmp: Path) -> set[str]:
-    entry, args = PLUGINS[plugin]
+def imported_modules(plugin: str, root: Path, tmp: Path) -> set[str]:
+    """Every module the plugin's console-script entry point imported in one run."""
+    args = PLUGINS[plugin]
     out = tmp / f"{plugin}.json"
     trivy = tmp / "trivy"  # a stand-in (trivy is not installable here): check-vuln needs one
     trivy.write_text("#!/bin/sh\necho '{}'\n")
@@ -99,20 +101,34 @@ def imported(plugin: str, root: Path, tmp: Path) -> set[str]:
         "PODSEC_ROOT": str(root),
         "PODSEC_SYSLOG_SOCKET": str(tmp / "no-syslog.sock"),
         "OUT": str(out),
-        "ENTRY": entry,
         "ARGV": json.dumps([plugin, *args]),
     }
     r = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60
     )
     assert r.returncode in (0, 1, 2), r.stdout + r.stderr  # a verdict, not UNKNOWN (3)
-    return {m.split(".")[0] for m in json.loads(out.read_text())}
+    return set(json.loads(out.read_text()))
+
+
+def imported(plugin: str, root: Path, tmp: Path) -> set[str]:
+    """The top-level packages the plugin imported."""
+    return {m.split(".")[0] for m in imported_modules(plugin, root, tmp)}
 
 
 @pytest.mark.parametrize("plugin", sorted(PLUGINS))
 def test_a_plugin_run_imports_no_heavy_library(plugin: str, tmp_path: Path) -> None:
     root = tree(tmp_path / "root", registries_d_file=False)
     assert imported(plugin, root, tmp_path) & HEAVY == set()
+
+
+@pytest.mark.parametrize("plugin", sorted(PLUGINS))
+def test_a_plugin_imports_only_its_own_command(plugin: str, tmp_path: Path) -> None:
+    """Not the ``podsec monitor`` group with every other plugin's command (issue 17)."""
+    root = tree(tmp_path / "root", registries_d_file=False)
+    modules = imported_modules(plugin, root, tmp_path)
+    commands = {m for m in modules if m.startswith("podsec.cli.monitor")}
+    assert "podsec.cli.monitor" not in modules
+    assert len(commands - {"podsec.cli.monitor_options"}) == 1, sorted(commands)
 
 
 @pytest.mark.parametrize("plugin", ["podsec-inotify-check-policy", "podsec-inotify-check-images"])
@@ -150,6 +166,7 @@ def _module_imports(module: str) -> set[str]:
 def test_the_plugin_modules_import_graph_has_no_heavy_library() -> None:
     start = [
         "podsec.cli.monitor",
+        *(f"podsec.cli.{p.stem}" for p in (SRC / "podsec/cli").glob("monitor_*.py")),
         "podsec.monitor.policy_check",
         "podsec.monitor.images_check",
         "podsec.monitor.vuln",

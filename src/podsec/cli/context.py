@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import click
@@ -25,6 +24,8 @@ def build(root: str | None, verbose: int = 0, json_output: bool = False) -> CliE
 
 
 def setup_logging(verbose: int, debug: bool) -> None:
+    import logging  # the original names (plugins) never set it up
+
     level = (
         logging.DEBUG
         if debug or verbose >= 2

@@ -5,17 +5,14 @@ from __future__ import annotations
 import click
 
 from podsec.cli import context, output
+from podsec.cli.main import GROUP_HELP
 from podsec.i18n import _
 
 _STYLE = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]fail[/red]"}
 
 
 @click.command(
-    help=_(
-        "Check that this machine is ready for rootless containers and Kubernetes: kernel, "
-        "user namespaces, subordinate ids, cgroups, devices, sysctls, init system and every "
-        "program podsec uses. Exit 1 when a check fails."
-    ),
+    help=GROUP_HELP["doctor"],
     epilog=_(
         "Examples:\n\n  podsec doctor\n\n  podsec doctor --json | jq '.checks[] | select(.status != \"ok\")'"
     ),

@@ -13,12 +13,13 @@ from typing import Any
 import click
 
 from podsec.cli import archives, context, output
+from podsec.cli.main import GROUP_HELP
 from podsec.errors import UsageError
 from podsec.i18n import _
 from podsec.names import REGISTRY_HOST
 
 
-@click.group(help=_("Image archives for air-gapped nodes, loading with signatures, audits."))
+@click.group(help=GROUP_HELP["images"])
 def images() -> None:
     pass
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from podsec.cli import context, output
+from podsec.cli.main import GROUP_HELP
 from podsec.i18n import _
 
 if TYPE_CHECKING:
@@ -26,12 +27,12 @@ def _load_cluster(path: str) -> Cluster:
     return cl.parse(text, path)
 
 
-@click.group(help=_("Load balancing of the API servers: haproxy and keepalived."))
+@click.group(help=GROUP_HELP["lb"])
 def lb() -> None:
     pass
 
 
-@click.group(help=_("Ingress controller manifests for the local registry."))
+@click.group(help=GROUP_HELP["ingress"])
 def ingress() -> None:
     pass
 

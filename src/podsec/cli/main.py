@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -32,6 +31,25 @@ GROUPS: dict[str, str] = {
     "monitor": "podsec.cli.monitor:monitor",
 }
 
+# Each group's help, kept here (the groups take theirs from this table) so that
+# ``podsec --help`` lists them without importing them all.
+GROUP_HELP: dict[str, str] = {
+    "doctor": _(
+        "Check that this machine is ready for rootless containers and Kubernetes: kernel, "
+        "user namespaces, subordinate ids, cgroups, devices, sysctls, init system and every "
+        "program podsec uses. Exit 1 when a check fails."
+    ),
+    "policy": _("Image trust policy: which images may be pulled, signed by whom."),
+    "users": _("Image users (group podman) and image makers (group podman_dev)."),
+    "services": _("The local registry (registry.local) and signature server (sigstore.local)."),
+    "images": _("Image archives for air-gapped nodes, loading with signatures, audits."),
+    "u7s": _("Rootless Kubernetes: every pod runs in the user namespace of u7s-admin."),
+    "lb": _("Load balancing of the API servers: haproxy and keepalived."),
+    "ingress": _("Ingress controller manifests for the local registry."),
+    "rbac": _("Kubernetes RBAC users: certificates, kubeconfigs, role bindings."),
+    "monitor": _("Security monitoring: Nagios plugins and watchers."),
+}
+
 
 def _load(spec: str) -> click.Command:
     module, _sep, attr = spec.partition(":")
@@ -41,19 +59,38 @@ def _load(spec: str) -> click.Command:
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when used (or listed by --help)."""
+    """A group whose subcommands are imported only when used. ``helps`` (name → help text,
+    the same the command itself shows) lets ``--help`` list them without importing them."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        lazy: dict[str, str],
+        helps: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self._lazy = lazy
+        self._helps = helps or {}
+        self._listing = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._lazy))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self._lazy:
+            if self._listing and cmd_name in self._helps:
+                # the listing shows only the short help: no need to import the command
+                return click.Command(cmd_name, help=self._helps[cmd_name])
             return _load(self._lazy[cmd_name])
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
 
 
 CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
@@ -62,6 +99,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
 @click.group(
     cls=LazyGroup,
     lazy=GROUPS,
+    helps=GROUP_HELP,
     context_settings=CONTEXT_SETTINGS,
     help=_(
         "Secure a Linux node for containers and Kubernetes: signed images from a local "
@@ -128,7 +166,7 @@ def invoke(
         for hint in hints:
             click.echo(f"  {hint}", err=True)
         if _debug_requested(argv):
-            traceback.print_exc()
+            _print_traceback()
         if original and exc.original_code is not None:
             sys.exit(exc.original_code)
         sys.exit(exc.exit_code)
@@ -138,7 +176,7 @@ def invoke(
         sys.exit(0)
     except Exception as exc:  # the one catch-all: the user gets one line, not a traceback
         if _debug_requested(argv):
-            traceback.print_exc()
+            _print_traceback()
         else:
             click.echo(
                 _("podsec: internal error: {err} (run with --debug for details)").format(
@@ -148,6 +186,12 @@ def invoke(
             )
         sys.exit(internal_exit)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _print_traceback() -> None:
+    import traceback  # only with --debug: a plugin's start-up does not pay for it
+
+    traceback.print_exc()
 
 
 def _help_path(exc: click.UsageError, prog_name: str) -> str:

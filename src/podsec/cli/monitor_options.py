@@ -21,6 +21,66 @@ if TYPE_CHECKING:
 
 PLUGIN_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 100}
 
+# The commands' help texts (one home: each command takes its own from here) so that
+# ``podsec monitor --help`` lists them without importing every plugin's module.
+HELP: dict[str, str] = {
+    "check-policy": _(
+        "Check the container trust settings of root and every user with a container storage "
+        "(weights 101-107 and 90 x share, as the original podsec)."
+    ),
+    "check-images": _(
+        "Check the images in root's and every user's storage: registries without signatures "
+        "(101), images whose signature is missing or does not verify (102), images from "
+        "registries outside the policy (103)."
+    ),
+    "check-authz": _(
+        "Check that the revocation webhook answers (podsec rbac enforce-revocation, u7s "
+        "control-plane nodes): ask it what the API server asks, at the URL and with the "
+        "pinned CA of /etc/kubernetes/podsec-authz/webhook.kubeconfig. CRITICAL when it does "
+        "not answer or cannot read revoked.json: Kubernetes then lets revoked certificates "
+        "through (an unreachable webhook is 'no opinion', RBAC decides alone). The metric "
+        "is the answer's time in ms."
+    ),
+    "check-keys": _(
+        "Check the signer keys the system policy trusts: a key that expires within --days "
+        "days (weight 1); an expired, revoked or unreadable key, one weaker than the site's "
+        "minimum (RSA below --min-rsa bits, DSA, SHA-1 self-signatures) or without an owner "
+        "(not /var/sigstore/keys/USER.pgp|pub of an existing user) (weight 101). Without -w "
+        "any finding warns; the default -c 100 makes the weight-101 ones CRITICAL."
+    ),
+    "check-drift": _(
+        "Compare this node's policy.json, registries.d and keys with the registry node's "
+        "published ones (--keys-url): a key trusted here that the registry node no longer "
+        "trusts (weight 101, CRITICAL with the default -c 100), any other difference (weight "
+        "1). The registry node unreachable is UNKNOWN. podsec policy sync fixes the drift."
+    ),
+    "check-certs": _(
+        "Check the client certificates podsec issued (/var/lib/podsec/rbac/issued.json) "
+        "against the API server's audit log: a certificate in use that expires within --days "
+        "days (weight 1), a revoked certificate whose user was seen after the revocation "
+        "(weight 101). Without -w any finding warns; the default -c 100 makes a revoked "
+        "certificate in use CRITICAL."
+    ),
+    "watch-containers": _(
+        "Watch the files of every container (root's, each user's rootless storage, "
+        "u7s-admin's) and log changes to syslog: home/root/etc as Warning, the rest as Critical."
+    ),
+    "watch-kubeapi": _(
+        "Report Kubernetes API requests answered with a code above 400 (as the seed; --codes "
+        "narrows it, e.g. to 401,403) from the apiserver audit log: -d follows the log, -m "
+        "(also with no option, as the seed) mails the digest."
+    ),
+    "check-vuln": _(
+        "Scan root's and every user's images with trivy (client/server mode, "
+        "U7S_TRIVY_SERVER port 4954) and report HIGH and CRITICAL vulnerabilities."
+    ),
+    "build-invulnerable-image": _(
+        "Build IMAGE from DOCKERFILE (optional; CONTEXT defaults to the current directory) "
+        "with podman and scan it with trivy; without DOCKERFILE the existing IMAGE is only "
+        "scanned. A vulnerable image built here is removed."
+    ),
+}
+
 
 # ------------------------------------------------------------------------- shared options
 def sink_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from podsec.cli import context, output
-from podsec.cli.main import legacy
+from podsec.cli.main import GROUP_HELP, legacy
 from podsec.i18n import _
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from podsec.trust.signature import Claims
 
 
-@click.group(help=_("Image trust policy: which images may be pulled, signed by whom."))
+@click.group(help=GROUP_HELP["policy"])
 def policy() -> None:
     pass
 

@@ -12,7 +12,7 @@ import click
 
 from podsec.cli import context, output
 from podsec.cli.kube_options import admin_connection, admin_options
-from podsec.cli.main import legacy
+from podsec.cli.main import GROUP_HELP, legacy
 from podsec.i18n import _
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(
-    help=_("Kubernetes RBAC users: certificates, kubeconfigs, role bindings."),
+    help=GROUP_HELP["rbac"],
     epilog=_(
         "Examples:\n\n  podsec rbac create-user alice\n\n  podsec rbac create-kubeconfig alice\n\n"
         "  podsec rbac bind alice role=clusterrole edit devs-edit devs\n\n"

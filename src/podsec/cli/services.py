@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from podsec.cli import context, output
-from podsec.cli.main import legacy
+from podsec.cli.main import GROUP_HELP, legacy
 from podsec.i18n import _
 
 
-@click.group(help=_("The local registry (registry.local) and signature server (sigstore.local)."))
+@click.group(help=GROUP_HELP["services"])
 def services() -> None:
     pass
 

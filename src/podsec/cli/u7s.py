@@ -10,12 +10,12 @@ from typing import NoReturn
 import click
 
 from podsec.cli import context, output
-from podsec.cli.main import legacy
+from podsec.cli.main import GROUP_HELP, legacy
 from podsec.cli.u7s_ports import ports
 from podsec.i18n import _
 
 
-@click.group(help=_("Rootless Kubernetes: every pod runs in the user namespace of u7s-admin."))
+@click.group(help=GROUP_HELP["u7s"])
 def u7s() -> None:
     pass
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from podsec.cli import context, output
-from podsec.cli.main import legacy
+from podsec.cli.main import GROUP_HELP, legacy
 from podsec.errors import UsageError
 from podsec.i18n import _
 from podsec.names import REGISTRY_HOST
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from podsec.trust.users import UserReport
 
 
-@click.group(help=_("Image users (group podman) and image makers (group podman_dev)."))
+@click.group(help=GROUP_HELP["users"])
 def users() -> None:
     pass
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from podsec.errors import UsageError
 from podsec.host import files
 from podsec.host.paths import Host
-from podsec.host.run import run
 from podsec.i18n import _
 
 SUBID_COUNT = 65536
@@ -147,6 +146,8 @@ def ensure_group(host: Host, name: str, *, system: bool = True) -> bool:
     check_name(name)
     if get_group(host, name) is not None:
         return False
+    from podsec.host.run import run  # a change: the checks only read /etc
+
     run(["groupadd", *_prefix(host), *(["--system"] if system else []), "--", name])
     return True
 
@@ -168,6 +169,8 @@ def ensure_user(
     Returns True if anything changed. An existing user keeps its settings; only group
     membership is added (never removed).
     """
+    from podsec.host.run import run  # a change: the checks only read /etc
+
     check_name(name)
     changed = False
     if get_user(host, name) is None:

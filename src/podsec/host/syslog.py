@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import socket
 
 from podsec.i18n import _
 
@@ -55,6 +58,8 @@ class Syslog:
     def _connect(self) -> socket.socket | None:
         if self._sock is not None:
             return self._sock
+        import socket  # at the first line sent: a plugin with nothing to say never needs it
+
         if time.monotonic() < self._retry_at:
             return None  # the socket was just unreachable: do not retry for every line
         for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):

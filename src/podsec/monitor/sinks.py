@@ -11,7 +11,6 @@ Mail goes through SMTP (``localhost:25`` by default) with the standard library.
 from __future__ import annotations
 
 import re
-import socket
 
 from podsec.errors import PodsecError, UsageError
 from podsec.host.syslog import DEFAULT_SOCKET, Syslog
@@ -62,6 +61,7 @@ def send_mail(
 ) -> None:
     """Hand one plain-text mail to the SMTP server; raise :class:`MailError` on failure."""
     import smtplib
+    import socket
     from email.message import EmailMessage
 
     host, port = parse_smtp(smtp)
