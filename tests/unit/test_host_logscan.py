@@ -1,6 +1,6 @@
-"""The log scanner's byte search: literals found in place (memmem), the byte that must follow
-a needle, mapped windows and read chunks finding the same lines, lines across window edges
-and longer than a window, and the bytes.find fallback."""
+"""The log scanner's byte search: literals found in place (strstr, memmem), the byte that must
+follow a needle, read chunks of any size finding the same lines, lines across chunk edges and
+longer than a chunk, and the bytes.find fallback."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from podsec.host import logscan
 
 
-def scanner(*needles: logscan.Needle, parallel: bool = False) -> logscan.Scanner[bytes]:
-    return logscan.Scanner(list(needles), lambda line: line, parallel=parallel)
+def scanner(*needles: logscan.Needle) -> logscan.Scanner[bytes]:
+    return logscan.Scanner(list(needles), lambda line: line)
 
 
 def lines_of(path: Path, sc: logscan.Scanner[bytes]) -> list[bytes]:
@@ -49,27 +49,45 @@ def test_then_keeps_401_and_403_only(log: Path) -> None:
     assert not any(b'"code":404' in line for line in got)
 
 
-def test_windows_and_chunks_find_the_same_lines(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("chunk", [509, 4096, 65536, 1 << 24])
+def test_chunks_of_any_size_find_the_same_lines(
+    log: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
     want = [line for line in log.read_bytes().splitlines() if b'"code":403' in line]
-    needle = logscan.Needle(b'"code":403')
-    monkeypatch.setattr(logscan, "_MAP_MIN", 1 << 40)  # read in chunks
-    monkeypatch.setattr(logscan, "_CHUNK", 4096)
-    assert lines_of(log, scanner(needle)) == want
-    monkeypatch.setattr(logscan, "_MAP_MIN", 0)  # mapped, in windows of two granules
-    monkeypatch.setattr(logscan, "_WINDOW", 2 * mmap.ALLOCATIONGRANULARITY)
-    assert lines_of(log, scanner(needle)) == want
+    monkeypatch.setattr(logscan, "_CHUNK", chunk)
+    sc = scanner(logscan.Needle(b'"code":403'))
+    assert lines_of(log, sc) == want
+    assert sc.stats.garbage == 0
 
 
-def test_a_line_longer_than_a_window_is_skipped_as_garbage(
+def test_batches_come_a_chunk_at_a_time(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logscan, "_CHUNK", 8192)
+    size = log.stat().st_size
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        batches = list(scanner(CODES).batches(fd, 0, size))
+    finally:
+        os.close(fd)
+    offsets = [offset for _records, offset in batches]
+    assert len(batches) >= size // 8192 and offsets == sorted(offsets) and offsets[-1] == size
+    data = log.read_bytes()
+    assert all(data[offset - 1 : offset] == b"\n" for offset in offsets)
+    assert sum(len(records) for records, _offset in batches) == 2 * 3000 // 5
+
+
+def test_a_line_longer_than_the_buffer_is_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(logscan, "_MAP_MIN", 0)
-    monkeypatch.setattr(logscan, "_WINDOW", mmap.ALLOCATIONGRANULARITY)
+    """The buffer grows for a long line (a RequestResponse event of a large object), up to
+    _LINE_MAX; a longer line is skipped and counted as garbage."""
+    monkeypatch.setattr(logscan, "_CHUNK", 4096)
+    monkeypatch.setattr(logscan, "_LINE_MAX", 65536)
     path = tmp_path / "audit.log"
-    huge = b'{"x":"' + b"y" * (3 * mmap.ALLOCATIONGRANULARITY) + b'","code":403}'
-    path.write_bytes(b'{"id":1,"code":403}\n' + huge + b'\n{"id":2,"code":403}\n')
+    long = b'{"x":"' + b"y" * 30000 + b'","code":403}'
+    huge = b'{"x":"' + b"y" * (3 * 65536) + b'","code":403}'
+    path.write_bytes(b'{"id":1,"code":403}\n' + long + b"\n" + huge + b'\n{"id":2,"code":403}\n')
     sc = scanner(CODES)
-    assert lines_of(path, sc) == [b'{"id":1,"code":403}', b'{"id":2,"code":403}']
+    assert lines_of(path, sc) == [b'{"id":1,"code":403}', long, b'{"id":2,"code":403}']
     assert sc.stats.garbage == 1
 
 

@@ -26,13 +26,14 @@ PLUGINS = {
     "podsec-inotify-check-authz": [],
     "podsec-inotify-check-certs": [],
 }
+# what the console script runs: its entry point (resolved here: importlib.metadata would
+# import zipfile, tempfile and more into the plugin's process)
 PROBE = """
-import atexit, json, os, sys
-from importlib.metadata import entry_points
+import atexit, importlib, json, os, sys
 atexit.register(lambda: open(os.environ["OUT"], "w").write(json.dumps(sorted(sys.modules))))
 sys.argv = json.loads(os.environ["ARGV"])
-(entry,) = entry_points(group="console_scripts", name=sys.argv[0])
-entry.load()()
+module, attr = os.environ["ENTRY"].split(":")
+getattr(importlib.import_module(module), attr)()
 """
 
 
@@ -88,6 +89,13 @@ def _ca_b64(root: Path) -> str:
     return base64.b64encode(pem).decode()
 
 
+def _entry_point(plugin: str) -> str:
+    from importlib.metadata import entry_points
+
+    (entry,) = entry_points(group="console_scripts", name=plugin)
+    return str(entry.value)
+
+
 def imported_modules(plugin: str, root: Path, tmp: Path) -> set[str]:
     """Every module the plugin's console-script entry point imported in one run."""
     args = PLUGINS[plugin]
@@ -101,6 +109,7 @@ def imported_modules(plugin: str, root: Path, tmp: Path) -> set[str]:
         "PODSEC_ROOT": str(root),
         "PODSEC_SYSLOG_SOCKET": str(tmp / "no-syslog.sock"),
         "OUT": str(out),
+        "ENTRY": _entry_point(plugin),
         "ARGV": json.dumps([plugin, *args]),
     }
     r = subprocess.run(
@@ -192,3 +201,11 @@ def test_the_plugin_modules_import_graph_has_no_heavy_library() -> None:
             if name.startswith("podsec") and name not in seen:
                 seen[name] = module
                 todo.append(name)
+
+
+def test_check_kubeapi_with_nothing_to_read_imports_no_scanner_machinery(tmp_path: Path) -> None:
+    """ctypes (the C library's strstr) and orjson are imported at the first byte to scan
+    and the first event to parse: an empty audit log needs neither (issue 17)."""
+    root = tree(tmp_path / "root", registries_d_file=False)
+    modules = imported("podsec-inotify-check-kubeapi", root, tmp_path)
+    assert modules & {"ctypes", "orjson", "tempfile", "logging", "traceback"} == set()

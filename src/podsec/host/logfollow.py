@@ -14,14 +14,14 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from podsec import readers
 from podsec.host import files
-from podsec.host.logscan import Scanner, Stats, scan_file
+from podsec.host.logscan import Scanner, Stats, scan_batches
 from podsec.i18n import _
 
 T = TypeVar("T")
@@ -86,8 +86,8 @@ class Follower(Generic[T]):
     (nagiosplugin's LogTail + Cookie: the cursor is device, inode and offset, so a rotation
     — rename, replacement, copytruncate, several in a row — loses and repeats nothing).
 
-    ``scanner`` finds the records; ``sink`` receives each batch of them (before the cursor
-    moves past them: at least once). ``notice(priority, text)`` receives operational
+    ``scanner`` finds the records; ``sink`` receives them a batch (one read chunk) at a time,
+    before the cursor moves past them (at least once). ``notice(priority, text)`` receives operational
     problems (log missing, replaced by a directory, unparseable lines); ``label`` names the
     log in them ("audit log").
     """
@@ -130,18 +130,26 @@ class Follower(Generic[T]):
         Cursor(self._stat.st_dev, self._stat.st_ino, self.offset).save(self.cursor_path)
         self._last_save = now
 
-    def _emit(self, records: list[T]) -> None:
-        if records:
-            self.sink(records)
+    def _deliver(self, batches: Iterator[tuple[list[T], int]], *, move: bool) -> int:
+        """Hand each batch to the sink (``move``: then move the cursor past it), then report
+        the unparseable lines skipped; return the records delivered."""
+        count = 0
+        for records, offset in batches:
+            if records:
+                self.sink(records)
+                count += len(records)
+            if move:
+                self.offset = offset
         if self.scanner.stats.garbage > self._garbage_reported:
-            count = self.scanner.stats.garbage - self._garbage_reported
+            garbage = self.scanner.stats.garbage - self._garbage_reported
             self._garbage_reported = self.scanner.stats.garbage
             self.notice(
                 4,
                 _("Middle: {count} unparseable line(s) skipped in {path}").format(
-                    count=count, path=self.log
+                    count=garbage, path=self.log
                 ),
             )
+        return count
 
     def _problem_once(self, text: str) -> None:
         if text != self._problem:
@@ -182,9 +190,8 @@ class Follower(Generic[T]):
             self._fd = -1
 
     def _drain(self, final: bool = False) -> int:
-        records, self.offset = scan_file(self._fd, self.offset, self.scanner, final=final)
-        self._emit(records)
-        return len(records)
+        batches = scan_batches(self._fd, self.offset, self.scanner, final=final)
+        return self._deliver(batches, move=True)
 
     def _drain_path(self, path: Path, offset: int) -> None:
         try:
@@ -192,8 +199,7 @@ class Follower(Generic[T]):
         except OSError:
             return
         try:
-            records, _off = scan_file(fd, offset, self.scanner, final=True)
-            self._emit(records)
+            self._deliver(scan_batches(fd, offset, self.scanner, final=True), move=False)
         finally:
             os.close(fd)
 

@@ -1,23 +1,21 @@
 """Find the lines that matter in a large log without splitting it into lines.
 
-A large range of the log is mapped (a window at a time) and a small one — a follower's
-increment — read into a buffer; either is searched in place for literals (:class:`Needle`)
-that mark candidate lines, and only candidates are parsed. A 1,000,000-event log never
-becomes Python objects and is never copied into the process, so anonymous memory stays small
-whatever the file size; a large catch-up scans its second half in a forked child (2 cores:
-the catch-up is bound by the byte scan, not by parsing).
+The log is read a chunk at a time into one reused buffer and each chunk is searched in place
+for literals (:class:`Needle`) that mark candidate lines; only candidates are parsed, and a
+chunk's records are handed on (:meth:`Scanner.batches`) before the next chunk is read. So a
+1,000,000-event log never becomes Python objects all at once: anonymous memory stays at the
+buffer's size plus one chunk's records, whatever the file size (issue 17: < 64 MB).
 
-The search is the C library's ``strstr``/``memmem`` (through ctypes, on the buffer in place):
-glibc reads JSON at ~8 and ~4.5 GB/s where ``bytes.find`` and ``re`` manage 1.3–1.7 (a
-page-cached log is read at ~8 GB/s: the scan is the catch-up's cost). ``bytes.find`` is the
-fallback where neither can be had (:func:`_finder`).
+The search is the C library's ``strstr``/``memmem`` (through ctypes, on the buffer in place,
+loaded at the first search: a plugin with nothing to read never imports ctypes): glibc reads
+JSON at ~5 GB/s where ``bytes.find`` and ``re`` manage 1.2–1.7 (a page-cached log is copied
+into the buffer at ~7 GB/s: the search is the catch-up's cost, one pass per needle).
+``bytes.find`` is the fallback where neither can be had (:func:`_finder`).
 """
 
 from __future__ import annotations
 
-import array
 import contextlib
-import ctypes
 import mmap
 import os
 import re
@@ -29,10 +27,11 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 _SEEN_MAX = 20000
-_PARALLEL_MIN = 64 << 20
-_CHUNK = 16 << 20
-_MAP_MIN = 4 << 20  # smaller ranges (a follower's increments) are read, not mapped
-_WINDOW = 256 << 20  # mapped at a time (a multiple of the allocation granularity)
+# Read 1 MiB at a time: each needle is one pass over the chunk, which stays in the CPU's cache
+# (16 MiB chunks made every pass a trip to memory: the catch-up 2.5x slower). The buffer grows
+# for a longer line, up to _LINE_MAX; a line longer than that is skipped as garbage.
+_CHUNK = 1 << 20
+_LINE_MAX = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,18 @@ class Needle:
 
 Buffer = bytes | bytearray | mmap.mmap
 
+_UNSET: Any = object()
+# the C library's functions, loaded at the first search (None where they cannot be had)
+_MEMMEM: Any = _UNSET
+_STRSTR: Any = _UNSET
+_STRLEN: Any = _UNSET
+_NOT_NUL = re.compile(rb"[^\x00]")
+
 
 def _c_function(name: str, restype: Any, argtypes: list[Any]) -> Any:
     """A function of the C library (through ctypes), None where it cannot be had."""
+    import ctypes
+
     try:
         fn = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
@@ -58,16 +66,26 @@ def _c_function(name: str, restype: Any, argtypes: list[Any]) -> Any:
     return fn
 
 
-_MEMMEM = _c_function(
-    "memmem", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
-)
-_STRSTR = _c_function("strstr", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p])
-_STRLEN = _c_function("strlen", ctypes.c_size_t, [ctypes.c_void_p])
-_NOT_NUL = re.compile(rb"[^\x00]")
+def _load_c() -> None:
+    global _MEMMEM, _STRSTR, _STRLEN  # noqa: PLW0603 - loaded once, on first use
+    import ctypes
+
+    if _MEMMEM is _UNSET:
+        _MEMMEM = _c_function(
+            "memmem",
+            ctypes.c_void_p,
+            [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t],
+        )
+    if _STRSTR is _UNSET:
+        _STRSTR = _c_function("strstr", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p])
+    if _STRLEN is _UNSET:
+        _STRLEN = _c_function("strlen", ctypes.c_size_t, [ctypes.c_void_p])
 
 
 def _address(buf: Buffer) -> int:
     """Where ``buf``'s bytes are (no copy); ``buf`` must stay alive and unresized meanwhile."""
+    import ctypes
+
     if not isinstance(buf, bytes):
         return ctypes.addressof(ctypes.c_char.from_buffer(buf))
     address = ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value
@@ -88,6 +106,7 @@ def _finder(buf: Buffer, end: int) -> Iterator[Find]:
     put back after it; a NUL in the log itself only makes ``strstr`` stop early, and the
     search goes on after it. Otherwise ``memmem``, then ``bytes.find``.
     """
+    _load_c()
     if (
         isinstance(buf, bytearray | mmap.mmap)
         and _STRSTR
@@ -154,12 +173,10 @@ class Scanner(Generic[T]):
         parse: Callable[[bytes], T | None],
         *,
         key: Callable[[T], str] | None = None,
-        parallel: bool = True,
     ):
         self.needles = list(needles)
         self.parse = parse
         self.key = key
-        self.parallel = parallel
         self.stats = Stats()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
@@ -190,108 +207,38 @@ class Scanner(Generic[T]):
             lines[line_start] = end if line_end < 0 else line_end
         return lines
 
-    def range_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
-        """Candidate lines (absolute offsets) of ``fd[start:end]``: a large range through
-        mapped windows, a small one (a follower's increment) read into a buffer."""
-        if end - start >= _MAP_MIN:
-            lines = self._mapped_candidates(fd, start, end)
-            if lines is not None:
-                return lines
-        return self._read_candidates(fd, start, end)
-
-    def _mapped_candidates(self, fd: int, start: int, end: int) -> dict[int, int] | None:
-        """The file mapped a window at a time and searched in place: no copy into our memory
-        (its pages are the page cache's, not anonymous ones), and the window bounds how much
-        of it is mapped at once. None when the file cannot be mapped."""
-        lines: dict[int, int] = {}
-        pos = start
-        while pos < end:
-            base = pos - pos % mmap.ALLOCATIONGRANULARITY
-            length = min(end - base, _WINDOW)
-            try:
-                # private and writable only so ctypes may take its address; never written
-                window = mmap.mmap(
-                    fd,
-                    length,
-                    flags=mmap.MAP_PRIVATE,
-                    prot=mmap.PROT_READ | mmap.PROT_WRITE,
-                    offset=base,
-                )
-            except (OSError, ValueError, OverflowError):
-                return None if pos == start else lines | self._read_candidates(fd, pos, end)
-            try:
-                lo = pos - base
-                cut = length if base + length >= end else window.rfind(b"\n", lo, length) + 1
-                if cut <= lo:  # one line longer than the window: skip it as unreadable
-                    self.stats.garbage += 1
-                    nxt = _next_newline(fd, base + length, end)
-                    pos = end if nxt < 0 else nxt + 1
-                    continue
-                for s, e in self.candidates(window, lo, cut).items():
-                    lines[base + s] = base + e
-                pos = base + cut
-            finally:
-                window.close()
-        return lines
-
-    def _read_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
-        """Candidate lines of ``fd[start:end]``, read in chunks into one reused buffer."""
-        lines: dict[int, int] = {}
-        buf = bytearray(min(_CHUNK, max(end - start, 1)))
+    def batches(self, fd: int, start: int, end: int) -> Iterator[tuple[list[T], int]]:
+        """The records of the complete lines of ``fd[start:end]``, a chunk at a time, each
+        batch with the offset just past its chunk's last line. The chunks are read into one
+        reused buffer, the next only after the caller has taken this batch."""
+        self.stats.bytes += max(end - start, 0)
+        if end <= start:
+            return
+        buf = bytearray(min(_CHUNK, end - start))
         view = memoryview(buf)
-        pos = start
-        while pos < end:
-            want = min(len(buf), end - pos)
-            got = os.preadv(fd, [view[:want]], pos)
-            if got <= 0:
-                break
-            cut = got if pos + got >= end else buf.rfind(b"\n", 0, got) + 1
-            if cut == 0:  # one line longer than the buffer: skip it as unreadable
-                self.stats.garbage += 1
-                nxt = _next_newline(fd, pos + got, end)
-                pos = end if nxt < 0 else nxt + 1
-                continue
-            for s, e in self.candidates(buf, 0, cut).items():
-                lines[pos + s] = pos + e
-            pos += cut
-        return lines
-
-    def parallel_candidates(self, fd: int, start: int, end: int) -> dict[int, int]:
-        """:meth:`range_candidates` with the second half scanned by a forked child (2 cores:
-        the catch-up of a large log is bound by the byte scan, not by JSON)."""
-        nxt = _next_newline(fd, start + (end - start) // 2, end)
-        middle = nxt + 1 if nxt >= 0 else end
-        if middle >= end:
-            return self.range_candidates(fd, start, end)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: scan [middle, end), send the offsets, leave without cleanup
-            code = 1
-            try:
-                os.close(read_fd)
-                found = self.range_candidates(fd, middle, end)
-                data = array.array("q", [v for item in found.items() for v in item]).tobytes()
-                out = memoryview(data)
-                while out:
-                    out = out[os.write(write_fd, out) :]
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_fd)
         try:
-            lines = self.range_candidates(fd, start, middle)
-            chunks = []
-            while chunk := os.read(read_fd, 1 << 20):
-                chunks.append(chunk)
+            pos = start
+            while pos < end:
+                got = os.preadv(fd, [view[: min(len(buf), end - pos)]], pos)
+                if got <= 0:
+                    return
+                cut = got if pos + got >= end else buf.rfind(b"\n", 0, got) + 1
+                if cut == 0 and got == len(buf) < _LINE_MAX:  # a long line: a larger buffer
+                    view.release()
+                    buf = bytearray(min(2 * len(buf), _LINE_MAX))
+                    view = memoryview(buf)
+                    continue
+                if cut == 0:  # one line longer than _LINE_MAX: skip it as unreadable
+                    self.stats.garbage += 1
+                    nxt = _next_newline(fd, pos + got, end)
+                    pos = end if nxt < 0 else nxt + 1
+                    yield [], pos
+                    continue
+                lines = self.candidates(buf, 0, cut)
+                yield self.records(_slices(view), lines), pos + cut
+                pos += cut
         finally:
-            os.close(read_fd)
-            _pid, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            return lines | self.range_candidates(fd, middle, end)  # the child failed
-        values = array.array("q")
-        values.frombytes(b"".join(chunks))
-        lines.update(zip(values[::2], values[1::2], strict=True))
-        return lines
+            view.release()
 
     def records(self, read: Callable[[int, int], bytes], lines: dict[int, int]) -> list[T]:
         """Parse the candidate lines (``read(start, end)`` returns one) into new records."""
@@ -323,13 +270,12 @@ class Scanner(Generic[T]):
         return self.records(lambda s, e: buf[s:e], self.candidates(buf, start, end))
 
     def scan_fd(self, fd: int, start: int, end: int) -> list[T]:
-        """Records in the complete lines of ``fd[start:end]``."""
-        self.stats.bytes += end - start
-        if self.parallel and end - start >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1:
-            lines = self.parallel_candidates(fd, start, end)
-        else:
-            lines = self.range_candidates(fd, start, end)
-        return self.records(lambda s, e: os.pread(fd, e - s, s), lines)
+        """Records in the complete lines of ``fd[start:end]`` (all batches at once)."""
+        return [record for batch, _offset in self.batches(fd, start, end) for record in batch]
+
+
+def _slices(view: memoryview) -> Callable[[int, int], bytes]:
+    return lambda start, end: bytes(view[start:end])
 
 
 def _next_newline(fd: int, pos: int, end: int) -> int:
@@ -358,18 +304,30 @@ def _last_line_end(fd: int, start: int, end: int) -> int:
     return start
 
 
-def scan_file(
+def scan_batches(
     fd: int, offset: int, scanner: Scanner[T], *, final: bool = False
-) -> tuple[list[T], int]:
-    """Scan ``fd`` from ``offset`` to its last complete line; return records and new offset.
+) -> Iterator[tuple[list[T], int]]:
+    """Scan ``fd`` from ``offset`` to its last complete line: (records, offset past them)
+    a chunk at a time (:meth:`Scanner.batches`); nothing when there is no complete line.
 
     With ``final`` a trailing line without newline counts as complete (the file was rotated
     away and will not grow any more).
     """
     size = os.fstat(fd).st_size
     if size <= offset:
-        return [], offset
+        return
     end = size if final else _last_line_end(fd, offset, size)
     if end <= offset:
-        return [], offset  # a partial last line: wait for the rest
-    return scanner.scan_fd(fd, offset, end), end
+        return  # a partial last line: wait for the rest
+    yield from scanner.batches(fd, offset, end)
+
+
+def scan_file(
+    fd: int, offset: int, scanner: Scanner[T], *, final: bool = False
+) -> tuple[list[T], int]:
+    """:func:`scan_batches` at once: every record and the new offset."""
+    records: list[T] = []
+    end = offset
+    for batch, end in scan_batches(fd, offset, scanner, final=final):  # noqa: B007
+        records.extend(batch)
+    return records, end

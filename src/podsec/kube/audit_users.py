@@ -48,7 +48,7 @@ def _scan(log: Path, users: Iterable[str], parse: Callable[[dict[str, Any]], T |
         user = (event.get("user") or {}).get("username")
         return parse(event) if user in wanted else None
 
-    scanner = logscan.Scanner(needles, line, parallel=False)
+    scanner = logscan.Scanner(needles, line)
     out: list[T] = []
     for path in [*logfollow.rotated_siblings(log), log]:
         try:

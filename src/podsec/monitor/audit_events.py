@@ -3,8 +3,9 @@
 A line of the apiserver's audit log (JSON, audit.k8s.io/v1 ``Event``) becomes a
 :class:`Record` when its response code is above 400, as the seed counts them ("код более
 400"; ``--codes 401,403`` narrows it to the refusals proper), or when a revoked certificate's
-CN made it — whatever the answer. :func:`candidate_patterns` are the bytes prefilters :mod:`podsec.host.logscan`
-runs over the raw log so only candidate lines are parsed as JSON.
+CN made it — whatever the answer. :func:`candidate_needles` are the bytes prefilters
+:mod:`podsec.host.logscan` runs over the raw log so only candidate lines are parsed as JSON;
+they never leave out a line :func:`extract` would report, whatever its JSON looks like.
 """
 
 from __future__ import annotations
@@ -110,8 +111,10 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+@functools.cache
 def _json_codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], str]]:
-    """orjson when installed (3-4x faster on audit events), else the standard library."""
+    """orjson when installed (3-4x faster on audit events), else the standard library;
+    imported at the first event, not at start-up."""
     try:
         import orjson
     except ImportError:
@@ -127,7 +130,8 @@ def _json_codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], str]]:
     return orjson.loads, odumps
 
 
-_loads, _dumps = _json_codec()
+def _dumps(obj: Any) -> str:
+    return _json_codec()[1](obj)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -145,12 +149,14 @@ def extract(
 
     Raises ValueError for a line that is not a JSON object (the caller counts those).
     """
-    event = _loads(line)
+    event = _json_codec()[0](line)
     if type(event) is not dict:
         raise ValueError("not a JSON object")
     get = event.get
     status = get("responseStatus")
     code = status.get("code") if type(status) is dict else None
+    if type(code) is not int:
+        code = None  # a status code is an integer (int32); 403.0 or "403" is not one
     user = get("user")
     if type(user) is not dict:
         user = {}
@@ -177,7 +183,7 @@ def extract(
         resource,
         _str(obj.get("namespace")),
         _str(obj.get("name")),
-        code if type(code) is int else 0,
+        code or 0,
         reason,
         _str(ips[0]) if type(ips) is list and ips else "",
         _str(get("requestURI")),
@@ -201,12 +207,17 @@ def load_revoked(path: Path, notice: Callable[[int, str], None] | None = None) -
 def candidate_needles(
     revoked: Iterable[str] = (), codes: frozenset[int] = SEED_CODES
 ) -> list[logscan.Needle]:
-    """Lines that may carry one of ``codes``, or made by a revoked user.
+    """Lines that may carry one of ``codes``, or be made by a revoked user.
 
     The apiserver writes compact JSON (``"code":403``). A hundred that is almost all wanted
     gets one needle on its first digit (the seed's > 400: ``"code":4``, ``"code":5``);
     otherwise one needle per ten, the last digit picked after it (401/403: ``"code":40``
-    then 1 or 3). The parse decides; a needle only has to miss nothing.
+    then 1 or 3). The parse decides; a needle only has to miss nothing, so the other ways
+    JSON may write the key are candidates too: whitespace around its colon (a raw tab or CR
+    anywhere, which compact JSON never has; ``"code" `` and ``"code": ``) and an escaped
+    letter (``\\u0063ode``: ``\\u006`` is how c, d, e and o are escaped). A status code is a
+    JSON integer, whose text starts with its first digit. For revoked users: their name as
+    the apiserver writes it (UTF-8), with whitespace after the key, or any escape.
     """
     needles: list[logscan.Needle] = []
     for hundred in sorted({c // 100 for c in codes}):
@@ -217,16 +228,23 @@ def candidate_needles(
         for ten in sorted({c // 10 for c in in_hundred}):
             last = bytes(sorted({ord("0") + c % 10 for c in in_hundred if c // 10 == ten}))
             needles.append(logscan.Needle(b'"code":%d' % ten, last))
-    for name in sorted(set(revoked)):
-        quoted = json.dumps(name)[1:-1].encode()
+    needles += [logscan.Needle(b) for b in ODD_CODE_KEYS]
+    names = sorted(set(revoked))
+    for name in names:
+        quoted = json.dumps(name, ensure_ascii=False)[1:-1].encode()
         needles.append(logscan.Needle(b'"username":"' + quoted + b'"'))
+    if names:
+        needles += [logscan.Needle(b) for b in (b'"username" ', b'"username": ', b"\\u")]
     return needles
+
+
+# "code" written otherwise than compactly and in plain letters (candidate_needles)
+ODD_CODE_KEYS = (b'"code" ', b'"code": ', b"\\u006", b"\t", b"\r")
 
 
 def scanner(
     revoked: frozenset[str] = frozenset(),
     *,
-    parallel: bool = True,
     codes: frozenset[int] = SEED_CODES,
 ) -> logscan.Scanner[Record]:
     """A log scanner for audit events: the prefilters, :func:`extract`, and each request
@@ -235,7 +253,6 @@ def scanner(
         candidate_needles(revoked, codes),
         functools.partial(extract, revoked=revoked, codes=codes),
         key=_audit_id,
-        parallel=parallel,
     )
 
 
