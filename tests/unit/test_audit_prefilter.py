@@ -166,12 +166,13 @@ def test_compact_lines_of_other_codes_are_not_candidates() -> None:
     assert sc.stats.candidates == 1
 
 
-def test_the_follower_hands_on_one_chunk_at_a_time(
+def test_the_follower_hands_on_bounded_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A catch-up's records reach the sink a read chunk at a time, the cursor just behind
-    them: memory holds one chunk's records, not the whole log's."""
+    """A catch-up's records reach the sink in bounded batches (a few read chunks), the
+    cursor just behind them: memory holds one batch's records, not the whole log's."""
     monkeypatch.setattr(logscan, "_CHUNK", 4096)
+    monkeypatch.setattr(logscan, "_BATCH_RECORDS", 10)
     log = tmp_path / "audit.log"
     lines = [compact(base(i, 403 if i % 4 == 0 else 200)) for i in range(400)]
     log.write_text("\n".join(lines) + "\n")
@@ -185,7 +186,7 @@ def test_the_follower_hands_on_one_chunk_at_a_time(
     )
     follower.catch_up()
     assert sum(n for n, _ in batches) == 100
-    assert len(batches) > 10 and max(n for n, _ in batches) < 25
+    assert len(batches) > 5 and max(n for n, _ in batches) < 10 + 25
     offsets = [off for _, off in batches]
     assert offsets == sorted(offsets) and offsets[-1] < log.stat().st_size
     assert logfollow.Cursor.load(tmp_path / "cursor.json").offset == os.path.getsize(log)

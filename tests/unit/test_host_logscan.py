@@ -62,6 +62,7 @@ def test_chunks_of_any_size_find_the_same_lines(
 
 def test_batches_come_a_chunk_at_a_time(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logscan, "_CHUNK", 8192)
+    monkeypatch.setattr(logscan, "_BATCH_RECORDS", 1)  # every chunk's records handed on
     size = log.stat().st_size
     fd = os.open(log, os.O_RDONLY)
     try:

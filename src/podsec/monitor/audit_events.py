@@ -111,7 +111,6 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-@functools.cache
 def _json_codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], str]]:
     """orjson when installed (3-4x faster on audit events), else the standard library;
     imported at the first event, not at start-up."""
@@ -130,8 +129,17 @@ def _json_codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], str]]:
     return orjson.loads, odumps
 
 
+_CODEC: tuple[Callable[[bytes | str], Any], Callable[[Any], str]] | None = None
+
+
+def _codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], str]]:
+    global _CODEC  # noqa: PLW0603 - chosen once, at the first event
+    _CODEC = _json_codec()
+    return _CODEC
+
+
 def _dumps(obj: Any) -> str:
-    return _json_codec()[1](obj)
+    return (_CODEC or _codec())[1](obj)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -149,7 +157,7 @@ def extract(
 
     Raises ValueError for a line that is not a JSON object (the caller counts those).
     """
-    event = _json_codec()[0](line)
+    event = (_CODEC or _codec())[0](line)
     if type(event) is not dict:
         raise ValueError("not a JSON object")
     get = event.get
