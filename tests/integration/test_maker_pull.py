@@ -30,6 +30,9 @@ from tests.integration.test_seed_node import node, podsec
 pytestmark = pytest.mark.integration
 FIXTURES = (node,)
 KEYS = "/var/sigstore/keys/"
+# a repository path of its own: the session's registry is shared, and the rotation tests
+# re-sign everything under registry.local/apps
+SCOPE = "makerpull"
 
 
 def _own(user: object, *paths: Path) -> None:
@@ -58,7 +61,7 @@ def test_maker_policy_under_real_podman(
     root, user = node, rootless_user
     maker = f"mk{os.getpid() % 100000}"
     assert podsec(root, "policy", "create", "10.20.30.40", "--registry-node").returncode == 0
-    r = podsec(root, "users", "create-imagemaker", f"{maker}@apps")
+    r = podsec(root, "users", "create-imagemaker", f"{maker}@{SCOPE}")
     assert r.returncode == 0, r.stderr
 
     # the maker signs with the key podsec made for it (lookaside: the fixture's nginx); a copy
@@ -68,8 +71,8 @@ def test_maker_policy_under_real_podman(
     shutil.copytree(root / f"home/{maker}/.gnupg", short / "g")
     gnupg = {**os.environ, "GNUPGHOME": str(short / "g")}
     pid = os.getpid()
-    signed = f"registry.local/apps/alpha{pid}:1"
-    unsigned = f"registry.local/apps/beta{pid}:1"
+    signed = f"registry.local/{SCOPE}/alpha{pid}:1"
+    unsigned = f"registry.local/{SCOPE}/beta{pid}:1"
     third = f"{registry.address}:{registry.port}/third{pid}/beta:1"  # not registry.local
     sign = skopeo_copy(
         test_images.ref("alpha"),
