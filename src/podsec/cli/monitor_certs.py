@@ -12,26 +12,16 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from podsec.cli.main import legacy
-from podsec.cli.monitor_options import (
-    HELP,
-    PLUGIN_EPILOG,
-    PLUGIN_SETTINGS,
-    plugin_options,
-    run_plugin,
-)
+from podsec.cli.monitor_options import plugin_command, plugin_options, run_plugin
 from podsec.i18n import _
 
 if TYPE_CHECKING:
     from podsec.monitor.plugin import PluginOptions
 
 
-@click.command(
+@plugin_command(
     "check-certs",
-    context_settings=PLUGIN_SETTINGS,
-    help=HELP["check-certs"],
-    epilog=PLUGIN_EPILOG
-    + "\n\n"
-    + _("Examples:\n\n  podsec monitor check-certs\n\n  podsec-inotify-check-certs --days 14 -vv"),
+    _("Examples:\n\n  podsec monitor check-certs\n\n  podsec-inotify-check-certs --days 14 -vv"),
 )
 @click.option(
     "--days",

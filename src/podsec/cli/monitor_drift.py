@@ -12,30 +12,21 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from podsec.cli.main import legacy
-from podsec.cli.monitor_options import (
-    HELP,
-    PLUGIN_EPILOG,
-    PLUGIN_SETTINGS,
-    plugin_options,
-    run_plugin,
-)
+from podsec.cli.monitor_options import plugin_command, plugin_options, run_plugin
 from podsec.i18n import _
+from podsec.names import KEYS_URL
 
 if TYPE_CHECKING:
     from podsec.monitor.plugin import PluginOptions
 
 
-@click.command(
+@plugin_command(
     "check-drift",
-    context_settings=PLUGIN_SETTINGS,
-    help=HELP["check-drift"],
-    epilog=PLUGIN_EPILOG
-    + "\n\n"
-    + _("Examples:\n\n  podsec monitor check-drift\n\n  podsec-inotify-check-drift -vv"),
+    _("Examples:\n\n  podsec monitor check-drift\n\n  podsec-inotify-check-drift -vv"),
 )
 @click.option(
     "--keys-url",
-    default="http://sigstore.local:81/keys/",
+    default=KEYS_URL,
     show_default=True,
     metavar="URL",
     help=_("Where the registry node publishes its policy and keys."),

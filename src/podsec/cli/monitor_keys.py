@@ -12,26 +12,16 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from podsec.cli.main import legacy
-from podsec.cli.monitor_options import (
-    HELP,
-    PLUGIN_EPILOG,
-    PLUGIN_SETTINGS,
-    plugin_options,
-    run_plugin,
-)
+from podsec.cli.monitor_options import plugin_command, plugin_options, run_plugin
 from podsec.i18n import _
 
 if TYPE_CHECKING:
     from podsec.monitor.plugin import PluginOptions
 
 
-@click.command(
+@plugin_command(
     "check-keys",
-    context_settings=PLUGIN_SETTINGS,
-    help=HELP["check-keys"],
-    epilog=PLUGIN_EPILOG
-    + "\n\n"
-    + _("Examples:\n\n  podsec monitor check-keys\n\n  podsec-inotify-check-keys --days 60 -vv"),
+    _("Examples:\n\n  podsec monitor check-keys\n\n  podsec-inotify-check-keys --days 60 -vv"),
 )
 @click.option(
     "--days",

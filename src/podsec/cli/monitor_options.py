@@ -193,5 +193,16 @@ PLUGIN_EPILOG = _(
 )
 
 
+def plugin_command(name: str, examples: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """``click.command`` for the Nagios plugin ``name``: its help from :data:`HELP`, the
+    plugins' exit-code epilog, then the command's own ``examples``."""
+    return click.command(
+        name,
+        context_settings=PLUGIN_SETTINGS,
+        help=HELP[name],
+        epilog=PLUGIN_EPILOG + "\n\n" + examples,
+    )
+
+
 def warn(text: str) -> None:
     click.echo(text, err=True)

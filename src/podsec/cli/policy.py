@@ -9,6 +9,7 @@ import click
 from podsec.cli import context, output
 from podsec.cli.main import GROUP_HELP, legacy
 from podsec.i18n import _
+from podsec.names import KEYS_URL
 
 if TYPE_CHECKING:
     from podsec.trust.policy import Requirement
@@ -124,7 +125,7 @@ create_policy_main = legacy("podsec.cli.policy:create_policy_cmd", "podsec-creat
 )
 @click.option(
     "--keys-url",
-    default="http://sigstore.local:81/keys/",
+    default=KEYS_URL,
     show_default=True,
     metavar="URL",
     help=_("Where the registry node publishes its policy and keys."),
